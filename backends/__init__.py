@@ -1,0 +1,116 @@
+"""Array backends: NumPy on the CPU, CuPy on a GPU, chosen by a string.
+
+A backend is a small object carrying its array module ``xp``, moving arrays to and
+from the host, and the few hot kernels (:meth:`Backend.im2col`, :meth:`Backend.col2im`)
+that a backend may override. Every generic kernel is written once against ``xp``
+(:mod:`fometa.backends.kernels`).
+
+Names: ``"numpy"``, ``"cupy"`` (device 0) and ``"cupy:N"``. ``get_backend()`` with no
+name reads the ``FOMETA_BACKEND`` environment variable and falls back to ``"numpy"``.
+CuPy is imported only when a CuPy backend is asked for.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from fometa.backends import kernels
+
+__all__ = ["Backend", "BackendError", "get_backend", "backend_of", "array_module", "kernels"]
+
+ENV_VAR = "FOMETA_BACKEND"
+
+
+class BackendError(RuntimeError):
+    """A backend was asked for that this machine cannot provide."""
+
+
+class Backend:
+    """NumPy backend; the base class every other backend overrides in part."""
+
+    name = "numpy"
+
+    def __init__(self):
+        self.xp = np
+
+    def __repr__(self):
+        return f"<fometa backend {self.name!r}>"
+
+    # -- moving arrays -------------------------------------------------------
+    def asarray(self, a, dtype=None):
+        """Return ``a`` as an array of this backend (a no-op when it already is)."""
+        return self.xp.asarray(a, dtype=dtype)
+
+    def to_host(self, a):
+        """Return ``a`` as a NumPy array on the host."""
+        return np.asarray(a)
+
+    def synchronize(self):
+        """Wait for queued device work (a no-op on the CPU); for benchmarks."""
+
+    # -- hot kernels (generic versions; a backend may override) --------------
+    def im2col(self, xpad, kh, kw, stride, out_h, out_w):
+        return kernels.im2col(xpad, kh, kw, stride, out_h, out_w)
+
+    def col2im(self, cols, padded_shape, kh, kw, stride):
+        return kernels.col2im(cols, padded_shape, kh, kw, stride)
+
+
+_NUMPY = Backend()
+_CACHE: dict[str, Backend] = {"numpy": _NUMPY}
+
+
+def _parse(name: str) -> tuple[str, int]:
+    text = name.strip().lower()
+    if text == "numpy":
+        return "numpy", 0
+    if text == "cupy":
+        return "cupy", 0
+    if text.startswith("cupy:"):
+        dev = text[5:]
+        if dev.isdigit():
+            return "cupy", int(dev)
+    raise ValueError(
+        f"unknown backend {name!r}: expected 'numpy', 'cupy' or 'cupy:N' (N a GPU index)"
+    )
+
+
+def get_backend(name: str | Backend | None = None) -> Backend:
+    """Return the backend called ``name`` (``"numpy"``, ``"cupy"``, ``"cupy:N"``).
+
+    ``None`` means the ``FOMETA_BACKEND`` environment variable, else ``"numpy"``. A
+    :class:`Backend` instance is returned as it is. Raises :class:`BackendError` naming
+    the reason when CuPy is not installed or the GPU is not visible.
+    """
+    if isinstance(name, Backend):
+        return name
+    if name is None:
+        name = os.environ.get(ENV_VAR) or "numpy"
+    kind, device = _parse(name)
+    key = "numpy" if kind == "numpy" else f"cupy:{device}"
+    if key not in _CACHE:
+        from fometa.backends.cupy_backend import CupyBackend
+
+        _CACHE[key] = CupyBackend(device)
+    return _CACHE[key]
+
+
+def _is_cupy_array(a) -> bool:
+    return type(a).__module__.split(".")[0] == "cupy"
+
+
+def array_module(a):
+    """The array module (numpy or cupy) that ``a`` belongs to; never imports CuPy itself."""
+    if _is_cupy_array(a):
+        import cupy
+
+        return cupy
+    return np
+
+
+def backend_of(a) -> Backend:
+    """The backend owning array ``a`` (for a CuPy array, the backend of its device)."""
+    if _is_cupy_array(a):
+        return get_backend(f"cupy:{a.device.id}")
+    return _NUMPY

@@ -1,0 +1,50 @@
+"""The ``fometa`` command line: ``fometa <command> [options]``.
+
+Each command lives in its own module under :mod:`fometa.commands` exposing
+``add_arguments(parser)`` and ``run(args) -> int``; the CLI only parses and hands over.
+Commands are imported only when chosen, so ``fometa --help`` stays light.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module under fometa.commands, one-line help)
+COMMANDS = {
+    "bench": ("bench", "time forward+backward passes of the paper's networks"),
+}
+
+
+class CLIError(Exception):
+    """A user error: printed as one line 'fometa: error: ...' with exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fometa", description="First-order meta-learning (Reptile, FOMAML).")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        # argument definitions are cheap; the heavy imports happen inside run()
+        importlib.import_module(f"fometa.commands.{module}").add_arguments(p)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    module = importlib.import_module(f"fometa.commands.{args._module}")
+    try:
+        return int(module.run(args) or 0)
+    except CLIError as exc:
+        print(f"fometa: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fometa: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""Fully connected layer: ``y[t] = x[t] @ kernel[t] + bias[t]``.
+
+Shapes: ``x`` ``(T, B, F)``; ``kernel`` ``(T, F, O)`` (TensorFlow's layout plus the task
+axis); ``bias`` ``(T, O)``; output ``(T, B, O)``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fometa.backends import array_module
+from fometa.layers.init import glorot_uniform
+
+
+@dataclass(frozen=True)
+class Dense:
+    in_features: int
+    out_features: int
+
+    def param_shapes(self):
+        return {"kernel": (self.in_features, self.out_features), "bias": (self.out_features,)}
+
+    def init(self, rng: np.random.Generator, dtype=np.float32) -> dict:
+        kernel = glorot_uniform(rng, (self.in_features, self.out_features), self.in_features, self.out_features, dtype)
+        return {"kernel": kernel, "bias": np.zeros(self.out_features, dtype=dtype)}
+
+    def output_shape(self, in_shape):
+        if tuple(in_shape) != (self.in_features,):
+            raise ValueError(f"Dense expects examples of shape ({self.in_features},), got {tuple(in_shape)}")
+        return (self.out_features,)
+
+    def forward(self, params, x):
+        y = array_module(x).matmul(x, params["kernel"]) + params["bias"][:, None, :]
+        return y, x
+
+    def backward(self, params, x, dy):
+        xp = array_module(dy)
+        grads = {"kernel": xp.matmul(x.transpose(0, 2, 1), dy), "bias": dy.sum(axis=1)}
+        return xp.matmul(dy, params["kernel"].transpose(0, 2, 1)), grads

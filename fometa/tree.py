@@ -1,0 +1,147 @@
+"""Arithmetic on parameter trees: ordered ``dict[str, array]`` with identical keys.
+
+Everything Reptile needs lives here: ``phi + eps * (mean_i(phi_tilde_i) - phi)`` is
+``lerp(phi, mean_tasks(phi_tilde), eps)``. A *task-batched* tree carries a leading task
+axis ``T`` on every array. Functions never modify their arguments.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable, Mapping
+
+import numpy as np
+
+from fometa.backends import array_module, get_backend
+
+Tree = dict  # dict[str, array], insertion-ordered
+
+
+def _check_keys(a: Mapping, b: Mapping) -> None:
+    if list(a.keys()) != list(b.keys()):
+        raise ValueError(
+            f"parameter trees differ in their keys: {list(a.keys())} vs {list(b.keys())}"
+        )
+
+
+def map(fn: Callable, tree: Mapping, *rest: Mapping) -> Tree:  # noqa: A001 - tree.map reads well
+    """Apply ``fn`` leaf-wise: ``{k: fn(tree[k], rest0[k], ...)}``."""
+    for other in rest:
+        _check_keys(tree, other)
+    return {k: fn(v, *(o[k] for o in rest)) for k, v in tree.items()}
+
+
+def add(a: Mapping, b: Mapping) -> Tree:
+    """``a + b``."""
+    return map(lambda x, y: x + y, a, b)
+
+
+def sub(a: Mapping, b: Mapping) -> Tree:
+    """``a - b``."""
+    return map(lambda x, y: x - y, a, b)
+
+
+def scale(a: Mapping, s) -> Tree:
+    """``s * a`` for a scalar ``s``."""
+    return map(lambda x: x * s, a)
+
+
+def axpy(alpha, x: Mapping, y: Mapping) -> Tree:
+    """``y + alpha * x``."""
+    return map(lambda u, v: v + alpha * u, x, y)
+
+
+def lerp(a: Mapping, b: Mapping, t) -> Tree:
+    """``a + t * (b - a)``: ``t = 0`` gives ``a``, ``t = 1`` gives ``b``."""
+    return map(lambda x, y: x + t * (y - x), a, b)
+
+
+def zeros_like(a: Mapping) -> Tree:
+    return map(lambda x: array_module(x).zeros_like(x), a)
+
+
+def copy(a: Mapping) -> Tree:
+    return map(lambda x: x.copy(), a)
+
+
+def astype(a: Mapping, dtype) -> Tree:
+    return map(lambda x: x.astype(dtype), a)
+
+
+def mean_tasks(a: Mapping) -> Tree:
+    """Mean over the leading task axis: ``(T, ...) -> (...)``."""
+    return map(lambda x: x.mean(axis=0), a)
+
+
+def broadcast(a: Mapping, tasks: int) -> Tree:
+    """Copy a single-task tree onto ``tasks`` tasks: ``(...) -> (T, ...)`` (writable copies)."""
+    if tasks < 1:
+        raise ValueError(f"tasks must be at least 1, got {tasks}")
+    return map(lambda x: array_module(x).repeat(x[None], tasks, axis=0), a)
+
+
+def stack(trees: Iterable[Mapping]) -> Tree:
+    """Stack single-task trees along a new leading task axis."""
+    trees = list(trees)
+    if not trees:
+        raise ValueError("cannot stack an empty sequence of parameter trees")
+    first = trees[0]
+    for t in trees[1:]:
+        _check_keys(first, t)
+    return {k: array_module(v).stack([t[k] for t in trees]) for k, v in first.items()}
+
+
+def unstack(a: Mapping) -> list[Tree]:
+    """Split a task-batched tree into a list of single-task trees (views)."""
+    tasks = {v.shape[0] for v in a.values()}
+    if len(tasks) != 1:
+        raise ValueError(f"leaves disagree on the task axis length: {sorted(tasks)}")
+    (n,) = tasks
+    return [{k: v[i] for k, v in a.items()} for i in range(n)]
+
+
+def take_task(a: Mapping, index) -> Tree:
+    """Select task(s) ``index`` (an int or a slice) from a task-batched tree."""
+    return map(lambda x: x[index], a)
+
+
+def dot(a: Mapping, b: Mapping, per_task: bool = False):
+    """Inner product ``sum_k <a_k, b_k>`` as a 0-d array; with ``per_task``, one per task."""
+    _check_keys(a, b)
+    total = None
+    for k in a:
+        x, y = a[k], b[k]
+        if per_task:
+            term = (x * y).reshape(x.shape[0], -1).sum(axis=1)
+        else:
+            term = (x * y).sum()
+        total = term if total is None else total + term
+    return total
+
+
+def norm(a: Mapping, per_task: bool = False):
+    """Euclidean norm of the whole tree (per task with ``per_task``)."""
+    return array_module(next(iter(a.values()))).sqrt(dot(a, a, per_task=per_task))
+
+
+def size(a: Mapping) -> int:
+    """Number of scalars in the tree."""
+    return int(sum(int(np.prod(v.shape)) for v in a.values()))
+
+
+def to_backend(a: Mapping, backend) -> Tree:
+    """Move every leaf to ``backend`` (a name or a Backend)."""
+    be = get_backend(backend)
+    return map(be.asarray, a)
+
+
+def to_host(a: Mapping) -> Tree:
+    """Move every leaf to host NumPy arrays."""
+    from fometa.backends import backend_of
+
+    return map(lambda x: backend_of(x).to_host(x), a)
+
+
+def allclose(a: Mapping, b: Mapping, rtol=1e-7, atol=0.0) -> bool:
+    """Leaf-wise ``numpy.allclose`` on host copies (for tests)."""
+    _check_keys(a, b)
+    ha, hb = to_host(a), to_host(b)
+    return all(np.allclose(ha[k], hb[k], rtol=rtol, atol=atol) for k in ha)

@@ -17,13 +17,22 @@ from fometa.layers.init import glorot_uniform
 class Dense:
     in_features: int
     out_features: int
+    init_scheme: str = "glorot"  # or "torch": U(+-1/sqrt(in)) weights and biases (torch.nn.Linear)
 
     def param_shapes(self):
         return {"kernel": (self.in_features, self.out_features), "bias": (self.out_features,)}
 
     def init(self, rng: np.random.Generator, dtype=np.float32) -> dict:
-        kernel = glorot_uniform(rng, (self.in_features, self.out_features), self.in_features, self.out_features, dtype)
-        return {"kernel": kernel, "bias": np.zeros(self.out_features, dtype=dtype)}
+        """Glorot-uniform kernel and zero bias (TensorFlow), or PyTorch's ``nn.Linear`` default."""
+        shape = (self.in_features, self.out_features)
+        if self.init_scheme == "glorot":
+            kernel = glorot_uniform(rng, shape, self.in_features, self.out_features, dtype)
+            return {"kernel": kernel, "bias": np.zeros(self.out_features, dtype=dtype)}
+        if self.init_scheme == "torch":
+            bound = 1.0 / np.sqrt(self.in_features)
+            kernel = rng.uniform(-bound, bound, size=shape).astype(dtype)
+            return {"kernel": kernel, "bias": rng.uniform(-bound, bound, size=self.out_features).astype(dtype)}
+        raise ValueError(f"unknown init scheme {self.init_scheme!r}; expected 'glorot' or 'torch'")
 
     def output_shape(self, in_shape):
         if tuple(in_shape) != (self.in_features,):

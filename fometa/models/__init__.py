@@ -79,13 +79,18 @@ def miniimagenet_cnn(ways: int) -> Sequential:
     return conv_net(f"miniimagenet_cnn({ways})", ways, (84, 84, 3), filters=32, blocks=4, pool=True)
 
 
-def sine_mlp(hidden: int = 64) -> Sequential:
-    """1-64-64-1 tanh regression network for the sine-wave toy problem (mean squared error)."""
+def sine_mlp(hidden: int = 64, init: str = "glorot") -> Sequential:
+    """1-64-64-1 tanh regression network for the sine-wave toy problem (mean squared error).
+
+    ``init="torch"`` draws weights and biases as PyTorch's ``nn.Linear`` (uniform within
+    ``1/sqrt(fan_in)``), as the reference sine demo (a PyTorch script) does; the default is
+    TensorFlow's (Glorot-uniform kernels, zero biases), like the other models.
+    """
     layers = (
-        ("fc0", Dense(1, hidden)),
+        ("fc0", Dense(1, hidden, init)),
         ("tanh0", Tanh()),
-        ("fc1", Dense(hidden, hidden)),
+        ("fc1", Dense(hidden, hidden, init)),
         ("tanh1", Tanh()),
-        ("fc2", Dense(hidden, 1)),
+        ("fc2", Dense(hidden, 1, init)),
     )
     return Sequential("sine_mlp", layers, (1,), "mse")

@@ -1,0 +1,164 @@
+"""Few-shot evaluation of an initialization on many sampled tasks, batched on the task axis.
+
+Each evaluation task draws ``ways`` classes with ``shots + queries_per_class`` examples each;
+the first ``queries_per_class`` of each class are the queries (as the reference's
+``_split_train_test``), the rest the support set. The initialization is adapted on the
+support set for ``inner_iters`` steps of ``inner_batch`` examples, starting from a *copy* of
+the inner optimizer's state (the reference saves and restores the full state around every
+evaluation task; functional state makes that automatic). Then the queries are predicted in
+one of three batch-norm modes:
+
+``transductive``  all queries in one batch: batch-norm statistics come from the queries
+                  together (the paper's "Reptile + Transduction").
+``per-query``     one forward pass per query on the support set plus that query: the
+                  paper's non-transductive setting (the query still shapes its own statistics).
+``support-stats`` support set plus all queries in one pass, batch-norm statistics from the
+                  support set only: no query influences any prediction but its own output.
+
+Tasks are drawn one after another from ``rng`` (task, then its mini-batch indices), so the
+result does not depend on how many tasks run at once (``chunk``).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from fometa import optim, tree
+from fometa.backends import array_module, get_backend
+from fometa.layers.softmax_cross_entropy import accuracy as _accuracy
+from fometa.tasks import mini_batches, sample_task, split_support_query
+
+MODES = ("transductive", "per-query", "support-stats")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    ways: int = 5
+    shots: int = 1
+    inner_batch: int = 5
+    inner_iters: int = 50
+    queries_per_class: int = 1
+    replacement: bool = False
+    mode: str = "transductive"
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"unknown evaluation mode {self.mode!r}; expected one of {MODES}")
+        if self.inner_batch > self.ways * self.shots:
+            raise ValueError(
+                f"evaluation mini-batch of {self.inner_batch} is larger than the support set "
+                f"({self.ways} ways x {self.shots} shots = {self.ways * self.shots})"
+            )
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    accuracy: float
+    ci95: float
+    tasks: int
+    mode: str
+    seconds: float
+    per_task: np.ndarray
+
+    def as_dict(self) -> dict:
+        return {"accuracy": self.accuracy, "ci95": self.ci95, "tasks": self.tasks, "mode": self.mode, "seconds": self.seconds}
+
+
+def mean_ci95(values) -> tuple[float, float]:
+    """Mean and the half-width of its normal-approximation 95% confidence interval."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        raise ValueError("no values to average")
+    half = 1.96 * v.std(ddof=1) / math.sqrt(v.size) if v.size > 1 else float("nan")
+    return float(v.mean()), float(half)
+
+
+def draw_tasks(ds, rng: np.random.Generator, n: int, cfg: EvalConfig):
+    """``n`` evaluation tasks: support ``(n, S, ...)``/``(n, S)``, queries ``(n, Q, ...)``/``(n, Q)``, batch indices ``(n, iters, batch)``."""
+    sx, sy, qx, qy, idx = [], [], [], [], []
+    for _ in range(n):
+        task = sample_task(ds, rng, cfg.ways, cfg.shots + cfg.queries_per_class)
+        support, query = split_support_query(task, cfg.queries_per_class)
+        sx.append(support.x)
+        sy.append(support.y)
+        qx.append(query.x)
+        qy.append(query.y)
+        idx.append(mini_batches(rng, len(support.y), cfg.inner_batch, cfg.inner_iters, cfg.replacement))
+    return np.stack(sx), np.stack(sy), np.stack(qx), np.stack(qy), np.stack(idx)
+
+
+def adapt_on_support(model, params_t, inner_opt, inner_state_t, sx, sy, idx):
+    """Run the inner loop of ``T`` tasks at once; ``idx`` ``(T, iters, batch)`` picks each step's examples."""
+    task_rows = array_module(idx).arange(idx.shape[0])[:, None]
+    for i in range(idx.shape[1]):
+        rows = idx[:, i]
+        _, grads = model.loss_and_grad(params_t, sx[task_rows, rows], sy[task_rows, rows])
+        updates, inner_state_t = inner_opt.update(grads, inner_state_t)
+        params_t = tree.add(params_t, updates)
+    return params_t
+
+
+def predict(model, params_t, sx, qx, mode: str):
+    """Logits of the queries ``(T, Q, ways)`` under the batch-norm ``mode``."""
+    if mode == "transductive":
+        return model.forward(params_t, qx)
+    xp = array_module(qx)
+    if mode == "support-stats":
+        both = xp.concatenate([sx, qx], axis=1)
+        return model.forward(params_t, both, stats_batch=sx.shape[1])[:, sx.shape[1] :]
+    if mode == "per-query":
+        outs = []
+        for q in range(qx.shape[1]):
+            both = xp.concatenate([sx, qx[:, q : q + 1]], axis=1)
+            outs.append(model.forward(params_t, both)[:, -1])
+        return xp.stack(outs, axis=1)
+    raise ValueError(f"unknown evaluation mode {mode!r}; expected one of {MODES}")
+
+
+def evaluate(
+    model,
+    params,
+    ds,
+    rng: np.random.Generator,
+    cfg: EvalConfig,
+    inner_opt,
+    inner_state=None,
+    *,
+    tasks: int = 10_000,
+    chunk: int = 250,
+    backend=None,
+    progress=None,
+) -> EvalResult:
+    """Mean query accuracy over ``tasks`` tasks with its 95% confidence interval.
+
+    ``params`` and ``inner_state`` are single-task (the meta-learned initialization and the
+    inner optimizer's state to start each task from; fresh when ``None``). ``progress(done, total)``
+    is called after every chunk.
+    """
+    if tasks < 1:
+        raise ValueError(f"tasks must be at least 1, got {tasks}")
+    be = get_backend(backend)
+    params = tree.to_backend(params, be)
+    if inner_state is None:
+        inner_state = inner_opt.init(params)
+    start = time.perf_counter()
+    accs = []
+    done = 0
+    while done < tasks:
+        n = min(chunk, tasks - done)
+        sx, sy, qx, qy, idx = draw_tasks(ds, rng, n, cfg)
+        sx, sy, qx = be.asarray(sx), be.asarray(sy), be.asarray(qx)
+        params_t = tree.broadcast(params, n)
+        state_t = optim.state_broadcast(inner_state, n)
+        params_t = adapt_on_support(model, params_t, inner_opt, state_t, sx, sy, be.asarray(idx))
+        logits = predict(model, params_t, sx, qx, cfg.mode)
+        accs.append(be.to_host(_accuracy(logits, be.asarray(qy))))
+        done += n
+        if progress is not None:
+            progress(done, tasks)
+    per_task = np.concatenate(accs)
+    mean, ci = mean_ci95(per_task)
+    return EvalResult(mean, ci, tasks, cfg.mode, time.perf_counter() - start, per_task)

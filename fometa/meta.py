@@ -1,0 +1,308 @@
+"""Meta-algorithms: Reptile, FOMAML, the paper's inner-gradient combinations, and MAML.
+
+Notation (paper, Section 5): ``k`` inner steps on mini-batch losses ``L_1..L_k`` starting at
+``phi_1 = phi``; step ``i`` moves ``phi_{i+1} = phi_i - lr * u_i``, where ``u_i`` is the step's
+*direction in gradient units* (``u_i = g_i = L_i'(phi_i)`` for SGD; Adam's preconditioned
+gradient otherwise). Each algorithm turns one task's inner loop into a *pseudo-gradient* ``G``,
+in the same units:
+
+* Reptile: ``G = (phi - phi_tilde) / lr = sum_i u_i`` (``phi_tilde = phi_{k+1}``);
+* FOMAML: ``G = u_k``, the last step's direction (optionally on a separate final mini-batch);
+* :class:`Combination`: ``G = sum_i w_i u_i`` (all ones = Reptile, last only = FOMAML, 1/k = average);
+* MAML: ``G = (I - P_1 H_1) ... (I - P_{k-1} H_{k-1}) L_k'(phi_k)`` with ``H_j = L_j''(phi_j)`` and
+  ``P_j`` the optimizer's step map (``lr * I`` for SGD, so ``G = prod_j (I - lr L_j''(phi_j)) g_k``;
+  for Adam the diagonal preconditioner with its second moment held fixed). Hessian-vector products by
+  central differences (:mod:`fometa.hvp`).
+
+The outer step averages ``G`` over the meta-batch and applies an outer optimizer:
+:class:`Interpolate` is the paper's ``phi <- phi + eps (mean_i(phi_tilde_i) - phi) = phi - eps * lr * G``
+with ``eps`` annealed linearly; :class:`OuterAdam` runs Adam on ``G``.
+
+A meta-batch runs *serially* (one task after another on the task axis of length 1, the inner
+optimizer's state flowing from task to task under the ``carry`` policy: the reference's behaviour)
+or *task-batched* (all tasks in one pass on the task axis; under ``carry`` the next iteration
+starts from the mean of the tasks' final states). Under ``reset`` every task starts from a fresh
+state, and the two modes compute the same update.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from fometa import optim, tree
+from fometa.backends import array_module, get_backend
+from fometa.hvp import hvp
+from fometa.tasks import stack_tasks, training_batches
+
+ALGORITHMS = ("reptile", "fomaml", "maml")
+
+
+# --------------------------------------------------------------------------------------
+# the inner loop, shared by every algorithm
+# --------------------------------------------------------------------------------------
+class Trajectory(NamedTuple):
+    params: list  # phi_1 .. phi_{k+1} (only kept when asked)
+    directions: list  # u_1 .. u_k in gradient units (only kept when asked)
+    states: list  # optimizer state after each step (only kept when asked)
+    losses: list  # L_i(phi_i), each (T,)
+
+
+def adapt(model, params, steps, opt, state, keep: bool = False):
+    """Run the inner loop: one optimizer step per ``(x, y)`` in ``steps`` (task-batched arrays).
+
+    Returns ``(phi_tilde, state, trajectory)``; with ``keep`` the trajectory records every
+    ``phi_i``, direction ``u_i`` and post-step state.
+    """
+    traj = Trajectory([params] if keep else [], [], [], [])
+    for x, y in steps:
+        loss, grads = model.loss_and_grad(params, x, y)
+        updates, state = opt.update(grads, state)
+        params = tree.add(params, updates)
+        traj.losses.append(loss)
+        if keep:
+            traj.params.append(params)
+            traj.directions.append(tree.scale(updates, -1.0 / opt.step_size(state)))
+            traj.states.append(state)
+    return params, state, traj
+
+
+# --------------------------------------------------------------------------------------
+# algorithms: each maps (phi, the task's inner mini-batches) to a pseudo-gradient G
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Reptile:
+    """``G = (phi - phi_tilde) / lr``: the whole inner loop's displacement (Algorithm 1/2)."""
+
+    name = "reptile"
+    tail_shots = None
+
+    def pseudo_gradient(self, model, params, steps, opt, state):
+        phi_tilde, state, traj = adapt(model, params, steps, opt, state)
+        return tree.scale(tree.sub(params, phi_tilde), 1.0 / opt.step_size(state)), state, traj.losses
+
+
+@dataclass(frozen=True)
+class Combination:
+    """``G = sum_i w_i u_i`` over the ``k = len(weights)`` inner step directions (paper, Section 6)."""
+
+    weights: tuple[float, ...]
+    tail_shots: int | None = None
+    name: str = "combination"
+
+    def pseudo_gradient(self, model, params, steps, opt, state):
+        if len(steps) != len(self.weights):
+            raise ValueError(f"{len(self.weights)} weights for {len(steps)} inner steps")
+        _, state, traj = adapt(model, params, steps, opt, state, keep=True)
+        g = None
+        for w, u in zip(self.weights, traj.directions):
+            if w != 0:
+                g = tree.scale(u, w) if g is None else tree.axpy(w, u, g)
+        return (g if g is not None else tree.zeros_like(params)), state, traj.losses
+
+
+@dataclass(frozen=True)
+class FOMAML:
+    """``G = u_k``: the last inner step's direction (``tail_shots``: a separate final mini-batch)."""
+
+    tail_shots: int | None = None
+    name = "fomaml"
+
+    def pseudo_gradient(self, model, params, steps, opt, state):
+        phi_k, state, traj = adapt(model, params, steps[:-1], opt, state)
+        phi_next, state, last = adapt(model, phi_k, steps[-1:], opt, state)
+        return tree.scale(tree.sub(phi_k, phi_next), 1.0 / opt.step_size(state)), state, traj.losses + last.losses
+
+
+@dataclass(frozen=True)
+class MAML:
+    """Second-order MAML: back-propagate ``L_k'(phi_k)`` through the first ``k - 1`` inner steps.
+
+    Each step back multiplies by ``(I - H_j P_j)`` (``H_j`` the Hessian of ``L_j`` at ``phi_j``,
+    ``P_j`` the optimizer's step map), one Hessian-vector product per step. The ``k``-th mini-batch
+    is the held-out loss; no step is taken on it (the inner state advances ``k - 1`` steps).
+    ``hvp_step`` overrides the finite-difference scale of :func:`fometa.hvp.hvp`.
+    """
+
+    tail_shots: int | None = None
+    hvp_step: float | None = None
+    name = "maml"
+
+    def pseudo_gradient(self, model, params, steps, opt, state):
+        _, state, traj = adapt(model, params, steps[:-1], opt, state, keep=True)
+        x_k, y_k = steps[-1]
+        loss_k, v = model.loss_and_grad(traj.params[-1], x_k, y_k)
+        for j in range(len(steps) - 2, -1, -1):
+            x, y = steps[j]
+            pv = opt.precondition(traj.states[j], v)
+            v = tree.sub(v, hvp(model, traj.params[j], x, y, pv, step=self.hvp_step))
+        return v, state, traj.losses + [loss_k]
+
+
+def make_algorithm(name: str, *, tail_shots: int | None = None, weights: Sequence[float] | None = None):
+    """``"reptile"``, ``"fomaml"``, ``"maml"`` or ``"combination"`` (with ``weights``)."""
+    if name == "reptile":
+        if tail_shots is not None:
+            raise ValueError("tail_shots applies to fomaml/maml, not reptile")
+        return Reptile()
+    if name == "fomaml":
+        return FOMAML(tail_shots)
+    if name == "maml":
+        return MAML(tail_shots)
+    if name == "combination":
+        if not weights:
+            raise ValueError("the combination algorithm needs weights")
+        return Combination(tuple(float(w) for w in weights), tail_shots)
+    raise ValueError(f"unknown algorithm {name!r}; expected one of {ALGORITHMS + ('combination',)}")
+
+
+# --------------------------------------------------------------------------------------
+# outer optimizers, applied to the meta-batch mean of G
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Interpolate:
+    """``phi <- phi - eps_t * scale * G`` with ``eps_t`` linear from ``meta_step`` to ``meta_step_final``.
+
+    With ``scale`` the inner learning rate and ``G`` Reptile's, this is the paper's
+    ``phi + eps_t (mean(phi_tilde) - phi)``: ``eps = 0`` keeps ``phi``, ``eps = 1`` gives the
+    adapted weights.
+    """
+
+    meta_step: float = 1.0
+    meta_step_final: float = 0.0
+    meta_iters: int = 1
+
+    def init(self, params):
+        return optim.SGDState()
+
+    def update(self, g, state, iteration: int, scale: float):
+        eps = optim.LinearSchedule(self.meta_step, self.meta_step_final, self.meta_iters)(iteration)
+        return tree.scale(g, -eps * scale), state
+
+
+@dataclass(frozen=True)
+class OuterAdam:
+    """Adam on the pseudo-gradient (``lr`` in parameter units per step)."""
+
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+
+    def _adam(self):
+        return optim.Adam(self.lr, self.beta1, self.beta2, self.eps)
+
+    def init(self, params):
+        return self._adam().init(params)
+
+    def update(self, g, state, iteration: int, scale: float):
+        return self._adam().update(g, state)
+
+
+# --------------------------------------------------------------------------------------
+# the meta-learner: sampling, the inner-state policy, serial or task-batched meta-batches
+# --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MetaConfig:
+    ways: int = 5
+    shots: int = 5
+    inner_batch: int = 10
+    inner_iters: int = 5
+    meta_batch: int = 5
+    replacement: bool = False
+    batched: bool = True  # False: the reference's one-task-after-another meta-batch
+    state_policy: str = "carry"  # or "reset"
+
+    def __post_init__(self):
+        if self.state_policy not in ("carry", "reset"):
+            raise ValueError(f"state_policy must be 'carry' or 'reset', got {self.state_policy!r}")
+        for name in ("ways", "shots", "inner_batch", "inner_iters", "meta_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+class MetaState(NamedTuple):
+    params: dict  # phi, single-task
+    inner_state: object  # the inner optimizer's carried state (single-task)
+    outer_state: object
+    iteration: int
+
+
+@dataclass
+class MetaLearner:
+    """Meta-training of ``model``'s initialization with one algorithm, inner and outer optimizer."""
+
+    model: object
+    algorithm: object
+    inner_opt: object
+    outer_opt: object
+    config: MetaConfig = field(default_factory=MetaConfig)
+    backend: object = None
+
+    def __post_init__(self):
+        self.backend = get_backend(self.backend)
+
+    def init(self, params) -> MetaState:
+        params = tree.to_backend(params, self.backend)
+        return MetaState(params, self._fresh_inner(params), self.outer_opt.init(params), 0)
+
+    def _fresh_inner(self, params):
+        return self.inner_opt.init(params)
+
+    def sample(self, ds, rng: np.random.Generator):
+        """Draw the meta-batch: a list of ``meta_batch`` tasks, each a list of inner ``(x, y)`` steps."""
+        c = self.config
+        return [
+            training_batches(
+                ds, rng, ways=c.ways, shots=c.shots, batch=c.inner_batch, iters=c.inner_iters,
+                replacement=c.replacement, tail_shots=self.algorithm.tail_shots,
+            )
+            for _ in range(c.meta_batch)
+        ]
+
+    def _to_backend(self, steps):
+        be = self.backend
+        return [(be.asarray(x), be.asarray(y)) for x, y in steps]
+
+    def _inner_state_for(self, carried, params, tasks: int):
+        """The inner state a task starts from: the carried one, or a fresh one under ``reset``."""
+        single = carried if self.config.state_policy == "carry" else self._fresh_inner(params)
+        return optim.state_broadcast(single, tasks)
+
+    def pseudo_gradient(self, state: MetaState, tasks):
+        """Mean pseudo-gradient over the meta-batch ``tasks``, the next inner state, and losses ``(k, T)``."""
+        alg, opt = self.algorithm, self.inner_opt
+        if self.config.batched:
+            steps = self._to_backend(stack_tasks(tasks))
+            phi = tree.broadcast(state.params, len(tasks))
+            inner = self._inner_state_for(state.inner_state, state.params, len(tasks))
+            g, inner, losses = alg.pseudo_gradient(self.model, phi, steps, opt, inner)
+            g = tree.mean_tasks(g)
+            carried = optim.state_mean_tasks(inner)
+            losses = [self.backend.to_host(loss) for loss in losses]
+        else:
+            gs, losses, carried = [], [], state.inner_state
+            phi = tree.broadcast(state.params, 1)
+            for task in tasks:
+                inner = self._inner_state_for(carried, state.params, 1)
+                g, inner, task_losses = alg.pseudo_gradient(self.model, phi, self._to_backend(stack_tasks([task])), opt, inner)
+                gs.append(g)
+                carried = optim.state_mean_tasks(inner)
+                losses.append([self.backend.to_host(loss)[0] for loss in task_losses])
+            g = tree.mean_tasks(tree.map(lambda *xs: array_module(xs[0]).concatenate(xs), *gs))
+            losses = [np.array(col) for col in zip(*losses)]
+        if self.config.state_policy == "reset":
+            carried = state.inner_state
+        return g, carried, np.stack(losses)
+
+    def step(self, state: MetaState, tasks) -> tuple[MetaState, dict]:
+        """One meta-iteration on the drawn meta-batch ``tasks`` (see :meth:`sample`)."""
+        g, inner, losses = self.pseudo_gradient(state, tasks)
+        updates, outer = self.outer_opt.update(g, state.outer_state, state.iteration, self.inner_opt.step_size(inner))
+        params = tree.add(state.params, updates)
+        info = {"loss_first": float(losses[0].mean()), "loss_last": float(losses[-1].mean())}
+        return MetaState(params, inner, outer, state.iteration + 1), info
+
+    def train_step(self, state: MetaState, ds, rng: np.random.Generator):
+        return self.step(state, self.sample(ds, rng))

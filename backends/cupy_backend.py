@@ -7,6 +7,9 @@ from fometa.backends import Backend, BackendError
 
 
 class CupyBackend(Backend):
+    # A GPU wants the largest launches it can get: never split the task axis.
+    chunk_bytes = None
+
     def __init__(self, device: int = 0):
         try:
             import cupy

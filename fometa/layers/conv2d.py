@@ -53,34 +53,55 @@ class Conv2D:
 
     def forward(self, params, x):
         xp = array_module(x)
+        be = backend_of(x)
         t, b, h, w, c = x.shape
         kh, kw = self.kernel_hw
+        co = self.out_channels
         oh, top, bottom = out_size_and_pads(h, kh, self.stride, self.padding)
         ow, left, right = out_size_and_pads(w, kw, self.stride, self.padding)
         if top or bottom or left or right:
             xpad = xp.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right), (0, 0)))
         else:
             xpad = x
-        cols = backend_of(x).im2col(xpad, kh, kw, self.stride, oh, ow)
-        cols = cols.reshape(t, b * oh * ow, kh * kw * c)
-        kmat = params["kernel"].reshape(t, kh * kw * c, self.out_channels)
-        y = xp.matmul(cols, kmat) + params["bias"][:, None, :]
-        cache = (cols, xpad.shape, (top, left, h, w))
-        return y.reshape(t, b, oh, ow, self.out_channels), cache
+        kmat = params["kernel"].reshape(t, kh * kw * c, co)
+        rows, depth = b * oh * ow, kh * kw * c
+        y = xp.empty((t, rows, co), dtype=xp.result_type(xpad.dtype, kmat.dtype))
+        # Large task batches go through in chunks of tasks so that each im2col matrix is
+        # still in cache when the matrix product reads it; the backward pass then rebuilds
+        # the chunk's matrix from xpad instead of keeping all of them (9x the input) alive.
+        step = be.task_chunk(t, rows * depth * xpad.itemsize)
+        cols = None
+        for t0 in range(0, t, step):
+            t1 = min(t, t0 + step)
+            cols = be.im2col(xpad[t0:t1], kh, kw, self.stride, oh, ow).reshape(t1 - t0, rows, depth)
+            xp.matmul(cols, kmat[t0:t1], out=y[t0:t1])
+        y += params["bias"][:, None, :]
+        cache = (cols if step >= t else None, xpad, (top, left, h, w))
+        return y.reshape(t, b, oh, ow, co), cache
 
     def backward(self, params, cache, dy):
         xp = array_module(dy)
-        cols, padded_shape, (top, left, h, w) = cache
+        be = backend_of(dy)
+        cols, xpad, (top, left, h, w) = cache
         t, b, oh, ow, co = dy.shape
         kh, kw = self.kernel_hw
-        c = padded_shape[-1]
-        dy2 = dy.reshape(t, b * oh * ow, co)
-        kmat = params["kernel"].reshape(t, kh * kw * c, co)
-        grads = {
-            "kernel": xp.matmul(cols.transpose(0, 2, 1), dy2).reshape(params["kernel"].shape),
-            "bias": dy2.sum(axis=1),
-        }
-        dcols = xp.matmul(dy2, kmat.transpose(0, 2, 1)).reshape(t, b, oh, ow, kh * kw, c)
-        dxpad = backend_of(dy).col2im(dcols, padded_shape, kh, kw, self.stride)
+        c = xpad.shape[-1]
+        rows, depth = b * oh * ow, kh * kw * c
+        dy2 = dy.reshape(t, rows, co)
+        kmat = params["kernel"].reshape(t, depth, co)
+        dtype = xp.result_type(xpad.dtype, dy2.dtype)
+        dkernel = xp.empty((t, depth, co), dtype=dtype)
+        dxpad = xp.empty(xpad.shape, dtype=xp.result_type(dtype, kmat.dtype))
+        step = t if cols is not None else be.task_chunk(t, rows * depth * xpad.itemsize)
+        for t0 in range(0, t, step):
+            t1 = min(t, t0 + step)
+            if cols is None:
+                chunk = be.im2col(xpad[t0:t1], kh, kw, self.stride, oh, ow).reshape(t1 - t0, rows, depth)
+            else:
+                chunk = cols
+            xp.matmul(chunk.transpose(0, 2, 1), dy2[t0:t1], out=dkernel[t0:t1])
+            dcols = xp.matmul(dy2[t0:t1], kmat[t0:t1].transpose(0, 2, 1))
+            dxpad[t0:t1] = be.col2im(dcols.reshape(t1 - t0, b, oh, ow, kh * kw, c), (t1 - t0,) + xpad.shape[1:], kh, kw, self.stride)
+        grads = {"kernel": dkernel.reshape(params["kernel"].shape), "bias": xp.einsum("tmc->tc", dy2)}
         dx = dxpad[:, :, top : top + h, left : left + w, :]
         return dx, grads

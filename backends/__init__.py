@@ -51,17 +51,17 @@ class Backend:
 
     # -- tuning ---------------------------------------------------------------
     #: Bytes of per-chunk temporaries (im2col matrices) that layers aim for when they split
-    #: the task axis into chunks: small enough to stay in a CPU core's cache. Measured on a
-    #: 2-core EPYC (1 MiB L2, 32 MiB shared L3); ``None`` turns chunking off.
+    #: a batch into chunks: small enough to stay in a CPU core's cache. Chosen by timing
+    #: omniglot_cnn on a 2-core EPYC (1 MiB L2); ``None`` turns chunking off.
     chunk_bytes: int | None = 1 << 20
 
-    def task_chunk(self, tasks: int, bytes_per_task: int) -> int:
-        """How many tasks a layer should process at once so that its temporaries of
-        ``bytes_per_task`` each stay near :attr:`chunk_bytes` (at least 1; ``tasks`` when
-        chunking is off or everything fits)."""
+    def chunk_size(self, count: int, bytes_each: int) -> int:
+        """How many of ``count`` items (tasks, or images of one task) a layer should process
+        at once so that their temporaries, ``bytes_each`` per item, stay near
+        :attr:`chunk_bytes`: at least 1, and ``count`` when chunking is off."""
         if self.chunk_bytes is None:
-            return tasks
-        return max(1, min(tasks, self.chunk_bytes // max(1, bytes_per_task)))
+            return count
+        return max(1, min(count, self.chunk_bytes // max(1, bytes_each)))
 
     # -- hot kernels (generic versions; a backend may override) --------------
     def im2col(self, xpad, kh, kw, stride, out_h, out_w):

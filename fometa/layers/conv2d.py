@@ -51,6 +51,15 @@ class Conv2D:
         ow = out_size_and_pads(w, kw, self.stride, self.padding)[0]
         return (oh, ow, self.out_channels)
 
+    def _blocks(self, be, t: int, b: int, image_bytes: int):
+        """Split ``(tasks, images)`` into blocks ``(t0, t1, b0, b1)`` whose im2col matrices stay
+        near the backend's chunk size: several whole tasks, or part of one task's images."""
+        tstep = be.chunk_size(t, b * image_bytes)
+        if tstep > 1 or be.chunk_size(b, image_bytes) >= b:
+            return [(t0, min(t, t0 + tstep), 0, b) for t0 in range(0, t, tstep)]
+        bstep = be.chunk_size(b, image_bytes)
+        return [(t0, t0 + 1, b0, min(b, b0 + bstep)) for t0 in range(t) for b0 in range(0, b, bstep)]
+
     def forward(self, params, x):
         xp = array_module(x)
         be = backend_of(x)
@@ -64,19 +73,18 @@ class Conv2D:
         else:
             xpad = x
         kmat = params["kernel"].reshape(t, kh * kw * c, co)
-        rows, depth = b * oh * ow, kh * kw * c
-        y = xp.empty((t, rows, co), dtype=xp.result_type(xpad.dtype, kmat.dtype))
-        # Large task batches go through in chunks of tasks so that each im2col matrix is
-        # still in cache when the matrix product reads it; the backward pass then rebuilds
-        # the chunk's matrix from xpad instead of keeping all of them (9x the input) alive.
-        step = be.task_chunk(t, rows * depth * xpad.itemsize)
-        cols = None
-        for t0 in range(0, t, step):
-            t1 = min(t, t0 + step)
-            cols = be.im2col(xpad[t0:t1], kh, kw, self.stride, oh, ow).reshape(t1 - t0, rows, depth)
-            xp.matmul(cols, kmat[t0:t1], out=y[t0:t1])
+        pix, depth = oh * ow, kh * kw * c
+        y = xp.empty((t, b * pix, co), dtype=xp.result_type(xpad.dtype, kmat.dtype))
+        # Large batches go through in blocks of tasks (or of one task's images) so that each
+        # im2col matrix is still in cache when the matrix product reads it; the backward pass
+        # then rebuilds a block's matrix from xpad instead of keeping all of them (9x the
+        # input) alive. A single block keeps its matrix in the cache.
+        blocks = self._blocks(be, t, b, pix * depth * xpad.itemsize)
+        for t0, t1, b0, b1 in blocks:
+            cols = be.im2col(xpad[t0:t1, b0:b1], kh, kw, self.stride, oh, ow)
+            xp.matmul(cols.reshape(t1 - t0, -1, depth), kmat[t0:t1], out=y[t0:t1, b0 * pix : b1 * pix])
         y += params["bias"][:, None, :]
-        cache = (cols if step >= t else None, xpad, (top, left, h, w))
+        cache = (cols if len(blocks) == 1 else None, xpad, (top, left, h, w))
         return y.reshape(t, b, oh, ow, co), cache
 
     def backward(self, params, cache, dy):
@@ -86,22 +94,26 @@ class Conv2D:
         t, b, oh, ow, co = dy.shape
         kh, kw = self.kernel_hw
         c = xpad.shape[-1]
-        rows, depth = b * oh * ow, kh * kw * c
-        dy2 = dy.reshape(t, rows, co)
+        pix, depth = oh * ow, kh * kw * c
+        dy2 = dy.reshape(t, b * pix, co)
         kmat = params["kernel"].reshape(t, depth, co)
         dtype = xp.result_type(xpad.dtype, dy2.dtype)
         dkernel = xp.empty((t, depth, co), dtype=dtype)
         dxpad = xp.empty(xpad.shape, dtype=xp.result_type(dtype, kmat.dtype))
-        step = t if cols is not None else be.task_chunk(t, rows * depth * xpad.itemsize)
-        for t0 in range(0, t, step):
-            t1 = min(t, t0 + step)
+        blocks = [(0, t, 0, b)] if cols is not None else self._blocks(be, t, b, pix * depth * xpad.itemsize)
+        for t0, t1, b0, b1 in blocks:
             if cols is None:
-                chunk = be.im2col(xpad[t0:t1], kh, kw, self.stride, oh, ow).reshape(t1 - t0, rows, depth)
+                block = be.im2col(xpad[t0:t1, b0:b1], kh, kw, self.stride, oh, ow)
             else:
-                chunk = cols
-            xp.matmul(chunk.transpose(0, 2, 1), dy2[t0:t1], out=dkernel[t0:t1])
-            dcols = xp.matmul(dy2[t0:t1], kmat[t0:t1].transpose(0, 2, 1))
-            dxpad[t0:t1] = be.col2im(dcols.reshape(t1 - t0, b, oh, ow, kh * kw, c), (t1 - t0,) + xpad.shape[1:], kh, kw, self.stride)
+                block = cols
+            block = block.reshape(t1 - t0, -1, depth)
+            dyb = dy2[t0:t1, b0 * pix : b1 * pix]
+            if b0 == 0:
+                xp.matmul(block.transpose(0, 2, 1), dyb, out=dkernel[t0:t1])
+            else:  # a later block of the same task's images
+                dkernel[t0:t1] += xp.matmul(block.transpose(0, 2, 1), dyb)
+            dcols = xp.matmul(dyb, kmat[t0:t1].transpose(0, 2, 1)).reshape(t1 - t0, b1 - b0, oh, ow, kh * kw, c)
+            dxpad[t0:t1, b0:b1] = be.col2im(dcols, (t1 - t0, b1 - b0) + xpad.shape[2:], kh, kw, self.stride)
         grads = {"kernel": dkernel.reshape(params["kernel"].shape), "bias": xp.einsum("tmc->tc", dy2)}
         dx = dxpad[:, :, top : top + h, left : left + w, :]
         return dx, grads

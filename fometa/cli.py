@@ -13,6 +13,7 @@ import sys
 # name -> (module under fometa.commands, one-line help)
 COMMANDS = {
     "bench": ("bench", "time forward+backward passes of the paper's networks"),
+    "data": ("data", "pack Omniglot or Mini-ImageNet into HDF5"),
     "sine": ("sine", "meta-train the sine-wave MLP (the paper's Figure 1)"),
 }
 

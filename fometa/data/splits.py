@@ -1,0 +1,138 @@
+"""Class-indexed splits: what the task sampler draws classes and examples from.
+
+A split is anything with this small interface (:class:`ClassSplit`):
+
+* ``len(split)``: the number of classes ``C``; classes are ``0 .. C-1``;
+* ``split.num_examples(c)``: the number of examples of class ``c``;
+* ``split.get(c, indices)``: float32 array ``(len(indices), *split.example_shape)`` in [0, 1];
+* ``split.example_shape``: the shape of one example, e.g. ``(28, 28)`` or ``(84, 84, 3)``;
+* ``split.names``: one name per class (a tuple of str).
+
+:func:`as_class_split` turns a plain mapping ``{class name: array (n, *shape)}`` or a sequence or
+stacked array of per-class arrays into one, so samplers accept those as well.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+__all__ = ["ClassSplit", "ArraySplit", "OmniglotSplit", "as_class_split"]
+
+
+class ClassSplit:
+    """Base of the class-indexed splits (see the module docstring for the interface)."""
+
+    names: tuple[str, ...] = ()
+    example_shape: tuple[int, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def num_examples(self, c: int) -> int:
+        raise NotImplementedError
+
+    def get(self, c: int, indices) -> np.ndarray:
+        raise NotImplementedError
+
+    def _check_class(self, c) -> int:
+        c = int(c)
+        if not 0 <= c < len(self):
+            raise IndexError(f"class {c} out of range for a split of {len(self)} classes")
+        return c
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({len(self)} classes, example_shape={self.example_shape})"
+
+
+def _as_float01(arr) -> np.ndarray:
+    arr = np.asarray(arr)
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255
+    return arr.astype(np.float32, copy=False)
+
+
+class ArraySplit(ClassSplit):
+    """A split held in memory as one array per class, each ``(n_c, *example_shape)``.
+
+    uint8 arrays are read as ``x / 255``; others are cast to float32 and must already lie in [0, 1].
+    """
+
+    def __init__(self, arrays, names=None):
+        arrays = [np.asarray(a) for a in arrays]
+        if not arrays:
+            raise ValueError("a split needs at least one class")
+        shapes = {a.shape[1:] for a in arrays}
+        if len(shapes) != 1 or any(a.ndim < 1 or len(a) == 0 for a in arrays):
+            raise ValueError(f"every class needs examples of one shape; got shapes {sorted(map(str, shapes))}")
+        self._arrays = arrays
+        self.example_shape = tuple(arrays[0].shape[1:])
+        self.names = tuple(str(n) for n in (names if names is not None else range(len(arrays))))
+        if len(self.names) != len(arrays):
+            raise ValueError(f"{len(self.names)} names for {len(arrays)} classes")
+
+    def num_examples(self, c: int) -> int:
+        return len(self._arrays[self._check_class(c)])
+
+    def get(self, c: int, indices) -> np.ndarray:
+        return _as_float01(self._arrays[self._check_class(c)][np.asarray(indices, dtype=np.intp)])
+
+
+class OmniglotSplit(ClassSplit):
+    """Omniglot characters, each optionally seen at several 90-degree rotations as extra classes.
+
+    ``images``: float32 ``(characters, drawings, 28, 28)``; ``rotations``: the multiples ``k`` of 90
+    degrees (counter-clockwise) that make classes, ``(0,)`` or ``(0, 1, 2, 3)``. Class ``c`` is
+    character ``c // len(rotations)`` rotated by ``90 * rotations[c % len(rotations)]`` degrees,
+    computed on the fly with ``np.rot90``, which equals the reference code's
+    ``Image.rotate(90 * k)`` on a square image.
+    """
+
+    def __init__(self, images: np.ndarray, names, rotations=(0,)):
+        images = np.asarray(images, dtype=np.float32)
+        if images.ndim != 4:
+            raise ValueError(f"images must be (characters, drawings, H, W), got shape {images.shape}")
+        rotations = tuple(int(k) for k in rotations)
+        if not rotations or any(k not in (0, 1, 2, 3) for k in rotations) or len(set(rotations)) != len(rotations):
+            raise ValueError(f"rotations must be distinct values among 0, 1, 2, 3; got {rotations}")
+        names = [str(n) for n in names]
+        if len(names) != len(images):
+            raise ValueError(f"{len(names)} names for {len(images)} characters")
+        self.images = images
+        self.rotations = rotations
+        self.characters = tuple(names)
+        self.example_shape = tuple(images.shape[2:])
+        self.names = tuple(n if k == 0 else f"{n}@rot{90 * k}" for n in names for k in rotations)
+
+    def character(self, c: int) -> int:
+        """Index into ``images`` (and ``characters``) of class ``c``."""
+        return self._check_class(c) // len(self.rotations)
+
+    def rotation(self, c: int) -> int:
+        """Multiple of 90 degrees by which class ``c`` is rotated."""
+        return self.rotations[self._check_class(c) % len(self.rotations)]
+
+    def num_examples(self, c: int) -> int:
+        self._check_class(c)
+        return self.images.shape[1]
+
+    def get(self, c: int, indices) -> np.ndarray:
+        ch, k = divmod(self._check_class(c), len(self.rotations))
+        x = self.images[ch][np.asarray(indices, dtype=np.intp)]
+        k = self.rotations[k]
+        return np.ascontiguousarray(np.rot90(x, k, axes=(1, 2))) if k else x
+
+
+def as_class_split(obj) -> ClassSplit:
+    """``obj`` itself if it is a :class:`ClassSplit` (or has its methods); an :class:`ArraySplit` of a mapping
+    ``{name: array}`` (classes in the mapping's order), a sequence of arrays, or a stacked array
+    ``(C, n, *shape)``."""
+    if isinstance(obj, ClassSplit) or all(hasattr(obj, a) for a in ("num_examples", "get", "example_shape")):
+        return obj
+    if isinstance(obj, Mapping):
+        return ArraySplit(list(obj.values()), names=list(obj.keys()))
+    if isinstance(obj, np.ndarray):
+        return ArraySplit(list(obj))
+    if hasattr(obj, "__len__") and hasattr(obj, "__getitem__"):
+        return ArraySplit(list(obj))
+    raise TypeError(f"cannot use {type(obj).__name__} as a class split")

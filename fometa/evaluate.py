@@ -131,34 +131,48 @@ def evaluate(
     chunk: int = 250,
     backend=None,
     progress=None,
-) -> EvalResult:
+    modes: tuple[str, ...] | None = None,
+):
     """Mean query accuracy over ``tasks`` tasks with its 95% confidence interval.
 
     ``params`` and ``inner_state`` are single-task (the meta-learned initialization and the
     inner optimizer's state to start each task from; fresh when ``None``). ``progress(done, total)``
-    is called after every chunk.
+    is called after every chunk. With ``modes`` (several batch-norm modes), each task is adapted
+    once and predicted in every mode: the result is then a ``dict`` mode -> :class:`EvalResult`
+    (the same tasks, so the modes are compared pairwise); otherwise one :class:`EvalResult` for
+    ``cfg.mode``.
     """
     if tasks < 1:
         raise ValueError(f"tasks must be at least 1, got {tasks}")
+    if chunk < 1:
+        raise ValueError(f"chunk must be at least 1, got {chunk}")
+    wanted = (cfg.mode,) if modes is None else tuple(modes)
+    for mode in wanted:
+        if mode not in MODES:
+            raise ValueError(f"unknown evaluation mode {mode!r}; expected one of {MODES}")
     be = get_backend(backend)
     params = tree.to_backend(params, be)
     if inner_state is None:
         inner_state = inner_opt.init(params)
     start = time.perf_counter()
-    accs = []
+    accs = {mode: [] for mode in wanted}
     done = 0
     while done < tasks:
         n = min(chunk, tasks - done)
         sx, sy, qx, qy, idx = draw_tasks(ds, rng, n, cfg)
-        sx, sy, qx = be.asarray(sx), be.asarray(sy), be.asarray(qx)
+        sx, sy, qx, qy = be.asarray(sx), be.asarray(sy), be.asarray(qx), be.asarray(qy)
         params_t = tree.broadcast(params, n)
         state_t = optim.state_broadcast(inner_state, n)
         params_t = adapt_on_support(model, params_t, inner_opt, state_t, sx, sy, be.asarray(idx))
-        logits = predict(model, params_t, sx, qx, cfg.mode)
-        accs.append(be.to_host(_accuracy(logits, be.asarray(qy))))
+        for mode in wanted:
+            accs[mode].append(be.to_host(_accuracy(predict(model, params_t, sx, qx, mode), qy)))
         done += n
         if progress is not None:
             progress(done, tasks)
-    per_task = np.concatenate(accs)
-    mean, ci = mean_ci95(per_task)
-    return EvalResult(mean, ci, tasks, cfg.mode, time.perf_counter() - start, per_task)
+    seconds = time.perf_counter() - start
+    results = {}
+    for mode in wanted:
+        per_task = np.concatenate(accs[mode])
+        mean, ci = mean_ci95(per_task)
+        results[mode] = EvalResult(mean, ci, tasks, mode, seconds, per_task)
+    return results if modes is not None else results[cfg.mode]

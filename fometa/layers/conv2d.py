@@ -53,11 +53,14 @@ class Conv2D:
 
     def _blocks(self, be, t: int, b: int, image_bytes: int):
         """Split ``(tasks, images)`` into blocks ``(t0, t1, b0, b1)`` whose im2col matrices stay
-        near the backend's chunk size: several whole tasks, or part of one task's images."""
+        near the backend's chunk size: several whole tasks, or part of one task's images, in
+        blocks of equal size (10 images at most 9 a block go as 5 + 5, not 9 + 1)."""
         tstep = be.chunk_size(t, b * image_bytes)
         if tstep > 1 or be.chunk_size(b, image_bytes) >= b:
+            tstep = -(-t // -(-t // tstep))
             return [(t0, min(t, t0 + tstep), 0, b) for t0 in range(0, t, tstep)]
         bstep = be.chunk_size(b, image_bytes)
+        bstep = -(-b // -(-b // bstep))
         return [(t0, t0 + 1, b0, min(b, b0 + bstep)) for t0 in range(t) for b0 in range(0, b, bstep)]
 
     def forward(self, params, x):

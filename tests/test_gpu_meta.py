@@ -1,0 +1,52 @@
+"""On a GPU: a meta-iteration, MAML's HVP-based meta-gradient and an evaluation give NumPy's results.
+
+Skipped with the reason where CuPy or a GPU is missing (see tests/conftest.py).
+"""
+import numpy as np
+import pytest
+
+from fometa import evaluate as E
+from fometa import meta, models, optim, tree
+from fometa.tasks import ArrayClasses
+
+pytestmark = pytest.mark.gpu
+
+
+def _setup():
+    net = models.omniglot_cnn(5)
+    rng = np.random.default_rng(0)
+    ds = ArrayClasses([rng.random((12, 28, 28), dtype=np.float32) for _ in range(8)])
+    return net, ds, net.init(rng)
+
+
+@pytest.mark.parametrize("algorithm", ["reptile", "fomaml", "maml"])
+def test_meta_step_matches_numpy(gpu_backend, algorithm):
+    net, ds, init = _setup()
+    conf = meta.MetaConfig(ways=5, shots=2, inner_batch=5, inner_iters=3, meta_batch=3)
+    results = []
+    for backend in ("numpy", gpu_backend):
+        learner = meta.MetaLearner(net, meta.make_algorithm(algorithm), optim.Adam(1e-3),
+                                   meta.Interpolate(1.0, 0.0, 10), conf, backend=backend)
+        state = learner.init(init)
+        rng = np.random.default_rng(1)
+        for _ in range(2):
+            state, _ = learner.train_step(state, ds, rng)
+        results.append(tree.to_host(state.params))
+    step_cpu = tree.sub(results[0], init)
+    step_gpu = tree.sub(results[1], init)
+    err = float(tree.norm(tree.sub(step_cpu, step_gpu)) / tree.norm(step_cpu))
+    tol = 5e-2 if algorithm == "maml" else 1e-3  # float32 finite-difference HVPs differ more
+    assert err < tol, f"{algorithm}: CuPy meta-update differs from NumPy's by {err:.2e} (relative)"
+
+
+def test_evaluation_matches_numpy(gpu_backend):
+    net, ds, init = _setup()
+    cfg = E.EvalConfig(ways=5, shots=1, inner_batch=5, inner_iters=5)
+    out = [
+        E.evaluate(net, init, ds, np.random.default_rng(2), cfg, optim.Adam(1e-3), tasks=40, chunk=20,
+                   backend=b, modes=E.MODES)
+        for b in ("numpy", gpu_backend)
+    ]
+    for mode in E.MODES:
+        agree = np.mean(out[0][mode].per_task == out[1][mode].per_task)
+        assert agree >= 0.9, f"{mode}: only {agree:.0%} of tasks scored alike on CuPy and NumPy"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 __all__ = [
     "DataError", "atomic_output", "Progress", "sha256_file", "sha256_tree", "array_sha256",
-    "verify_sha256", "download", "is_url", "KNOWN_SHA256", "dumps",
+    "verify_sha256", "download", "is_url", "open_image", "KNOWN_SHA256", "dumps",
 ]
 
 # SHA-256 of the official archives (github.com/brendenlake/omniglot, python/*.zip).
@@ -169,6 +169,22 @@ def verify_sha256(path, expected: str) -> str:
     if actual != expected.lower():
         raise DataError(path, f"checksum mismatch: SHA-256 is {actual}, expected {expected.lower()}")
     return actual
+
+
+def open_image(data: bytes, where: str):
+    """Decode image bytes with Pillow (fully loaded); :class:`DataError` naming ``where`` if unreadable."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()
+    except UnidentifiedImageError:
+        raise DataError(where, "not a readable image (format not recognized)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise DataError(where, f"not a readable image: {exc}") from None
+    return img
 
 
 def is_url(source) -> bool:

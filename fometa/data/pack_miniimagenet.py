@@ -27,7 +27,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from fometa.data._io import DataError, Progress, array_sha256, atomic_output, dumps
+from fometa.data._io import DataError, Progress, array_sha256, atomic_output, dumps, open_image
 from fometa.data._sources import FileTree, open_tree
 from fometa.data.schema import MINIIMAGENET_SPLITS, SCHEMA_VERSION
 
@@ -166,13 +166,9 @@ def _index(tree: FileTree, layout: str, root: str, config: MiniImageNetPackConfi
 
 def _decode_rgb(data: bytes, where: str, config: MiniImageNetPackConfig):
     import numpy as np
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    try:
-        img = Image.open(io.BytesIO(data))
-        img.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise DataError(where, f"not a readable image: {exc}") from None
+    img = open_image(data, where)
     if img.mode != "RGB":
         img = img.convert("RGB")
     size = config.image_size

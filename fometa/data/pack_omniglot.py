@@ -18,12 +18,11 @@ so it is never left partial; packing the same inputs twice gives the same arrays
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from fometa.data._io import DataError, Progress, array_sha256, atomic_output, dumps
+from fometa.data._io import DataError, Progress, array_sha256, atomic_output, dumps, open_image
 from fometa.data._sources import FileTree, open_tree
 from fometa.data.schema import SCHEMA_VERSION
 
@@ -185,13 +184,7 @@ def _index_set(tree: FileTree, prefix: str, config: OmniglotPackConfig):
 
 
 def _decode(data: bytes, where: str, size: int):
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        img = Image.open(io.BytesIO(data))
-        img.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise DataError(where, f"not a readable image: {exc}") from None
+    img = open_image(data, where)
     if img.format != "PNG":
         raise DataError(where, f"not a PNG image (found {img.format})")
     if img.size != (size, size):

@@ -90,7 +90,9 @@ class Conv2D:
         cache = (cols if len(blocks) == 1 else None, xpad, (top, left, h, w))
         return y.reshape(t, b, oh, ow, co), cache
 
-    def backward(self, params, cache, dy):
+    def backward(self, params, cache, dy, *, need_dx: bool = True):
+        """``(dx, grads)``; ``need_dx=False`` skips the input gradient (returned as ``None``),
+        which a network's first layer does not need: that skips the col2im scatter."""
         xp = array_module(dy)
         be = backend_of(dy)
         cols, xpad, (top, left, h, w) = cache
@@ -102,7 +104,7 @@ class Conv2D:
         kmat = params["kernel"].reshape(t, depth, co)
         dtype = xp.result_type(xpad.dtype, dy2.dtype)
         dkernel = xp.empty((t, depth, co), dtype=dtype)
-        dxpad = xp.empty(xpad.shape, dtype=xp.result_type(dtype, kmat.dtype))
+        dxpad = xp.empty(xpad.shape, dtype=xp.result_type(dtype, kmat.dtype)) if need_dx else None
         blocks = [(0, t, 0, b)] if cols is not None else self._blocks(be, t, b, pix * depth * xpad.itemsize)
         for t0, t1, b0, b1 in blocks:
             if cols is None:
@@ -115,8 +117,11 @@ class Conv2D:
                 xp.matmul(block.transpose(0, 2, 1), dyb, out=dkernel[t0:t1])
             else:  # a later block of the same task's images
                 dkernel[t0:t1] += xp.matmul(block.transpose(0, 2, 1), dyb)
+            if not need_dx:
+                continue
             dcols = xp.matmul(dyb, kmat[t0:t1].transpose(0, 2, 1)).reshape(t1 - t0, b1 - b0, oh, ow, kh * kw, c)
             dxpad[t0:t1, b0:b1] = be.col2im(dcols, (t1 - t0, b1 - b0) + xpad.shape[2:], kh, kw, self.stride)
         grads = {"kernel": dkernel.reshape(params["kernel"].shape), "bias": xp.einsum("tmc->tc", dy2)}
-        dx = dxpad[:, :, top : top + h, left : left + w, :]
-        return dx, grads
+        if not need_dx:
+            return None, grads
+        return dxpad[:, :, top : top + h, left : left + w, :], grads

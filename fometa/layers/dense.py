@@ -43,7 +43,10 @@ class Dense:
         y = array_module(x).matmul(x, params["kernel"]) + params["bias"][:, None, :]
         return y, x
 
-    def backward(self, params, x, dy):
+    def backward(self, params, x, dy, *, need_dx: bool = True):
+        """``(dx, grads)``; ``need_dx=False`` skips the input gradient (returned as ``None``)."""
         xp = array_module(dy)
         grads = {"kernel": xp.matmul(x.transpose(0, 2, 1), dy), "bias": dy.sum(axis=1)}
+        if not need_dx:
+            return None, grads
         return xp.matmul(dy, params["kernel"].transpose(0, 2, 1)), grads

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fometa.backends import array_module, get_backend
-from fometa.layers import BatchNorm, mse, softmax_cross_entropy
+from fometa.layers import BatchNorm, Conv2D, Dense, mse, softmax_cross_entropy
 
 _LOSSES = {"softmax_cross_entropy": softmax_cross_entropy, "mse": mse}
 
@@ -100,12 +100,25 @@ class Sequential:
             caches.append((local, cache))
         return x, caches
 
-    def _backward(self, caches, dy):
+    def _backward(self, caches, dy, need_input_grad: bool = False):
+        """Parameter gradients, and the input gradient when ``need_input_grad`` (else ``None``).
+
+        Without the input gradient, the backward pass stops at the first layer with
+        parameters, which (a convolution or dense layer) skips its own input gradient.
+        """
         grads = {}
-        for (lname, layer), (local, cache) in zip(reversed(self.layers), reversed(caches)):
-            dy, g = layer.backward(local, cache, dy)
+        first = next((i for i, (_, layer) in enumerate(self.layers) if layer.param_shapes()), 0)
+        for i in range(len(self.layers) - 1, -1, -1):
+            (lname, layer), (local, cache) = self.layers[i], caches[i]
+            if i == first and not need_input_grad and isinstance(layer, (Conv2D, Dense)):
+                dy, g = layer.backward(local, cache, dy, need_dx=False)
+            else:
+                dy, g = layer.backward(local, cache, dy)
             for pname in reversed(list(g)):
                 grads[f"{lname}/{pname}"] = g[pname]
+            if i == first and not need_input_grad:
+                dy = None
+                break
         ordered = {k: grads[k] for k in self.param_shapes()}
         return ordered, dy
 

@@ -43,8 +43,14 @@ class MaxPool2D:
         else:
             xpad = x
         windows = backend_of(x).im2col(xpad, self.pool, self.pool, self.stride, oh, ow)
-        idx = windows.argmax(axis=4)
-        y = xp.take_along_axis(windows, idx[:, :, :, :, None, :], axis=4)[:, :, :, :, 0, :]
+        y = windows.max(axis=4)
+        # The first maximum of each window in row-major order: scanning the window backwards
+        # with one comparison per offset is several times faster than argmax over axis 4,
+        # which is not the innermost one.
+        k = self.pool * self.pool
+        idx = xp.full(y.shape, k - 1, dtype=xp.uint8 if k < 256 else xp.int64)
+        for j in range(k - 2, -1, -1):
+            idx = xp.where(windows[:, :, :, :, j, :] == y, idx.dtype.type(j), idx)
         return y, (idx, xpad.shape, (top, left, h, w))
 
     def backward(self, params, cache, dy):

@@ -119,3 +119,20 @@ def test_progress_bar_text():
     quiet = io.StringIO()
     Progress(5, "x", enabled=False, stream=quiet).update(5)
     assert quiet.getvalue() == ""
+
+
+def test_verify_packed_tool_on_fixtures(omniglot_zips, omniglot_packed, mini_folder, mini_packed, gen, tmp_path):
+    import subprocess
+    import sys
+
+    tool = str(gen.REPO / "tools" / "verify_packed.py")
+    r = subprocess.run([sys.executable, tool, str(omniglot_packed), *map(str, omniglot_zips)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["drawings"] == 100
+    tar = gen.tar_folder(mini_folder, tmp_path / "m.tar.gz")
+    for source in (mini_folder, tar):
+        r = subprocess.run([sys.executable, tool, str(mini_packed), str(source)], capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["images"] == 12

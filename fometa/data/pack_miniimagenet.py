@@ -13,9 +13,10 @@ Each image is decoded with Pillow, converted to RGB when it is not, and, when it
 resized with the ``resize`` filter (Lanczos by default; ``"error"`` refuses such images).
 Each split is stored as uint8 ``(classes, 600, 84, 84, 3)``, one HDF5 chunk per class.
 
-The archive is streamed: a tar is read member by member in archive order and each image goes
-straight to its slot in the output file, so memory holds a few classes at most, whatever the
-archive's size. The output is written to a temporary file and renamed: never left partial.
+The archive is streamed: a tar is read member by member in archive order (twice: once to list
+and check it, once to decode), each class is collected in memory and written when complete, and
+at most a few incomplete classes are held at once (about 12.7 MB each), whatever the archive's
+size or order. The output is written to a temporary file and renamed: never left partial.
 """
 from __future__ import annotations
 

@@ -198,92 +198,97 @@ def _decode(data: bytes, where: str, size: int):
 def pack_omniglot(sources, out, config: OmniglotPackConfig = OmniglotPackConfig(), force: bool = False,
                   progress: bool = True) -> Path:
     """Pack the Omniglot ``sources`` (zips or folders, both sets) into the HDF5 file ``out``."""
+    out = Path(out)
+    with atomic_output(out, force=force) as tmp:
+        resolved = resolve_sources([str(s) for s in sources])
+        try:
+            characters = []  # (set, alphabet, character, member names, tree)
+            for set_name, tree, prefix in resolved:
+                for alphabet, character, names in _index_set(tree, prefix, config):
+                    characters.append((set_name, alphabet, character, names, tree))
+            sets_of = {}
+            for set_name, alphabet, *_ in characters:
+                if sets_of.setdefault(alphabet, set_name) != set_name:
+                    raise DataError(resolved[0][1].path, f"alphabet {alphabet!r} is in both sets")
+            bar = Progress(len(characters) * config.drawings_per_character, f"pack omniglot -> {out.name}",
+                           enabled=progress)
+            images105, images28 = _read_images(characters, config, bar)
+            bar.close()
+            sources_attr = sorted(({"file": tree.path.name, "kind": tree.kind, "sha256": tree.checksum(),
+                                    "sets": [s for s, t, _ in resolved if t is tree]}
+                                   for tree in {id(t): t for _, t, _ in resolved}.values()),
+                                  key=lambda d: (d["sets"], d["file"]))
+            _write(tmp, characters, images105, images28, sources_attr, config)
+        finally:
+            for _, tree, _ in resolved:
+                tree.close()
+    return out
+
+
+def _read_images(characters, config: OmniglotPackConfig, bar: Progress):
+    """Decode every drawing: bit-packed 105x105 ``(C, D, 105, 14)`` uint8 and 28x28 float32."""
+    import numpy as np
+
+    n_char, n_draw, size = len(characters), config.drawings_per_character, config.image_size
+    images105 = np.zeros((n_char, n_draw, size, (size + 7) // 8), dtype=np.uint8)
+    images28 = np.zeros((n_char, n_draw, 28, 28), dtype=np.float32)
+    resize = reference_resize if config.resize == "reference" else area_resize
+    slot, by_tree = {}, {}
+    for c, (_, _, _, names, tree) in enumerate(characters):
+        for d, name in enumerate(names):
+            slot[(id(tree), name)] = (c, d)
+        by_tree.setdefault(id(tree), (tree, []))[1].extend(names)
+    for tree, names in by_tree.values():
+        for name, data in tree.iter_read(names):
+            c, d = slot[(id(tree), name)]
+            img = _decode(data, tree.display(name), size)
+            images105[c, d] = np.packbits(np.asarray(img, dtype=bool), axis=-1)
+            images28[c, d] = resize(img)
+            bar.update()
+    return images105, images28
+
+
+def _write(path, characters, images105, images28, sources_attr, config: OmniglotPackConfig) -> None:
+    """Write the schema-version-1 Omniglot file (``datasets/README.md``)."""
     import h5py
     import numpy as np
 
     import fometa
 
-    out = Path(out)
-    with atomic_output(out, force=force) as tmp:
-        resolved = resolve_sources([str(s) for s in sources])
-        try:
-            characters = []  # (set, alphabet, character, names, tree)
-            for set_name, tree, prefix in resolved:
-                for alphabet, character, names in _index_set(tree, prefix, config):
-                    characters.append((set_name, alphabet, character, names, tree))
-            seen = {}
-            for set_name, alphabet, *_ in characters:
-                if seen.setdefault(alphabet, set_name) != set_name:
-                    raise DataError(resolved[0][1].path, f"alphabet {alphabet!r} is in both sets")
-
-            n_char, n_draw, size = len(characters), config.drawings_per_character, config.image_size
-            images105 = np.zeros((n_char, n_draw, size, (size + 7) // 8), dtype=np.uint8)
-            images28 = np.zeros((n_char, n_draw, 28, 28), dtype=np.float32)
-            resize = reference_resize if config.resize == "reference" else area_resize
-            slot = {}
-            by_tree: dict[int, tuple[FileTree, list[str]]] = {}
-            for c, (_, _, _, names, tree) in enumerate(characters):
-                for d, name in enumerate(names):
-                    slot[(id(tree), name)] = (c, d)
-                by_tree.setdefault(id(tree), (tree, []))[1].extend(names)
-
-            bar = Progress(n_char * n_draw, f"pack omniglot -> {out.name}", enabled=progress)
-            for tree, names in by_tree.values():
-                for name, data in tree.iter_read(names):
-                    c, d = slot[(id(tree), name)]
-                    img = _decode(data, tree.display(name), size)
-                    images105[c, d] = np.packbits(np.asarray(img, dtype=bool), axis=-1)
-                    images28[c, d] = resize(img)
-                    bar.update()
-            bar.close()
-
-            sources_attr = []
-            for tree in {id(t): t for _, t, _ in resolved}.values():
-                sources_attr.append({
-                    "file": tree.path.name, "kind": tree.kind, "sha256": tree.checksum(),
-                    "sets": [s for s, t, _ in resolved if t is tree],
-                })
-            sources_attr.sort(key=lambda d: (d["sets"], d["file"]))
-
-            strings = h5py.string_dtype("utf-8")
-            gzip = {"compression": "gzip", "compression_opts": config.gzip_level, "shuffle": True} \
-                if config.gzip_level else {}
-            block = min(64, max(n_char, 1))
-            with h5py.File(tmp, "w") as f:
-                f.attrs["dataset"] = "omniglot"
-                f.attrs["schema_version"] = SCHEMA_VERSION
-                f.attrs["fometa_version"] = fometa.__version__
-                f.attrs["packing_options"] = dumps(asdict(config))
-                f.attrs["sources"] = dumps(sources_attr)
-                f.attrs["num_characters"] = n_char
-                f.attrs["num_drawings"] = n_char * n_draw
-                columns = {
-                    "alphabet": [a for _, a, _, _, _ in characters],
-                    "character": [ch for _, _, ch, _, _ in characters],
-                    "set": [s for s, _, _, _, _ in characters],
-                }
-                for key, values in columns.items():
-                    arr = np.array(values, dtype=object)
-                    ds = f.create_dataset(key, data=arr, dtype=strings, track_times=False)
-                    ds.attrs["sha256"] = array_sha256(arr)
-                drawing = np.array([[n.rsplit("/", 1)[-1][: -len(".png")] for n in names]
-                                    for _, _, _, names, _ in characters], dtype=object).reshape(n_char, n_draw)
-                ds = f.create_dataset("drawing", data=drawing, dtype=strings, track_times=False)
-                ds.attrs["sha256"] = array_sha256(drawing)
-                ds = f.create_dataset("images105", data=images105, chunks=(block,) + images105.shape[1:],
-                                      track_times=False, **gzip)
-                ds.attrs["sha256"] = array_sha256(images105)
-                ds.attrs["width"] = size
-                ds.attrs["encoding"] = "numpy.packbits(image, axis=-1) of the bool image (True = white = 1)"
-                ds = f.create_dataset("images28", data=images28, chunks=(block,) + images28.shape[1:],
-                                      track_times=False, **gzip)
-                ds.attrs["sha256"] = array_sha256(images28)
-                ds.attrs["resize"] = config.resize
-                ds.attrs["resize_description"] = RESIZE_METHODS[config.resize]
-        finally:
-            for _, tree, _ in resolved:
-                tree.close()
-    return out
+    n_char, n_draw = images28.shape[:2]
+    strings = h5py.string_dtype("utf-8")
+    gzip = {"compression": "gzip", "compression_opts": config.gzip_level, "shuffle": True} \
+        if config.gzip_level else {}
+    block = min(64, max(n_char, 1))
+    drawing = np.array([[n.rsplit("/", 1)[-1][: -len(".png")] for n in names] for *_, names, _ in characters],
+                       dtype=object).reshape(n_char, n_draw)
+    columns = {
+        "alphabet": np.array([a for _, a, _, _, _ in characters], dtype=object),
+        "character": np.array([ch for _, _, ch, _, _ in characters], dtype=object),
+        "set": np.array([s for s, _, _, _, _ in characters], dtype=object),
+        "drawing": drawing,
+    }
+    with h5py.File(path, "w") as f:
+        f.attrs["dataset"] = "omniglot"
+        f.attrs["schema_version"] = SCHEMA_VERSION
+        f.attrs["fometa_version"] = fometa.__version__
+        f.attrs["packing_options"] = dumps(asdict(config))
+        f.attrs["sources"] = dumps(sources_attr)
+        f.attrs["num_characters"] = n_char
+        f.attrs["num_drawings"] = n_char * n_draw
+        for key, arr in columns.items():
+            ds = f.create_dataset(key, data=arr, dtype=strings, track_times=False)
+            ds.attrs["sha256"] = array_sha256(arr)
+        ds = f.create_dataset("images105", data=images105, chunks=(block,) + images105.shape[1:],
+                              track_times=False, **gzip)
+        ds.attrs["sha256"] = array_sha256(images105)
+        ds.attrs["width"] = config.image_size
+        ds.attrs["encoding"] = "numpy.packbits(image, axis=-1) of the bool image (True = white = 1)"
+        ds = f.create_dataset("images28", data=images28, chunks=(block,) + images28.shape[1:],
+                              track_times=False, **gzip)
+        ds.attrs["sha256"] = array_sha256(images28)
+        ds.attrs["resize"] = config.resize
+        ds.attrs["resize_description"] = RESIZE_METHODS[config.resize]
 
 
 def unpack_images105(packed, width: int = 105):

@@ -1,0 +1,199 @@
+"""What the Section 6 experiments share: data, the meta-training loop of one curve, evaluation, logs.
+
+A *curve* is one configuration (an algorithm, its sampling and its meta-step). Every curve of an
+experiment starts from the same initialization (``seed``), draws its training tasks from its own
+generator seeded alike (curves that sample alike -- the sum, average and last gradient of the
+same ``k`` -- see the same tasks in the same order), and is evaluated at iterations
+``0, eval_every, 2 eval_every, ..., meta_iters`` on the same test tasks (``eval_seed``), so the
+curves are compared on common random numbers. The evaluation at iteration 0 is the same for all
+curves and is computed once.
+
+Log records (one JSON object per line): ``{"event": "start", ...settings}``, then per evaluation
+``{"event": "eval", "curve", "iteration", "accuracy", "ci95", "loss_first", "loss_last",
+"train_seconds", "eval_seconds", ...the curve's fields}``, and ``{"event": "done", "seconds"}``.
+``loss_first``/``loss_last`` are the mean inner losses on the first and last mini-batch of the
+training tasks since the previous evaluation.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fometa import evaluate, meta, models, optim
+
+WAYS = 5
+
+# Evaluation as in the paper's Section 6: 5-shot 5-way, 5 inner SGD steps at batch 25, transductive.
+EVAL_CONFIG = evaluate.EvalConfig(ways=WAYS, shots=5, inner_batch=25, inner_iters=5, queries_per_class=1, mode="transductive")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long each curve trains and how often and on how many tasks it is evaluated."""
+
+    meta_iters: int
+    eval_every: int
+    eval_tasks: int
+    seed: int = 0
+    eval_seed: int = 1
+    eval_chunk: int = 50
+
+    def __post_init__(self):
+        for name in ("meta_iters", "eval_every", "eval_tasks", "eval_chunk"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.eval_tasks < 2:
+            raise ValueError(f"eval_tasks must be at least 2 (for a confidence interval), got {self.eval_tasks}")
+
+    def eval_points(self) -> list[int]:
+        points = list(range(0, self.meta_iters, self.eval_every))
+        return points + [self.meta_iters]
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One configuration: ``name``, the algorithm, the meta-learner's sampling, the meta-step ``eps``."""
+
+    name: str
+    algorithm: object
+    config: meta.MetaConfig
+    meta_step: float
+    fields: dict = field(default_factory=dict)  # logged with every record (k, kind, ...)
+
+
+def load_omniglot(path, cache_dir=None) -> dict:
+    """Omniglot splits (the paper's protocol) from a packed ``.h5`` file, or from the raw archives.
+
+    ``path`` may be a packed file, or the folder holding ``images_background.zip`` and
+    ``images_evaluation.zip`` (or one of them): those are packed once into
+    ``cache_dir/omniglot.h5`` and read from there.
+    """
+    from fometa import data
+
+    path = Path(path)
+    if path.is_file() and path.suffix in (".h5", ".hdf5"):
+        return data.load_omniglot(path)
+    if not path.exists():
+        raise data.DataError(str(path), "no such file or folder (give a packed omniglot .h5 or the folder of the zips)")
+    cache = Path(cache_dir if cache_dir is not None else ".") / "omniglot.h5"
+    if not cache.exists():
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        data.pack_omniglot.pack_omniglot([str(path)], str(cache), progress=False)
+    return data.load_omniglot(cache)
+
+
+class JsonLog:
+    """Append one JSON object per line, flushed at once (a run can be followed with ``tail -f``)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "w", encoding="utf-8")
+
+    def write(self, record: dict) -> None:
+        self._file.write(json.dumps(record, sort_keys=False) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def read_log(path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def make_learner(model, curve: Curve, inner_lr: float, meta_iters: int, backend=None) -> meta.MetaLearner:
+    """Plain SGD inner loop; the paper's outer step ``phi <- phi + eps (phi_tilde - phi)``, ``eps`` constant."""
+    return meta.MetaLearner(
+        model=model,
+        algorithm=curve.algorithm,
+        inner_opt=optim.SGD(inner_lr),
+        outer_opt=meta.Interpolate(curve.meta_step, curve.meta_step, meta_iters),
+        config=curve.config,
+        backend=backend,
+    )
+
+
+def _evaluate(model, params, splits, budget: Budget, inner_lr: float, backend):
+    rng = np.random.default_rng(budget.eval_seed)  # the same test tasks at every point of every curve
+    start = time.perf_counter()
+    result = evaluate.evaluate(
+        model, params, splits["test"], rng, EVAL_CONFIG, optim.SGD(inner_lr),
+        tasks=budget.eval_tasks, chunk=budget.eval_chunk, backend=backend,
+    )
+    return result, time.perf_counter() - start
+
+
+def run_curves(experiment: str, curves, splits, budget: Budget, inner_lr: float, log: JsonLog,
+               settings: dict | None = None, backend=None, progress=None) -> list[dict]:
+    """Meta-train and evaluate every curve; returns the evaluation records (also written to ``log``)."""
+    start = time.perf_counter()
+    model = models.omniglot_cnn(WAYS)
+    init = model.init(np.random.default_rng(budget.seed))
+    log.write({"event": "start", "experiment": experiment, "budget": asdict(budget), "inner_lr": inner_lr,
+               "eval": asdict(EVAL_CONFIG), "curves": [c.name for c in curves], **(settings or {})})
+    records, initial = [], None
+    points = set(budget.eval_points())
+    for index, curve in enumerate(curves):
+        learner = make_learner(model, curve, inner_lr, budget.meta_iters, backend)
+        state = learner.init(init)
+        rng = np.random.default_rng(budget.seed)
+        losses, train_seconds = [], 0.0
+        for it in range(budget.meta_iters + 1):
+            if it in points:
+                if it == 0 and initial is not None:
+                    result, eval_seconds = initial
+                else:
+                    result, eval_seconds = _evaluate(model, state.params, splits, budget, inner_lr, backend)
+                    if it == 0:
+                        initial = (result, eval_seconds)
+                record = {
+                    "event": "eval", "experiment": experiment, "curve": curve.name, **curve.fields,
+                    "meta_step": curve.meta_step, "iteration": it, "accuracy": result.accuracy, "ci95": result.ci95,
+                    "loss_first": float(np.mean([l[0] for l in losses])) if losses else None,
+                    "loss_last": float(np.mean([l[1] for l in losses])) if losses else None,
+                    "train_seconds": train_seconds, "eval_seconds": eval_seconds,
+                }
+                log.write(record)
+                records.append(record)
+                losses = []
+                if progress is not None:
+                    progress(index, len(curves), curve.name, it, budget.meta_iters, result.accuracy)
+            if it == budget.meta_iters:
+                break
+            t = time.perf_counter()
+            state, info = learner.train_step(state, splits["train"], rng)
+            train_seconds += time.perf_counter() - t
+            losses.append((info["loss_first"], info["loss_last"]))
+    log.write({"event": "done", "experiment": experiment, "seconds": time.perf_counter() - start})
+    return records
+
+
+def curves_of(records) -> dict[str, list[dict]]:
+    """Evaluation records grouped by curve, in the order the curves first appear."""
+    out: dict[str, list[dict]] = {}
+    for r in records:
+        if r.get("event", "eval") == "eval":
+            out.setdefault(r["curve"], []).append(r)
+    return out
+
+
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (imported here, when a figure is drawn)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt

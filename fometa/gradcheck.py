@@ -66,7 +66,7 @@ def relative_errors(
         ans[key] = float((g * v).sum())
     scale = max([abs(a) for a in ans.values()] + [1e-12])
     return {
-        k: abs(fds[k] - ans[k]) / max(abs(fds[k]), abs(ans[k]), floor * scale) for k in grad
+        k: abs(fds[k] - ans[k]) / max(abs(fds[k]), abs(ans[k]), floor * scale, np.finfo(np.float64).tiny) for k in grad
     }
 
 

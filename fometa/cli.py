@@ -16,6 +16,9 @@ COMMANDS = {
     "data": ("data", "pack Omniglot or Mini-ImageNet into HDF5"),
     "sine": ("sine", "meta-train the sine-wave MLP (the paper's Figure 1)"),
     "experiment": ("experiment", "the paper's Section 6 experiments on Omniglot (combinations, fomaml-tail)"),
+    "train": ("train", "meta-train from a preset, or resume a run (checkpoints, logs)"),
+    "eval": ("eval", "few-shot accuracy of a run's checkpoint on many tasks (JSON)"),
+    "plot": ("plot", "learning curves of a run as PNG"),
 }
 
 

@@ -1,0 +1,182 @@
+"""The training loop on small in-memory data: exact resume, logs, signals, non-finite losses, data checks."""
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from fometa import checkpoint, config as C, train as T
+from fometa.data import ArraySplit
+
+
+def _splits(seed=0, classes=(12, 8), examples=8, nan=False):
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, n in zip(("train", "test"), classes):
+        arrays = [rng.random((examples, 28, 28), dtype=np.float32) for _ in range(n)]
+        if nan:
+            arrays = [np.full_like(a, np.nan) for a in arrays]
+        out[name] = ArraySplit(arrays)
+    return out
+
+
+def _cfg(**overrides) -> C.RunConfig:
+    base = {"model.filters": 4, "inner.iters": 2, "inner.shots": 4, "inner.batch": 8, "eval.inner_iters": 3,
+            "interval_tasks": 4, "meta_iters": 12, "eval_interval": 4, "checkpoint_every": 5}
+    return C.apply_overrides(C.preset("omniglot-5way-1shot"), {**base, **overrides})
+
+
+def _same_params(a, b):
+    return list(a) == list(b) and all(a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]) for k in a)
+
+
+def _metrics(run):
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in T.RunFolder(run).read_log()]
+
+
+def test_a_run_writes_log_and_final_checkpoint(tmp_path):
+    cfg = _cfg()
+    result = T.train(cfg, tmp_path, _splits(), progress=False)
+    assert (result.status, result.iteration) == ("finished", 12)
+    ck = checkpoint.load(tmp_path / "checkpoint.h5")
+    assert ck.iteration == 12 and C.from_dict(ck.config) == cfg
+    log = T.RunFolder(tmp_path).read_log()
+    assert [r["iteration"] for r in log] == [0, 4, 8, 12]
+    for r in log[1:]:
+        assert {"loss_first", "loss_last", "train_accuracy", "test_accuracy", "meta_step", "seconds"} <= set(r)
+        assert 0.0 <= r["train_accuracy"] <= 1.0
+    assert log[-1]["meta_step"] == 0.0  # annealed to 0 over the run
+
+
+@pytest.mark.parametrize("stop_at", [5, 10])
+def test_resumed_run_equals_uninterrupted_run_bit_for_bit(tmp_path, stop_at):
+    cfg = _cfg()
+    T.train(cfg, tmp_path / "full", _splits(), progress=False)
+    stopped = T.train(cfg, tmp_path / "part", _splits(), progress=False, stop_at=stop_at)
+    assert (stopped.status, stopped.iteration) == ("stopped", stop_at)
+    ck = checkpoint.load(tmp_path / "part" / "checkpoint.h5")
+    assert ck.iteration == stop_at
+    # log lines written after the checkpoint (as by a run killed later) are dropped on resume
+    T.RunFolder(tmp_path / "part").append_log({"iteration": stop_at + 1, "train_accuracy": 0.0})
+    result = T.train(cfg, tmp_path / "part", _splits(), resume=ck, progress=False)
+    assert result.iteration == 12
+    full = checkpoint.load(tmp_path / "full" / "checkpoint.h5")
+    part = checkpoint.load(tmp_path / "part" / "checkpoint.h5")
+    assert _same_params(full.params, part.params)
+    assert _same_params(full.inner_state.nu, part.inner_state.nu)
+    assert int(full.inner_state.count) == int(part.inner_state.count)
+    assert full.rng_state == part.rng_state
+    # 10 falls between evaluations: the interval's loss sums travel in the checkpoint
+    assert _metrics(tmp_path / "full") == _metrics(tmp_path / "part")
+
+
+def test_evaluation_settings_do_not_change_what_is_trained(tmp_path):
+    T.train(_cfg(), tmp_path / "a", _splits(), progress=False)
+    T.train(_cfg(eval_interval=1, interval_tasks=7, checkpoint_every=0), tmp_path / "b", _splits(), progress=False)
+    a, b = (checkpoint.load(tmp_path / r / "checkpoint.h5") for r in "ab")
+    assert _same_params(a.params, b.params)
+
+
+def test_finished_run_is_not_trained_further(tmp_path):
+    cfg = _cfg(meta_iters=3)
+    T.train(cfg, tmp_path, _splits(), progress=False)
+    ck = checkpoint.load(tmp_path / "checkpoint.h5")
+    assert T.train(cfg, tmp_path, _splits(), resume=ck, progress=False).status == "already finished"
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    cfg = _cfg(meta_iters=5)
+    T.train(cfg, tmp_path, _splits(), progress=False)
+    before = (tmp_path / "checkpoint.h5").read_bytes()
+    longer = C.apply_overrides(cfg, {"meta_iters": 9})
+    ck = checkpoint.load(tmp_path / "checkpoint.h5")
+    with pytest.raises(T.TrainingError, match=r"non-finite loss at meta-iteration 6 .*checkpoint.h5 at iteration 5, is kept"):
+        T.train(longer, tmp_path, _splits(nan=True), resume=ck, progress=False)
+    assert (tmp_path / "checkpoint.h5").read_bytes() == before
+
+
+def test_non_finite_loss_before_any_checkpoint(tmp_path):
+    with pytest.raises(T.TrainingError, match="no checkpoint had been written yet"):
+        T.train(_cfg(), tmp_path, _splits(nan=True), progress=False)
+    assert not (tmp_path / "checkpoint.h5").exists()
+
+
+class _SignalingSplit(ArraySplit):
+    """Sends ``signum`` to this process on the ``at``-th example read (mid-iteration)."""
+
+    def __init__(self, arrays, signum, at):
+        super().__init__(arrays)
+        self.signum, self.at, self.reads = signum, at, 0
+
+    def get(self, c, indices):
+        self.reads += 1
+        if self.reads == self.at:
+            os.kill(os.getpid(), self.signum)
+        return super().get(c, indices)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_finishes_the_iteration_writes_a_checkpoint_and_returns(tmp_path, signum):
+    splits = _splits()
+    train = splits["train"]
+    # 5 classes x meta-batch 5 = 25 reads per iteration: the signal arrives during iteration 3
+    splits["train"] = _SignalingSplit([train.get(c, np.arange(8)) for c in range(len(train))], signum, at=60)
+    handler = signal.getsignal(signum)
+    result = T.train(_cfg(checkpoint_every=0, eval_interval=0), tmp_path, splits, progress=False)
+    assert (result.status, result.iteration, result.signal) == ("interrupted", 3, signal.Signals(signum).name)
+    assert checkpoint.load(tmp_path / "checkpoint.h5").iteration == 3
+    assert signal.getsignal(signum) is handler, "the signal handler was not restored"
+
+
+def test_data_checks_name_the_problem():
+    with pytest.raises(C.ConfigError, match="evaluation needs 9 shots \\+ 1 query per class, but a class of the train split has only 8"):
+        T.check_data(_cfg(**{"eval.shots": 9}), _splits())
+    with pytest.raises(C.ConfigError, match="training tasks need 9 train shots per class, but .* only 8 examples"):
+        T.check_data(_cfg(**{"inner.shots": 9}), _splits())
+    with pytest.raises(C.ConfigError, match="a 10-way task needs 10 classes, but the test split has 8"):
+        T.check_data(_cfg(**{"model.ways": 10}), _splits())
+
+
+def test_sine_preset_trains_and_logs_mse(tmp_path):
+    cfg = C.apply_overrides(C.preset("sine"), {"meta_iters": 20, "eval_interval": 10, "interval_tasks": 5})
+    result = T.train(cfg, tmp_path, None, progress=False)
+    assert result.status == "finished"
+    log = T.RunFolder(tmp_path).read_log()
+    assert [r["iteration"] for r in log] == [0, 10, 20]
+    assert all(r["test_mse"] > 0 and "test_accuracy" not in r for r in log)
+
+
+def test_sine_learner_matches_fometa_sine(tmp_path):
+    """The sine preset trains exactly what ``fometa.sine.train`` trains."""
+    from fometa import sine
+
+    cfg = C.apply_overrides(C.preset("sine"), {"meta_iters": 15, "eval_interval": 0})
+    T.train(cfg, tmp_path, None, progress=False)
+    ref, _ = sine.train(sine.SineConfig(meta_iters=15))
+    assert _same_params(ref, checkpoint.load(tmp_path / "checkpoint.h5").params)
+
+
+def test_progress_bar_lines_when_not_a_terminal():
+    import io
+
+    from fometa.progress import ProgressBar, format_duration
+
+    stream = io.StringIO()
+    now = [0.0]
+    bar = ProgressBar(100, initial=20, label="it", stream=stream, log_interval=30, clock=lambda: now[0])
+    for t, count, values in [(0, 20, {}), (10, 30, {"train_acc": 0.5}), (20, 60, {}), (40, 80, {"test_acc": 0.25})]:
+        now[0] = t
+        bar.update(count, **values)  # a line at t=0, then none until 30 s have passed
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    assert "80/100" in lines[1] and "1.50 it/s" in lines[1] and "ETA 13.3s" in lines[1]
+    assert "train_acc 0.5 test_acc 0.25" in lines[1]
+    assert (format_duration(75), format_duration(4000), format_duration(float("nan"))) == ("1m15s", "1h06m", "?")
+
+
+def test_config_file_of_a_run_round_trips(tmp_path):
+    cfg = _cfg()
+    T.RunFolder(tmp_path).write_config(cfg)
+    assert T.RunFolder(tmp_path).read_config() == cfg
+    assert json.loads((tmp_path / "config.json").read_text())["inner"]["shots"] == 4

@@ -471,7 +471,9 @@ def train(cfg: C.RunConfig, run_dir, splits=None, *, resume: ckpt_io.Checkpoint 
             last = log(0)
         bar.update(state.iteration, force=True)
         while state.iteration < cfg.meta_iters:
-            new_state, info = learner.step(state, problem.sample(learner, rng))
+            tasks = problem.sample(learner, rng)
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked just below
+                new_state, info = learner.step(state, tasks)
             if not _finite(info, new_state.params):
                 bar.close()
                 kept = (f"the last good checkpoint, {run.checkpoint_path} at iteration {last_ckpt}, is kept"

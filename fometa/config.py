@@ -166,7 +166,7 @@ class EvaluationConfig:
     replacement: bool = False
     mode: str = "transductive"
     tasks: int = 10_000
-    chunk: int = 100
+    chunk: int = 50
     split: str = "test"
 
     def __post_init__(self):

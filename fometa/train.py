@@ -435,7 +435,7 @@ def train(cfg: C.RunConfig, run_dir, splits=None, *, resume: ckpt_io.Checkpoint 
         rng = np.random.default_rng(cfg.seed)
         state = learner.init(learner.model.init(rng))
         extra = {}
-    run.truncate_log(state.iteration)
+    run.truncate_log(state.iteration if resume is not None else -1)  # a fresh start keeps no old records
     seconds0 = float(extra.get("seconds", 0.0))
     loss_sum = dict(extra.get("loss_sum", {}))
     loss_count = int(extra.get("loss_count", 0))

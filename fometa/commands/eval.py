@@ -37,7 +37,8 @@ def add_arguments(p):
     p.add_argument("--seed", type=int, default=0, help="seed of the evaluation tasks (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     for flag, name in EVAL_FLAGS.items():
-        p.add_argument(flag, dest="setting:" + name, default=None, metavar="VALUE", help=f"{name} (default: the run's)")
+        p.add_argument(flag, dest="setting:" + name, default=None, metavar=name.rsplit(".", 1)[-1].upper(),
+                       help=f"{name} (default: the run's)")
 
 
 def run(args) -> int:

@@ -40,7 +40,7 @@ def add_arguments(p):
         if _bool_flag(flag):
             g.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=name)
         else:
-            g.add_argument(flag, dest=dest, default=None, metavar="VALUE", help=name)
+            g.add_argument(flag, dest=dest, default=None, metavar=name.rsplit(".", 1)[-1].upper(), help=name)
 
 
 def overrides_from_args(args, flags=None) -> dict:

@@ -198,3 +198,15 @@ def test_non_finite_loss_exits_with_a_message_and_keeps_the_checkpoint(capsys, t
     assert rc == 1 and "Traceback" not in err
     assert "fometa: error: non-finite loss at meta-iteration 3" in err and "at iteration 2, is kept" in err
     assert (run / "checkpoint.h5").read_bytes() == before
+
+
+def test_resume_before_the_first_checkpoint_starts_the_run_again(capsys, tiny_omniglot, tmp_path):
+    full, early = tmp_path / "full", tmp_path / "early"
+    assert _train(capsys, tiny_omniglot, full, "--meta-iters", "4", "--eval-interval", "2")[0] == 0
+    assert _train(capsys, tiny_omniglot, early, "--meta-iters", "4", "--eval-interval", "2")[0] == 0
+    (early / "checkpoint.h5").unlink()  # as if killed before its first checkpoint, after logging
+    rc, _, err = fometa_cli(capsys, "train", "--resume", early, "--quiet")
+    assert rc == 0, err
+    assert [json.loads(line)["iteration"] for line in (early / "log.jsonl").read_text().splitlines()] == [0, 2, 4]
+    a, b = (checkpoint.load(r / "checkpoint.h5") for r in (full, early))
+    assert _params_equal(a.params, b.params)

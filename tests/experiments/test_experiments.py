@@ -101,6 +101,21 @@ def test_experiment_runs_on_synthetic_data(module, tmp_path):
     assert len(module.summary(records)) == len(curves)
 
 
+def test_evaluation_is_fometa_evaluate():
+    """The experiments' evaluation reports fometa.evaluate's accuracy on the same tasks, plus the query loss."""
+    from fometa import evaluate, models, optim
+
+    splits = synthetic_splits()
+    model = models.omniglot_cnn(5)
+    params = model.init(np.random.default_rng(0))
+    budget = common.Budget(meta_iters=1, eval_every=1, eval_tasks=5, eval_chunk=2)
+    ours = common.evaluate_params(model, params, splits["test"], budget, 0.003)
+    theirs = evaluate.evaluate(model, params, splits["test"], np.random.default_rng(budget.eval_seed), common.EVAL_CONFIG,
+                               optim.SGD(0.003), tasks=5, chunk=2)
+    assert (ours.accuracy, ours.ci95) == (theirs.accuracy, theirs.ci95)
+    assert np.isfinite(ours.loss) and ours.loss > 0
+
+
 def test_budget_rejects_nonsense():
     with pytest.raises(ValueError, match="eval_tasks"):
         common.Budget(meta_iters=1, eval_every=1, eval_tasks=1)

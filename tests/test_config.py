@@ -141,3 +141,10 @@ def test_configs_are_frozen():
     cfg = C.preset("omniglot-5way-1shot")
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.inner.lr = 1.0
+
+
+@pytest.mark.parametrize("one, five", [("omniglot-5way-1shot", "omniglot-5way-5shot"),
+                                       ("omniglot-20way-1shot", "omniglot-20way-5shot")])
+def test_one_and_five_shot_presets_train_alike(one, five):
+    """As in the reference, both train on 10-shot tasks and differ only in evaluation (so one run serves both)."""
+    assert C.diff(C.preset(one), C.preset(five)) == [("preset", one, five), ("eval.shots", 1, 5)]

@@ -12,7 +12,8 @@ Log records (one JSON object per line): ``{"event": "start", ...settings}``, the
 ``{"event": "eval", "curve", "iteration", "accuracy", "ci95", "query_loss", "query_loss_ci95",
 "loss_first", "loss_last", "train_seconds", "eval_seconds", ...the curve's fields}``, and ``{"event": "done", "seconds"}``.
 ``loss_first``/``loss_last`` are the mean inner losses on the first and last mini-batch of the
-training tasks since the previous evaluation.
+training tasks since the previous evaluation; ``per_task_accuracy``/``per_task_loss`` hold every
+test task's value (the same tasks for every curve: :func:`paired_difference` compares two curves).
 """
 from __future__ import annotations
 
@@ -134,6 +135,8 @@ class Evaluation(NamedTuple):
     loss: float  # mean query cross-entropy after adaptation: a less noisy signal than the accuracy
     loss_ci95: float
     seconds: float
+    per_task_accuracy: np.ndarray  # (eval_tasks,): the same tasks for every curve, so curves compare pairwise
+    per_task_loss: np.ndarray
 
 
 def evaluate_params(model, params, split, budget: Budget, inner_lr: float, backend=None) -> Evaluation:
@@ -160,9 +163,10 @@ def evaluate_params(model, params, split, budget: Budget, inner_lr: float, backe
         accs.append(be.to_host(softmax_cross_entropy.accuracy(logits, qy)))
         losses.append(be.to_host(softmax_cross_entropy.forward(logits, qy)[0]))
         done += n
-    acc, acc_ci = evaluate.mean_ci95(np.concatenate(accs))
-    loss, loss_ci = evaluate.mean_ci95(np.concatenate(losses))
-    return Evaluation(acc, acc_ci, loss, loss_ci, time.perf_counter() - start)
+    accs, losses = np.concatenate(accs), np.concatenate(losses)
+    acc, acc_ci = evaluate.mean_ci95(accs)
+    loss, loss_ci = evaluate.mean_ci95(losses)
+    return Evaluation(acc, acc_ci, loss, loss_ci, time.perf_counter() - start, accs, losses)
 
 
 def run_curves(experiment: str, curves, splits, budget: Budget, inner_lr: float, log: JsonLog,
@@ -195,6 +199,8 @@ def run_curves(experiment: str, curves, splits, budget: Budget, inner_lr: float,
                     "loss_first": float(np.mean([l[0] for l in losses])) if losses else None,
                     "loss_last": float(np.mean([l[1] for l in losses])) if losses else None,
                     "train_seconds": train_seconds, "eval_seconds": result.seconds,
+                    "per_task_accuracy": [round(float(v), 4) for v in result.per_task_accuracy],
+                    "per_task_loss": [round(float(v), 5) for v in result.per_task_loss],
                 }
                 log.write(record)
                 records.append(record)
@@ -209,6 +215,13 @@ def run_curves(experiment: str, curves, splits, budget: Budget, inner_lr: float,
             losses.append((info["loss_first"], info["loss_last"]))
     log.write({"event": "done", "experiment": experiment, "seconds": time.perf_counter() - start})
     return records
+
+
+def paired_difference(a: dict, b: dict, key: str = "loss") -> tuple[float, float]:
+    """Mean and 95% half-width of ``a - b`` over the evaluation tasks two records share (``key``: loss or accuracy)."""
+    field_name = f"per_task_{key}"
+    diff = np.asarray(a[field_name], dtype=np.float64) - np.asarray(b[field_name], dtype=np.float64)
+    return evaluate.mean_ci95(diff)
 
 
 def curves_of(records) -> dict[str, list[dict]]:

@@ -95,6 +95,11 @@ def test_experiment_runs_on_synthetic_data(module, tmp_path):
         assert all(0.0 <= r["accuracy"] <= 1.0 for r in rs), name
     initial = {rs[0]["accuracy"] for rs in by_curve.values()}
     assert len(initial) == 1, "every curve starts from the same initialization, evaluated on the same tasks"
+    first, second = list(by_curve.values())[:2]
+    assert all(len(r["per_task_loss"]) == TINY.eval_tasks for r in records)
+    assert common.paired_difference(first[0], second[0]) == (0.0, 0.0), "iteration 0 is one evaluation, shared"
+    mean, _ = common.paired_difference(first[-1], second[-1], "accuracy")
+    assert np.isclose(mean, first[-1]["accuracy"] - second[-1]["accuracy"])
     pytest.importorskip("matplotlib")
     module.plot(records, tmp_path / "figure.png")
     assert (tmp_path / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

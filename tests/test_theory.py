@@ -91,9 +91,10 @@ def test_quadratic_maml_is_the_product_formula(data, frac):
     G, _, _ = meta.MAML().pseudo_gradient(p.model, tree.broadcast(p.params, 1), steps, inner, inner.init(p.params))
     trainer = p.model.flatten(tree.take_task(G, 0))
     exact = theory.maml_product_formula(p.model, p.params, p.batches, a)
-    assert np.allclose(trainer, exact, rtol=1e-9, atol=1e-11 * np.abs(exact).max(initial=1.0)), (
-        f"trainer MAML {trainer} != prod_j (I - alpha A_j) g_k = {exact}"
-    )
+    # the trainer's Hessian-vector products are central differences: exact on a quadratic up to
+    # round-off, eps |g| / r ~ 1e-10 of the product (4e-10 at worst in 400 draws)
+    err = np.linalg.norm(trainer - exact) / np.linalg.norm(exact)
+    assert err < 1e-8, f"trainer MAML {trainer} != prod_j (I - alpha A_j) g_k = {exact} (relative error {err})"
 
 
 # ---------------------------------------------------------------------------------------------

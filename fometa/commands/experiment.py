@@ -87,7 +87,13 @@ def run(args) -> int:
     if plot:
         module.plot(records, out / f"{stem}.png")
     for row in module.summary(records):
-        print(f"{row['curve']:>20s}: {row['accuracy']:.3f} +- {row['ci95']:.3f} after {row['iteration']} meta-iterations")
+        print(f"{row['curve']:>20s}: accuracy {row['accuracy']:.3f} +- {row['ci95']:.3f}, query loss {row['query_loss']:.3f}"
+              f" after {row['iteration']} meta-iterations")
+    pairs = module.comparisons(records)
+    for c in pairs:
+        print(f"{c['a']:>20s} - {c['b']:<20s}: query loss {c['loss_diff']:+.4f} +- {c['loss_diff_ci95']:.4f},"
+              f" accuracy {c['accuracy_diff']:+.3f} +- {c['accuracy_diff_ci95']:.3f} (paired, same tasks)")
     print(json.dumps({"experiment": args.experiment, "log": str(out / f"{stem}.jsonl"),
-                      "plot": str(out / f"{stem}.png") if plot else None, "final": module.summary(records)}), flush=True)
+                      "plot": str(out / f"{stem}.png") if plot else None, "final": module.summary(records),
+                      "comparisons": pairs}), flush=True)
     return 0

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from fometa import meta
-from fometa.experiments.common import WAYS, Budget, Curve, JsonLog, curves_of, pyplot, run_curves
+from fometa.experiments.common import WAYS, Budget, Curve, JsonLog, compare, curves_of, pyplot, run_curves
 
 INNER_LR = 0.003
 INNER_BATCH = 25
@@ -118,3 +118,13 @@ def summary(records) -> list[dict]:
           "ci95": r["ci95"], "query_loss": r["query_loss"]} for r in last),
         key=lambda r: -r["accuracy"],
     )
+
+
+def comparisons(records) -> list[dict]:
+    """Paired differences at the last evaluation: for each ``k`` the sum, the average and ``g1`` against
+    the last gradient ``gk``, and the sum of ``k`` against the sum of ``k - 1`` (``g1`` for ``k = 2``)."""
+    sums = {r["k"]: r["curve"] for rs in curves_of(records).values() for r in rs[:1] if r["kind"] == "sum"}
+    pairs = []
+    for k, total in sorted(sums.items()):
+        pairs += [(total, f"g{k}"), (f"({total})/{k}", f"g{k}"), ("g1", f"g{k}"), (total, sums.get(k - 1, "g1"))]
+    return compare(records, pairs)

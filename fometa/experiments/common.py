@@ -224,6 +224,19 @@ def paired_difference(a: dict, b: dict, key: str = "loss") -> tuple[float, float
     return evaluate.mean_ci95(diff)
 
 
+def compare(records, pairs) -> list[dict]:
+    """Paired differences ``a - b`` of the final evaluations of curves ``(a, b)`` (query loss and accuracy)."""
+    last = {name: rs[-1] for name, rs in curves_of(records).items()}
+    out = []
+    for a, b in pairs:
+        if a in last and b in last and "per_task_loss" in last[a] and "per_task_loss" in last[b]:
+            dl, cl = paired_difference(last[a], last[b], "loss")
+            da, ca = paired_difference(last[a], last[b], "accuracy")
+            out.append({"a": a, "b": b, "iteration": last[a]["iteration"], "loss_diff": dl, "loss_diff_ci95": cl,
+                        "accuracy_diff": da, "accuracy_diff_ci95": ca})
+    return out
+
+
 def curves_of(records) -> dict[str, list[dict]]:
     """Evaluation records grouped by curve, in the order the curves first appear."""
     out: dict[str, list[dict]] = {}

@@ -17,7 +17,7 @@ generalizing from one batch to another.
 from __future__ import annotations
 
 from fometa import meta
-from fometa.experiments.common import WAYS, Budget, Curve, JsonLog, curves_of, pyplot, run_curves
+from fometa.experiments.common import WAYS, Budget, Curve, JsonLog, compare, curves_of, pyplot, run_curves
 
 INNER_LR = 0.003
 SHOTS = 5
@@ -111,3 +111,14 @@ def summary(records) -> list[dict]:
     last = [rs[-1] for rs in curves_of(records).values()]
     return [{"curve": r["curve"], "k": r["k"], "algorithm": r["algorithm"], "iteration": r["iteration"],
              "accuracy": r["accuracy"], "ci95": r["ci95"], "query_loss": r["query_loss"]} for r in last]
+
+
+def comparisons(records) -> list[dict]:
+    """Paired differences at the last evaluation, for each ``k``: separate tail, and Reptile, against shared tail."""
+    ks = sorted({r["k"] for rs in curves_of(records).values() for r in rs})
+    pairs = []
+    for k in ks:
+        pairs += [(f"fomaml-separate k={k}", f"fomaml-shared k={k}"), (f"reptile k={k}", f"fomaml-shared k={k}"),
+                  (f"reptile k={k}", f"fomaml-separate k={k}")]
+    return compare(records, pairs)
+

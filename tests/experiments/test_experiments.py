@@ -104,6 +104,8 @@ def test_experiment_runs_on_synthetic_data(module, tmp_path):
     module.plot(records, tmp_path / "figure.png")
     assert (tmp_path / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(module.summary(records)) == len(curves)
+    pairs = module.comparisons(records)
+    assert pairs and all(np.isfinite(c["loss_diff"]) for c in pairs), "no paired comparison was made"
 
 
 def test_evaluation_is_fometa_evaluate():

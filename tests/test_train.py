@@ -182,3 +182,23 @@ def test_config_file_of_a_run_round_trips(tmp_path):
     T.RunFolder(tmp_path).write_config(cfg)
     assert T.RunFolder(tmp_path).read_config() == cfg
     assert json.loads((tmp_path / "config.json").read_text())["inner"]["shots"] == 4
+
+
+def test_progress_bar_redraws_in_place_on_a_terminal():
+    import io
+
+    from fometa.progress import ProgressBar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream, now = Terminal(), [0.0]
+    bar = ProgressBar(10, label="eval", unit="tasks", stream=stream, clock=lambda: now[0])
+    for i in range(1, 11):
+        now[0] = i * 0.0625  # redraws at most every 0.1 s: at i = 1, 3, 5, 7, 9
+        bar.update(i)
+    bar.close()
+    text = stream.getvalue()
+    assert "\n" not in text[:-1] and text.endswith("\n") and text.count("\r") == 6
+    assert "10/10" in text.rsplit("\r", 1)[-1] and "16 tasks/s" in text.rsplit("\r", 1)[-1]

@@ -38,3 +38,25 @@ def tiny_omniglot(tmp_path_factory) -> Path:
     out = root / "tiny_omniglot.h5"
     pack_omniglot([root / "images_background", root / "images_evaluation"], out, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_miniimagenet(tmp_path_factory) -> Path:
+    """A packed Mini-ImageNet file: 6 classes of 20 random 84x84 JPEGs in each of train, val and test."""
+    pytest.importorskip("PIL")
+    from PIL import Image
+
+    from fometa.data.pack_miniimagenet import MiniImageNetPackConfig, pack_miniimagenet
+
+    root = tmp_path_factory.mktemp("miniimagenet_src")
+    rng = np.random.default_rng(0)
+    for split in ("train", "val", "test"):
+        for c in range(6):
+            folder = root / "mini" / split / f"n{split[:2]}{c:06d}"
+            folder.mkdir(parents=True)
+            for i in range(20):
+                pixels = rng.integers(0, 256, size=(84, 84, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / f"img{i:02d}.jpg")
+    out = root / "tiny_miniimagenet.h5"
+    pack_miniimagenet(root / "mini", out, MiniImageNetPackConfig(images_per_class=20), progress=False)
+    return out

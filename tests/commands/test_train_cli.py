@@ -210,3 +210,22 @@ def test_resume_before_the_first_checkpoint_starts_the_run_again(capsys, tiny_om
     assert [json.loads(line)["iteration"] for line in (early / "log.jsonl").read_text().splitlines()] == [0, 2, 4]
     a, b = (checkpoint.load(r / "checkpoint.h5") for r in (full, early))
     assert _params_equal(a.params, b.params)
+
+
+def test_miniimagenet_preset_trains_and_evaluates(capsys, tiny_miniimagenet, tmp_path):
+    run = tmp_path / "mini"
+    rc, out, err = fometa_cli(capsys, "train", "--preset", "miniimagenet-5way-5shot", "--data", tiny_miniimagenet,
+                              "--out", run, "--filters", "2", "--inner-iters", "1", "--eval-iters", "1",
+                              "--interval-tasks", "2", "--meta-iters", "2", "--eval-interval", "2", "--meta-batch", "2",
+                              "--quiet")
+    assert rc == 0, err
+    assert json.loads(out.splitlines()[-1])["iteration"] == 2
+    rc, out, err = fometa_cli(capsys, "eval", run, "--tasks", "4", "--split", "val", "--mode", "per-query", "--quiet")
+    assert rc == 0, err
+    res = json.loads(out)
+    assert (res["split"], res["shots"], res["inner_batch"], res["tasks"]) == ("val", 5, 15, 4)
+
+
+def test_omniglot_preset_refuses_a_miniimagenet_file(capsys, tiny_miniimagenet, tmp_path):
+    err = _error(capsys, "train", "--preset", "omniglot-20way-5shot", "--data", tiny_miniimagenet, "--out", tmp_path / "r")
+    assert "holds miniimagenet, expected omniglot" in err

@@ -478,8 +478,9 @@ def train(cfg: C.RunConfig, run_dir, splits=None, *, resume: ckpt_io.Checkpoint 
                 bar.close()
                 kept = (f"the last good checkpoint, {run.checkpoint_path} at iteration {last_ckpt}, is kept"
                         if last_ckpt is not None else "no checkpoint had been written yet")
+                what = "loss" if not all(map(math.isfinite, info.values())) else "parameters (after a finite loss)"
                 raise TrainingError(
-                    f"non-finite loss at meta-iteration {new_state.iteration} (first inner loss "
+                    f"non-finite {what} at meta-iteration {new_state.iteration} (first inner loss "
                     f"{info['loss_first']:.4g}, last {info['loss_last']:.4g}); training stopped and {kept}. "
                     "A smaller inner learning rate or meta-step may help.")
             state = new_state

@@ -45,8 +45,9 @@ def run(args) -> int:
     import numpy as np
 
     from fometa import checkpoint, config
+    from fometa.backends import BackendError
     from fometa.cli import CLIError
-    from fometa.commands.train import overrides_from_args
+    from fometa.commands.train import check_backend, overrides_from_args
     from fometa.data import DataError
     from fometa.progress import ProgressBar
     from fometa.train import CHECKPOINT_FILE, build_learner, check_data, load_splits, make_problem, restore_state
@@ -70,9 +71,10 @@ def run(args) -> int:
             modes = None
         cfg = config.apply_overrides(cfg, overrides)
         modes = modes or (cfg.eval.mode,)
+        check_backend(cfg.backend)
         splits = load_splits(cfg.data)
         check_data(cfg, splits, eval_splits=(cfg.eval.split,))
-    except (config.ConfigError, checkpoint.CheckpointError, DataError) as exc:
+    except (config.ConfigError, checkpoint.CheckpointError, DataError, BackendError) as exc:
         raise CLIError(str(exc)) from None
     learner = build_learner(cfg)
     problem = make_problem(cfg, splits)

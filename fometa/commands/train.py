@@ -91,12 +91,24 @@ def _new_config(args, file_settings: dict, flags: dict):
     return cfg
 
 
+def check_backend(name) -> None:
+    """Raise :class:`~fometa.cli.CLIError` unless backend ``name`` can be used here."""
+    from fometa.backends import get_backend
+    from fometa.cli import CLIError
+
+    try:
+        get_backend(name)
+    except ValueError as exc:  # an unknown name (BackendError: one this machine lacks, caught by the CLI)
+        raise CLIError(f"--backend: {exc}") from None
+
+
 def _describe(differences) -> str:
     return "; ".join(f"{name}: {old!r} in the run, {new!r} now" for name, old, new in differences)
 
 
 def run(args) -> int:
     from fometa import checkpoint, config
+    from fometa.backends import BackendError
     from fometa.cli import CLIError
     from fometa.data import DataError
     from fometa.train import RunFolder, TrainingError, check_data, load_splits, train
@@ -133,10 +145,11 @@ def run(args) -> int:
             if folder.holds_run():
                 raise CLIError(f"{folder.path}: already holds a run; continue it with --resume {folder.path} "
                                "or choose another --out")
+        check_backend(cfg.backend)  # before the run folder is made
         splits = load_splits(cfg.data)
         check_data(cfg, splits)
         folder.write_config(cfg)
-    except (config.ConfigError, checkpoint.CheckpointError, DataError) as exc:
+    except (config.ConfigError, checkpoint.CheckpointError, DataError, BackendError) as exc:
         raise CLIError(str(exc)) from None
     if not args.quiet:
         start = "resuming at meta-iteration " + str(resume.iteration) if resume else "starting"

@@ -229,3 +229,9 @@ def test_miniimagenet_preset_trains_and_evaluates(capsys, tiny_miniimagenet, tmp
 def test_omniglot_preset_refuses_a_miniimagenet_file(capsys, tiny_miniimagenet, tmp_path):
     err = _error(capsys, "train", "--preset", "omniglot-20way-5shot", "--data", tiny_miniimagenet, "--out", tmp_path / "r")
     assert "holds miniimagenet, expected omniglot" in err
+
+
+def test_unavailable_backend_is_refused_before_a_run_folder_is_made(capsys, tiny_omniglot, tmp_path):
+    err = _error(capsys, "train", "--preset", "omniglot-5way-1shot", "--data", tiny_omniglot, "--out", tmp_path / "r",
+                 "--backend", "tpu")
+    assert "tpu" in err and not (tmp_path / "r").exists()

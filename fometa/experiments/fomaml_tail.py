@@ -103,7 +103,7 @@ def plot(records, path, title: str | None = None) -> None:
     curve_ax.legend(fontsize=7, ncol=1)
     fig.suptitle(title or "FOMAML shared vs separate tail, and Reptile (Omniglot 5-shot 5-way, SGD inner loop, lr 0.003)")
     fig.tight_layout()
-    fig.savefig(path, dpi=72)
+    fig.savefig(path, dpi=64)
     plt.close(fig)
 
 

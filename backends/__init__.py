@@ -17,13 +17,17 @@ import numpy as np
 
 from fometa.backends import kernels
 
-__all__ = ["Backend", "BackendError", "get_backend", "backend_of", "array_module", "kernels"]
+__all__ = ["Backend", "BackendError", "UnknownBackendError", "get_backend", "backend_of", "array_module", "kernels"]
 
 ENV_VAR = "FOMETA_BACKEND"
 
 
 class BackendError(RuntimeError):
     """A backend was asked for that this machine cannot provide."""
+
+
+class UnknownBackendError(BackendError, ValueError):
+    """A backend name that is not ``numpy``, ``cupy`` or ``cupy:N``."""
 
 
 class Backend:
@@ -85,7 +89,7 @@ def _parse(name: str) -> tuple[str, int]:
         dev = text[5:]
         if dev.isdigit():
             return "cupy", int(dev)
-    raise ValueError(
+    raise UnknownBackendError(
         f"unknown backend {name!r}: expected 'numpy', 'cupy' or 'cupy:N' (N a GPU index)"
     )
 

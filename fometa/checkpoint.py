@@ -21,13 +21,12 @@ until the new one is complete. h5py is imported inside the functions that use it
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from fometa.atomic import atomic_path
 
 import numpy as np
 
@@ -125,41 +124,24 @@ def save(path, ckpt: Checkpoint) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        digest = hashlib.sha256()
-        with h5py.File(tmp, "w") as f:
-            attrs = {
-                "format": FORMAT,
-                "format_version": FORMAT_VERSION,
-                "fometa_version": fometa.__version__,
-                "iteration": int(ckpt.iteration),
-                "config": json.dumps(ckpt.config, sort_keys=True),
-                "rng_state": json.dumps(ckpt.rng_state, sort_keys=True),
-                "extra": json.dumps(ckpt.extra, sort_keys=True),
-            }
-            for k, v in attrs.items():
-                f.attrs[k] = v
-            _digest_attrs(digest, attrs)
-            _write_tree(f.create_group("params"), ckpt.params, digest)
-            _write_state(f.create_group("inner_state"), ckpt.inner_state, digest)
-            _write_state(f.create_group("outer_state"), ckpt.outer_state, digest)
-            f.attrs["sha256"] = digest.hexdigest()
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    digest = hashlib.sha256()
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        attrs = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "fometa_version": fometa.__version__,
+            "iteration": int(ckpt.iteration),
+            "config": json.dumps(ckpt.config, sort_keys=True),
+            "rng_state": json.dumps(ckpt.rng_state, sort_keys=True),
+            "extra": json.dumps(ckpt.extra, sort_keys=True),
+        }
+        for k, v in attrs.items():
+            f.attrs[k] = v
+        _digest_attrs(digest, attrs)
+        _write_tree(f.create_group("params"), ckpt.params, digest)
+        _write_state(f.create_group("inner_state"), ckpt.inner_state, digest)
+        _write_state(f.create_group("outer_state"), ckpt.outer_state, digest)
+        f.attrs["sha256"] = digest.hexdigest()
     return path
 
 

@@ -42,9 +42,11 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     module = importlib.import_module(f"fometa.commands.{args._module}")
+    from fometa.backends import BackendError
+
     try:
         return int(module.run(args) or 0)
-    except CLIError as exc:
+    except (CLIError, BackendError) as exc:
         print(f"fometa: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -21,9 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import signal
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -31,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fometa import atomic
 from fometa import checkpoint as ckpt_io
 from fometa import config as C
 from fometa import meta, models, optim, tree
@@ -267,21 +266,6 @@ def make_problem(cfg: C.RunConfig, splits):
 # ------------------------------------------------------------------------------------------
 # the run folder
 # ------------------------------------------------------------------------------------------
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 class RunFolder:
     """The files of one run: ``config.json``, ``log.jsonl``, ``checkpoint.h5``."""
 
@@ -305,7 +289,7 @@ class RunFolder:
 
     def write_config(self, cfg: C.RunConfig) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(self.config_path, json.dumps(C.to_dict(cfg), indent=2) + "\n")
+        atomic.write_text(self.config_path, json.dumps(C.to_dict(cfg), indent=2) + "\n")
 
     def read_config(self) -> C.RunConfig:
         try:
@@ -339,7 +323,7 @@ class RunFolder:
         if not self.log_path.exists():
             return
         keep = [r for r in self.read_log() if r.get("iteration", 0) <= iteration]
-        _atomic_write_text(self.log_path, "".join(json.dumps(r) + "\n" for r in keep))
+        atomic.write_text(self.log_path, "".join(json.dumps(r) + "\n" for r in keep))
 
 
 # ------------------------------------------------------------------------------------------

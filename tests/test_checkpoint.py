@@ -87,7 +87,7 @@ def test_write_goes_through_a_temporary_file_and_rename(tmp_path, monkeypatch):
         assert checkpoint.load(src).iteration == 42  # complete before it takes the name
         real_replace(src, dst)
 
-    monkeypatch.setattr(checkpoint.os, "replace", spy)
+    monkeypatch.setattr(os, "replace", spy)
     checkpoint.save(tmp_path / "checkpoint.h5", _checkpoint())
     (folder, name, dst), = seen
     assert folder == str(tmp_path) and name.startswith("checkpoint.h5.tmp") and dst == str(tmp_path / "checkpoint.h5")

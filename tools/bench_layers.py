@@ -15,7 +15,6 @@ import time
 import numpy as np
 
 from fometa import models, tree
-from fometa.layers import BatchNorm
 
 
 def _median_ms(fn, repeat, warmup):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 #: flag -> setting overridable here (the rest of the configuration is the run's)

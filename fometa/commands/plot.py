@@ -6,7 +6,6 @@ Writes ``RUN_DIR/curves.png`` unless ``--out`` says otherwise. Needs matplotlib.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from fometa.atomic import atomic_path
 
 __all__ = [
     "DataError", "atomic_output", "Progress", "sha256_file", "sha256_tree", "array_sha256",
@@ -60,23 +60,13 @@ def atomic_output(out, force: bool = False):
         raise DataError(out, "output path is a folder")
     if out.exists() and not force:
         raise DataError(out, "output file exists (use --force to overwrite)")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=out.name + ".tmp", dir=out.parent)
-    except OSError as exc:
-        raise DataError(out, f"cannot create output: {exc.strerror or exc}") from None
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
+    with contextlib.ExitStack() as stack:  # renames on success, removes the temporary file on any error
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = stack.enter_context(atomic_path(out))
+        except OSError as exc:
+            raise DataError(out, f"cannot create output: {exc.strerror or exc}") from None
         yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
-        os.replace(tmp, out)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
 
 
 class Progress:

@@ -1,0 +1,33 @@
+"""The command line's own behaviour: one-line errors, no tracebacks."""
+import subprocess
+import sys
+
+import pytest
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", "fometa", *args], capture_output=True, text=True)
+
+
+def test_unavailable_backend_is_a_one_line_error():
+    try:
+        import cupy  # noqa: F401
+
+        pytest.skip("CuPy is installed here: the missing-backend error cannot be provoked")
+    except ImportError:
+        pass
+    out = _run("bench", "--backend", "cupy", "--repeat", "1", "--warmup", "0")
+    assert out.returncode == 2
+    assert out.stderr.startswith("fometa: error: backend 'cupy:0' needs CuPy") and "Traceback" not in out.stderr
+
+
+def test_unknown_backend_name():
+    out = _run("bench", "--backend", "tpu", "--repeat", "1", "--warmup", "0")
+    assert out.returncode == 2 and "unknown backend 'tpu'" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_help_lists_every_command():
+    out = _run("--help")
+    assert out.returncode == 0
+    for command in ("bench", "data", "sine", "train", "eval", "plot", "experiment"):
+        assert command in out.stdout

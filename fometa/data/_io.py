@@ -9,10 +9,10 @@ import contextlib
 import hashlib
 import json
 import sys
-import time
 from pathlib import Path
 
 from fometa.atomic import atomic_path
+from fometa.progress import ProgressBar
 
 __all__ = [
     "DataError", "atomic_output", "Progress", "sha256_file", "sha256_tree", "array_sha256",
@@ -69,53 +69,17 @@ def atomic_output(out, force: bool = False):
         yield tmp
 
 
-class Progress:
-    """A plain-text progress bar on stderr: ``label [#####.....] 512/1000  51%  3.2 s``.
+class Progress(ProgressBar):
+    """:class:`fometa.progress.ProgressBar` counting by increments, for packing and download loops.
 
-    On a terminal the line is redrawn in place (at most 10 times a second); otherwise one line
-    is printed per 10% so logs stay short. ``enabled=False`` prints nothing.
+    ``Progress(total, label)``; ``update(n)`` advances by ``n``; ``close()`` ends the line.
     """
 
-    def __init__(self, total: int, label: str, enabled: bool = True, stream=None, width: int = 30):
-        self.total = max(int(total), 0)
-        self.label = label
-        self.enabled = enabled
-        self.stream = sys.stderr if stream is None else stream
-        self.width = width
-        self.count = 0
-        self.start = time.perf_counter()
-        self._last_draw = 0.0
-        self._last_decile = -1
-        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
+    def __init__(self, total: int, label: str, enabled: bool = True, stream=None):
+        super().__init__(max(int(total), 0), label=label, unit="items", stream=stream, enabled=enabled)
 
-    def _line(self) -> str:
-        frac = self.count / self.total if self.total else 1.0
-        filled = int(round(frac * self.width))
-        elapsed = time.perf_counter() - self.start
-        return (f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] "
-                f"{self.count}/{self.total} {100 * frac:5.1f}% {elapsed:6.1f} s")
-
-    def update(self, n: int = 1) -> None:
-        self.count += n
-        if not self.enabled:
-            return
-        if self._tty:
-            now = time.perf_counter()
-            if now - self._last_draw >= 0.1 or self.count >= self.total:
-                self._last_draw = now
-                self.stream.write("\r" + self._line())
-                self.stream.flush()
-        else:
-            decile = (10 * self.count // self.total) if self.total else 10
-            if decile != self._last_decile:
-                self._last_decile = decile
-                self.stream.write(self._line() + "\n")
-                self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled and self._tty:
-            self.stream.write("\r" + self._line() + "\n")
-            self.stream.flush()
+    def update(self, n: int = 1) -> None:  # noqa: D102 - see the class docstring
+        super().update(advance=n, force=self.count + n >= self.total)
 
 
 def sha256_file(path, progress: Progress | None = None) -> str:

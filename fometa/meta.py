@@ -245,10 +245,7 @@ class MetaLearner:
 
     def init(self, params) -> MetaState:
         params = tree.to_backend(params, self.backend)
-        return MetaState(params, self._fresh_inner(params), self.outer_opt.init(params), 0)
-
-    def _fresh_inner(self, params):
-        return self.inner_opt.init(params)
+        return MetaState(params, self.inner_opt.init(params), self.outer_opt.init(params), 0)
 
     def sample(self, ds, rng: np.random.Generator):
         """Draw the meta-batch: a list of ``meta_batch`` tasks, each a list of inner ``(x, y)`` steps."""
@@ -267,7 +264,7 @@ class MetaLearner:
 
     def _inner_state_for(self, carried, params, tasks: int):
         """The inner state a task starts from: the carried one, or a fresh one under ``reset``."""
-        single = carried if self.config.state_policy == "carry" else self._fresh_inner(params)
+        single = carried if self.config.state_policy == "carry" else self.inner_opt.init(params)
         return optim.state_broadcast(single, tasks)
 
     def pseudo_gradient(self, state: MetaState, tasks):

@@ -1,7 +1,8 @@
 """Array backends: NumPy on the CPU, CuPy on a GPU, chosen by a string.
 
 A backend is a small object carrying its array module ``xp``, moving arrays to and
-from the host, and the few hot kernels (:meth:`Backend.im2col`, :meth:`Backend.col2im`)
+from the host, and the few hot kernels (:meth:`Backend.im2col`, :meth:`Backend.col2im` and
+their unpadded forms, which the fused path of :mod:`fometa.fused` uses)
 that a backend may override. Every generic kernel is written once against ``xp``
 (:mod:`fometa.backends.kernels`).
 
@@ -73,6 +74,12 @@ class Backend:
 
     def col2im(self, cols, padded_shape, kh, kw, stride):
         return kernels.col2im(cols, padded_shape, kh, kw, stride)
+
+    def im2col_unpadded(self, x, kh, kw, stride, top, left, out_h, out_w):
+        return kernels.im2col_unpadded(x, kh, kw, stride, top, left, out_h, out_w)
+
+    def col2im_unpadded(self, cols, in_shape, kh, kw, stride, top, left):
+        return kernels.col2im_unpadded(cols, in_shape, kh, kw, stride, top, left)
 
 
 _NUMPY = Backend()

@@ -12,7 +12,7 @@ import sys
 
 # name -> (module under fometa.commands, one-line help)
 COMMANDS = {
-    "bench": ("bench", "time forward+backward passes of the paper's networks"),
+    "bench": ("bench", "time forward+backward passes, meta-iterations and evaluation tasks"),
     "data": ("data", "pack Omniglot or Mini-ImageNet into HDF5"),
     "sine": ("sine", "meta-train the sine-wave MLP (the paper's Figure 1)"),
     "experiment": ("experiment", "the paper's Section 6 experiments on Omniglot (combinations, fomaml-tail)"),

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fometa import optim, tree
+from fometa import optim, parallel, tree
 from fometa.backends import array_module, get_backend
 from fometa.layers.softmax_cross_entropy import accuracy as _accuracy
+from fometa.meta import adapt
 from fometa.tasks import mini_batches, sample_task, split_support_query
 
 MODES = ("transductive", "per-query", "support-stats")
@@ -93,11 +94,8 @@ def draw_tasks(ds, rng: np.random.Generator, n: int, cfg: EvalConfig):
 def adapt_on_support(model, params_t, inner_opt, inner_state_t, sx, sy, idx):
     """Run the inner loop of ``T`` tasks at once; ``idx`` ``(T, iters, batch)`` picks each step's examples."""
     task_rows = array_module(idx).arange(idx.shape[0])[:, None]
-    for i in range(idx.shape[1]):
-        rows = idx[:, i]
-        _, grads = model.loss_and_grad(params_t, sx[task_rows, rows], sy[task_rows, rows])
-        updates, inner_state_t = inner_opt.update(grads, inner_state_t)
-        params_t = tree.add(params_t, updates)
+    steps = [(sx[task_rows, idx[:, i]], sy[task_rows, idx[:, i]]) for i in range(idx.shape[1])]
+    params_t, _, _ = adapt(model, params_t, steps, inner_opt, inner_state_t)
     return params_t
 
 
@@ -165,7 +163,9 @@ def evaluate(
         state_t = optim.state_broadcast(inner_state, n)
         params_t = adapt_on_support(model, params_t, inner_opt, state_t, sx, sy, be.asarray(idx))
         for mode in wanted:
-            accs[mode].append(be.to_host(_accuracy(predict(model, params_t, sx, qx, mode), qy)))
+            logits = parallel.map_blocks(lambda s: predict(model, tree.take_task(params_t, s), sx[s], qx[s], mode), n)
+            logits = logits[0] if len(logits) == 1 else be.xp.concatenate(logits, axis=0)
+            accs[mode].append(be.to_host(_accuracy(logits, qy)))
         done += n
         if progress is not None:
             progress(done, tasks)

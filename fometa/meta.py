@@ -31,7 +31,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from fometa import optim, tree
+from fometa import fused, optim, tree
 from fometa.backends import array_module, get_backend
 from fometa.hvp import hvp
 from fometa.tasks import stack_tasks, training_batches
@@ -53,8 +53,11 @@ def adapt(model, params, steps, opt, state, keep: bool = False):
     """Run the inner loop: one optimizer step per ``(x, y)`` in ``steps`` (task-batched arrays).
 
     Returns ``(phi_tilde, state, trajectory)``; with ``keep`` the trajectory records every
-    ``phi_i``, direction ``u_i`` and post-step state.
+    ``phi_i``, direction ``u_i`` and post-step state. Networks on the fused path run the loop
+    on flat buffers (:func:`fometa.fused.adapt`); this loop is its specification.
     """
+    if fused.supports(model, opt):
+        return fused.adapt(model, params, steps, opt, state, keep)
     traj = Trajectory([params] if keep else [], [], [], [])
     for x, y in steps:
         loss, grads = model.loss_and_grad(params, x, y)

@@ -90,12 +90,24 @@ class Adam:
             mu = state.mu  # m_t = g_t: no need to keep it
         else:
             mu = tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, grads)
-        nu = tree.map(lambda v, g: b2 * v + (1 - b2) * (g * g), state.nu, grads)
-        lr_t = self._lr_t(count, xp)
+
+        def second_moment(v, g):  # b2 * v + (1 - b2) * g^2, with one temporary
+            out = g * g
+            out *= 1 - b2
+            prev = v * b2
+            out += prev
+            return out
+
+        nu = tree.map(second_moment, state.nu, grads)
+        lr_t = self._lr_t(count, xp)  # float64, per task
         first = grads if b1 == 0.0 else mu
 
-        def step(m, v):
-            return (-_per_task(lr_t, m) * m / (xp.sqrt(v) + self.eps)).astype(m.dtype, copy=False)
+        def step(m, v):  # -lr_t * m / (sqrt(v) + eps), in the parameters' precision
+            out = xp.sqrt(v)
+            out += self.eps
+            xp.divide(m, out, out=out)
+            out *= _per_task(-lr_t, m).astype(m.dtype)
+            return out
 
         return tree.map(step, first, nu), AdamState(count, mu, nu)
 

@@ -145,3 +145,43 @@ def allclose(a: Mapping, b: Mapping, rtol=1e-7, atol=0.0) -> bool:
     _check_keys(a, b)
     ha, hb = to_host(a), to_host(b)
     return all(np.allclose(ha[k], hb[k], rtol=rtol, atol=atol) for k in ha)
+
+
+class FlatLayout:
+    """Where each leaf of a tree lives in one flat buffer: ``(T, P)`` for ``T`` tasks, ``P`` scalars each.
+
+    ``layout.flatten(tree)`` packs a task-batched tree ``{name: (T, *shape)}`` into one
+    contiguous ``(T, P)`` array (leaves in order, each row-major); ``layout.views(flat)`` gives
+    the tree back as views into that buffer, so that an optimizer step or a meta-update on the
+    whole tree is a handful of calls on one array while every layer still sees named arrays.
+    """
+
+    def __init__(self, shapes: Mapping[str, tuple]):
+        self.shapes = {k: tuple(int(d) for d in s) for k, s in shapes.items()}
+        self.slices = {}
+        offset = 0
+        for k, s in self.shapes.items():
+            n = int(np.prod(s, dtype=np.int64))
+            self.slices[k] = slice(offset, offset + n)
+            offset += n
+        self.size = offset
+
+    def flatten(self, a: Mapping, out=None):
+        """``(T, P)`` buffer holding the task-batched tree ``a`` (into ``out`` when given)."""
+        if list(a.keys()) != list(self.shapes):
+            raise ValueError(f"parameter trees differ in their keys: {list(a.keys())} vs {list(self.shapes)}")
+        first = next(iter(a.values()))
+        xp = array_module(first)
+        t = first.shape[0]
+        if out is None:
+            out = xp.empty((t, self.size), dtype=xp.result_type(*a.values()))
+        for k, v in a.items():
+            if tuple(v.shape[1:]) != self.shapes[k] or v.shape[0] != t:
+                raise ValueError(f"leaf {k!r} has shape {tuple(v.shape)}, expected {(t,) + self.shapes[k]}")
+            out[:, self.slices[k]] = v.reshape(t, -1)
+        return out
+
+    def views(self, flat) -> Tree:
+        """The tree as views into ``flat`` ``(T, P)``: ``{name: (T, *shape)}``."""
+        t = flat.shape[0]
+        return {k: flat[:, self.slices[k]].reshape((t,) + s) for k, s in self.shapes.items()}

@@ -55,7 +55,7 @@ if [ "$rc" -ne 0 ]; then
 fi
 
 echo "== bench --backend numpy"
-if ! "$PY" -m fometa bench --tasks 1 5 --batch 10 --backend numpy; then
+if ! "$PY" -m fometa bench --json --tasks 1 5 --batch 10 --backend numpy; then
     echo "FAILED: numpy benchmark"
     status=1
 fi
@@ -77,7 +77,7 @@ EOF
 )"
 if [ -n "$why" ]; then
     echo "cupy bench skipped: $why"
-elif ! "$PY" -m fometa bench --tasks 1 5 --batch 10 --backend cupy; then
+elif ! "$PY" -m fometa bench --json --tasks 1 5 --batch 10 --backend cupy; then
     echo "FAILED: cupy benchmark"
     status=1
 fi

@@ -1,24 +1,52 @@
-"""``fometa bench``: forward+backward throughput of the paper's networks.
+"""``fometa bench``: what users wait for, timed.
 
-Reports, for each task count T, the median wall time of one ``loss_and_grad`` call on
-``T`` tasks of ``batch`` images and the resulting images per second. Medians over
-``--repeat`` timed calls after ``--warmup`` untimed ones; one JSON object per line.
+``fometa bench`` (or ``fometa bench layers``): one ``loss_and_grad`` call of a network on ``T``
+tasks of ``batch`` images, for each ``--tasks`` T, and the resulting images per second.
+
+``fometa bench meta``: meta-iterations per second of each ``--preset``'s training loop (its
+network, inner optimizer, shots, inner batch and steps, meta-batch), for each ``--algorithm``
+(reptile, fomaml, maml) and ``--mode`` (batched: the meta-batch on the task axis; serial: one
+task after another, as the reference), through the public API (``MetaLearner.step`` on a
+drawn meta-batch).
+
+``fometa bench eval``: evaluation tasks per second with the preset's evaluation settings
+(``--shots``, 50 inner steps, the preset's evaluation batch), ``--chunk`` tasks at a time, every
+task predicted in the ``--eval-modes`` (default transductive and per-query, as ``fometa eval``).
+
+All timings are medians of ``--repeat`` runs after ``--warmup`` untimed ones, on random data
+of the right shape (the cost does not depend on the pixels). ``--threads N`` runs N task
+blocks at once with one BLAS thread each (:mod:`fometa.parallel`); without it, BLAS threads as
+configured (``OPENBLAS_NUM_THREADS``). ``--json`` prints one JSON object per figure; otherwise
+a line of text each.
 """
 from __future__ import annotations
 
 import json
 import time
 
+SUITES = ("layers", "meta", "eval")
+
 
 def add_arguments(p):
-    p.add_argument("--model", default="omniglot", choices=["omniglot", "miniimagenet", "sine"])
-    p.add_argument("--ways", type=int, default=5)
-    p.add_argument("--batch", type=int, default=10, help="images per task (default 10)")
-    p.add_argument("--tasks", type=int, nargs="+", default=[1, 5], help="task counts T (default 1 5)")
+    p.add_argument("suite", nargs="?", default="layers", choices=SUITES,
+                   help="layers (forward+backward, default), meta (training meta-iterations) or eval (evaluation tasks)")
+    p.add_argument("--model", default="omniglot", choices=["omniglot", "miniimagenet", "sine"], help="layers: the network")
+    p.add_argument("--ways", type=int, default=5, help="layers: output classes")
+    p.add_argument("--batch", type=int, default=10, help="layers: images per task (default 10)")
+    p.add_argument("--tasks", type=int, nargs="+", default=[1, 5], help="layers: task counts T (default 1 5)")
+    p.add_argument("--preset", default="omniglot-5way-1shot",
+                   help="meta/eval: comma-separated presets (default omniglot-5way-1shot; see fometa train --help)")
+    p.add_argument("--algorithm", default="reptile,fomaml,maml", help="meta: comma-separated algorithms")
+    p.add_argument("--mode", default="batched,serial", help="meta: batched and/or serial meta-batches")
+    p.add_argument("--shots", type=int, default=None, help="eval: support shots (default: the preset's)")
+    p.add_argument("--chunk", type=int, default=50, help="eval: tasks per pass (default 50)")
+    p.add_argument("--eval-modes", default="transductive,per-query", help="eval: batch-norm modes")
+    p.add_argument("--threads", type=int, default=None, help="task blocks run at once, one BLAS thread each")
     p.add_argument("--backend", default=None, help="numpy, cupy or cupy:N (default: $FOMETA_BACKEND or numpy)")
-    p.add_argument("--repeat", type=int, default=20)
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=None, help="timed runs (default: 20 layers, 10 meta, 3 eval)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default: 3 layers, 2 meta, 1 eval)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="one JSON object per figure")
 
 
 def measure(model, backend, tasks: int, batch: int, repeat: int, warmup: int, seed: int) -> dict:
@@ -50,15 +78,169 @@ def measure(model, backend, tasks: int, batch: int, repeat: int, warmup: int, se
     }
 
 
+def _time(fn, backend, repeat: int, warmup: int) -> list[float]:
+    times = []
+    for i in range(warmup + repeat):
+        backend.synchronize()
+        start = time.perf_counter()
+        fn()
+        backend.synchronize()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def _problem(cfg, seed: int):
+    """The preset's training problem on random data of the right shape."""
+    import numpy as np
+
+    from fometa import train
+    from fometa.tasks import ArrayClasses
+
+    if cfg.data.kind == "sine":
+        return train.make_problem(cfg, None)
+    rng = np.random.default_rng(seed)
+    shape = (28, 28) if cfg.data.kind == "omniglot" else (84, 84, 3)
+    per_class = max(cfg.inner.shots + (cfg.outer.tail_shots or 0), cfg.eval.shots + cfg.eval.queries_per_class, 20)
+    classes = max(cfg.model.ways, 25)
+    ds = ArrayClasses([rng.random((per_class,) + shape, dtype=np.float32) for _ in range(classes)])
+    return train.make_problem(cfg, {"train": ds, "test": ds, "val": ds})
+
+
+def _summary(times, count: int) -> dict:
+    import numpy as np
+
+    median = float(np.median(times))
+    return {"median_s": median, "min_s": float(np.min(times)), "max_s": float(np.max(times)), "per_s": count / median}
+
+
+def bench_meta(preset: str, algorithm: str, batched: bool, backend, repeat: int, warmup: int, seed: int) -> dict:
+    """Median wall time of one meta-iteration of ``preset`` with ``algorithm``."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from fometa import config as C
+    from fometa import train
+
+    cfg = C.preset(preset)
+    cfg = replace(cfg, outer=replace(cfg.outer, algorithm=algorithm, batched=batched, tail_shots=None))
+    learner = train.build_learner(cfg, backend=backend)
+    problem = _problem(cfg, seed)
+    rng = np.random.default_rng(seed)
+    state = learner.init(learner.model.init(rng))
+    draws = [problem.sample(learner, rng) for _ in range(min(4, warmup + repeat))]
+    counter = iter(range(10**9))
+
+    def step():
+        nonlocal state
+        state, _ = learner.step(state, draws[next(counter) % len(draws)])
+
+    out = _summary(_time(step, learner.backend, repeat, warmup), 1)
+    return {"suite": "meta", "preset": preset, "model": learner.model.name, "algorithm": algorithm,
+            "mode": "batched" if batched else "serial", "meta_batch": cfg.outer.meta_batch,
+            "inner_iters": cfg.inner.iters, "inner_batch": cfg.inner.batch, "backend": learner.backend.name,
+            "median_s": out["median_s"], "min_s": out["min_s"], "max_s": out["max_s"],
+            "iterations_per_s": out["per_s"], "repeat": repeat}
+
+
+def bench_eval(preset: str, shots, chunk: int, modes: tuple, backend, repeat: int, warmup: int, seed: int) -> dict:
+    """Median wall time of evaluating ``chunk`` tasks of ``preset`` in ``modes``."""
+    import numpy as np
+
+    from fometa import config as C
+    from fometa import train
+
+    cfg = C.preset(preset)
+    learner = train.build_learner(cfg, backend=backend)
+    problem = _problem(cfg, seed)
+    rng = np.random.default_rng(seed)
+    params = learner.model.init(rng)
+    inner_state = learner.inner_opt.init(params)
+    kwargs = {} if cfg.data.kind == "sine" else {"eval_cfg": problem.eval_config(shots=shots)}
+    modes = modes if cfg.data.kind != "sine" else None
+
+    def run():
+        problem.evaluate(learner, params, inner_state, "test", np.random.default_rng(seed), chunk,
+                         modes=modes, chunk=chunk, **kwargs)
+
+    out = _summary(_time(run, learner.backend, repeat, warmup), chunk)
+    ev = kwargs.get("eval_cfg")
+    return {"suite": "eval", "preset": preset, "model": learner.model.name,
+            "shots": ev.shots if ev else cfg.eval.shots, "inner_iters": ev.inner_iters if ev else cfg.eval.inner_iters,
+            "inner_batch": ev.inner_batch if ev else cfg.eval.inner_batch, "modes": list(modes or ("mse",)),
+            "chunk": chunk, "backend": learner.backend.name, "median_s": out["median_s"], "min_s": out["min_s"],
+            "max_s": out["max_s"], "tasks_per_s": out["per_s"], "repeat": repeat}
+
+
+def _text(fig: dict) -> str:
+    if fig["suite"] == "layers":
+        return (f"layers  {fig['model']:22s} T={fig['tasks']:<5d} batch {fig['batch']:<4d} {fig['backend']:8s} "
+                f"{1e3 * fig['median_s']:9.2f} ms  {fig['images_per_s']:12,.0f} images/s")
+    if fig["suite"] == "meta":
+        return (f"meta    {fig['preset']:24s} {fig['algorithm']:7s} {fig['mode']:8s} {fig['backend']:8s} "
+                f"{1e3 * fig['median_s']:9.2f} ms  {fig['iterations_per_s']:8.2f} meta-iterations/s")
+    return (f"eval    {fig['preset']:24s} {fig['shots']}-shot chunk {fig['chunk']:<5d} {fig['backend']:8s} "
+            f"{fig['median_s']:9.2f} s  {fig['tasks_per_s']:8.2f} tasks/s ({','.join(fig['modes'])})")
+
+
 def run(args) -> int:
-    from fometa import get_backend, models
+    from fometa import config as C
+    from fometa import get_backend, models, parallel
+    from fometa.cli import CLIError
 
     backend = get_backend(args.backend)
-    model = {
-        "omniglot": lambda: models.omniglot_cnn(args.ways),
-        "miniimagenet": lambda: models.miniimagenet_cnn(args.ways),
-        "sine": models.sine_mlp,
-    }[args.model]()
-    for t in args.tasks:
-        print(json.dumps(measure(model, backend, t, args.batch, args.repeat, args.warmup, args.seed)), flush=True)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise CLIError(f"--threads must be at least 1, got {args.threads}")
+        parallel.set_threads(args.threads)
+    threads = parallel.get_threads()
+    defaults = {"layers": (20, 3), "meta": (10, 2), "eval": (3, 1)}[args.suite]
+    repeat = defaults[0] if args.repeat is None else args.repeat
+    warmup = defaults[1] if args.warmup is None else args.warmup
+    if repeat < 1 or warmup < 0:
+        raise CLIError(f"--repeat must be at least 1 and --warmup at least 0, got {repeat} and {warmup}")
+
+    def emit(fig):
+        fig["threads"] = threads
+        print(json.dumps(fig) if args.json else _text(fig), flush=True)
+
+    if args.suite == "layers":
+        model = {
+            "omniglot": lambda: models.omniglot_cnn(args.ways),
+            "miniimagenet": lambda: models.miniimagenet_cnn(args.ways),
+            "sine": models.sine_mlp,
+        }[args.model]()
+        for t in args.tasks:
+            fig = measure(model, backend, t, args.batch, repeat, warmup, args.seed)
+            emit({"suite": "layers", **fig})
+        return 0
+    presets = [p.strip() for p in args.preset.split(",") if p.strip()]
+    for name in presets:
+        if name not in C.PRESETS:
+            raise CLIError(f"unknown preset {name!r}; expected one of {', '.join(sorted(C.PRESETS))}")
+    if args.suite == "meta":
+        algorithms = [a.strip() for a in args.algorithm.split(",") if a.strip()]
+        modes = [m.strip() for m in args.mode.split(",") if m.strip()]
+        for a in algorithms:
+            if a not in ("reptile", "fomaml", "maml"):
+                raise CLIError(f"unknown algorithm {a!r}; expected reptile, fomaml or maml")
+        for m in modes:
+            if m not in ("batched", "serial"):
+                raise CLIError(f"unknown mode {m!r}; expected batched or serial")
+        for name in presets:
+            for a in algorithms:
+                for m in modes:
+                    emit(bench_meta(name, a, m == "batched", backend, repeat, warmup, args.seed))
+        return 0
+    modes = tuple(m.strip() for m in args.eval_modes.split(",") if m.strip())
+    from fometa.evaluate import MODES
+
+    for m in modes:
+        if m not in MODES:
+            raise CLIError(f"unknown evaluation mode {m!r}; expected one of {', '.join(MODES)}")
+    if args.chunk < 1:
+        raise CLIError(f"--chunk must be at least 1, got {args.chunk}")
+    for name in presets:
+        emit(bench_eval(name, args.shots, args.chunk, modes, backend, repeat, warmup, args.seed))
     return 0

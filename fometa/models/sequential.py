@@ -8,6 +8,10 @@ Parameters are one ordered ``dict`` named ``"<layer>/<param>"`` (for example
   (``(T, B, *input_shape)``), as made by :func:`fometa.tree.broadcast` or :func:`fometa.tree.stack`.
 
 Task ``t`` of a batched call computes exactly what a single-task call on task ``t`` computes.
+
+The passes run on the fused fast path (:mod:`fometa.fused`) unless ``fused=False``, which runs
+the layers one by one as written in :mod:`fometa.layers`: the specification that the fused
+path is tested against.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ class Sequential:
     layers: tuple  # ((layer_name, layer), ...)
     input_shape: tuple[int, ...]
     loss: str = "softmax_cross_entropy"
+    fused: bool = True  # False: the layer-by-layer reference passes
 
     def __post_init__(self):
         if self.loss not in _LOSSES:
@@ -89,6 +94,11 @@ class Sequential:
         return out, (x[None] if single else x), single
 
     # -- passes --------------------------------------------------------------
+    def _net(self):
+        from fometa.fused import net_for
+
+        return net_for(self)
+
     def _forward(self, params, x, stats_batch=None):
         caches = []
         for lname, layer in self.layers:
@@ -129,7 +139,10 @@ class Sequential:
         ``n`` examples of each batch (see :mod:`fometa.layers.batchnorm`).
         """
         params, x, single = self._batched(params, x)
-        y, _ = self._forward(params, x, stats_batch)
+        if self.fused:
+            y = self._net().forward(params, x, stats_batch)
+        else:
+            y, _ = self._forward(params, x, stats_batch)
         return y[0] if single else y
 
     def loss_and_grad(self, params, x, y):
@@ -142,6 +155,13 @@ class Sequential:
         """
         params, x, single = self._batched(params, x)
         y = y[None] if single else y
+        if self.fused:
+            net = self._net()
+            loss, flat = net.loss_and_grad(params, x, y)
+            grads = net.layout.views(flat)
+            if single:
+                return loss[0], {k: v[0] for k, v in grads.items()}
+            return loss, grads
         out, caches = self._forward(params, x)
         lossmod = _LOSSES[self.loss]
         loss, lcache = lossmod.forward(out, y)
@@ -155,7 +175,7 @@ class Sequential:
         """The loss alone (0-d single-task, ``(T,)`` batched)."""
         params, x, single = self._batched(params, x)
         y = y[None] if single else y
-        out, _ = self._forward(params, x)
+        out = self._net().forward(params, x) if self.fused else self._forward(params, x)[0]
         loss, _ = _LOSSES[self.loss].forward(out, y)
         return loss[0] if single else loss
 

@@ -1,0 +1,438 @@
+"""Fused execution of a :class:`~fometa.models.Sequential` network: the fast path.
+
+The layers in :mod:`fometa.layers` are the specification: one layer per file, forward and
+backward side by side, each a few readable array expressions. This module runs the same
+network and computes the same numbers (bit for bit in most places, float32 round-off at
+worst), with fewer, larger and in-place array calls:
+
+* every [conv; batch norm; (2x2 max-pool); ReLU] run of layers is one :class:`ConvBlock`: the
+  patch matrix is written straight from the unpadded input (no padded copy), batch norm and
+  ReLU run in place on the matrix product's output, the pool keeps no index array, and the
+  backward pass writes the input gradient straight into an unpadded array;
+* parameter gradients go into one ``(T, P)`` buffer (:class:`fometa.tree.FlatLayout`), so an
+  optimizer step on the whole tree is a handful of calls (:func:`adapt`);
+* the network's first layer skips its input gradient.
+
+Layers outside such runs (dense, tanh, flatten, ...) run their own ``forward``/``backward``.
+Everything is written once against ``xp``; the backend's unpadded ``im2col``/``col2im``
+kernels do the gathering. ``tests/test_fused.py`` checks each path against the
+layer-by-layer one, which ``Sequential(..., fused=False)`` still runs.
+"""
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+from fometa import optim, parallel, tree
+from fometa.backends import array_module, backend_of
+from fometa.layers import BatchNorm, Conv2D, Dense, MaxPool2D, ReLU, mse, softmax_cross_entropy
+from fometa.layers.padding import out_size_and_pads
+
+_LOSSES = {"softmax_cross_entropy": softmax_cross_entropy, "mse": mse}
+
+#: A convolution's patch matrix for all tasks of a call is built at once, and kept for the
+#: backward pass, when it holds at most this many bytes. Larger ones are built block by block
+#: (whole tasks, or runs of one task's images), each block while the previous is still in the
+#: cache, and rebuilt in the backward pass; no block depends on how many tasks the call holds.
+PATCH_BLOCK_BYTES = 8 << 20
+
+
+# --------------------------------------------------------------------------------------
+# a [conv; batch norm; (max-pool); ReLU] block
+# --------------------------------------------------------------------------------------
+class _BlockCache(NamedTuple):
+    x: object  # block input (T, B, H, W, C), to rebuild patches when they were not kept
+    cols: object  # patch matrix (T, B * pix, depth), or None
+    xhat: object  # normalized conv output (T, B * pix, C_out)
+    inv: object  # 1 / sqrt(var + eps), (T, C_out)
+    rows: int  # rows that supplied the batch statistics
+    pre_pool: object  # batch norm output (T, B, oh, ow, C_out) before pooling, or None
+    out: object  # block output after ReLU
+
+
+class ConvBlock:
+    """Conv2D, BatchNorm, optional MaxPool2D (2x2, stride 2), ReLU: ``relu(pool(bn(conv(x))))``."""
+
+    def __init__(self, names, conv: Conv2D, bn: BatchNorm, pool: MaxPool2D | None):
+        self.conv_name, self.bn_name = names[0], names[1]
+        self.conv, self.bn, self.pool = conv, bn, pool
+        self.param_keys = (f"{names[0]}/kernel", f"{names[0]}/bias", f"{names[1]}/scale", f"{names[1]}/offset")
+
+    def _geometry(self, x):
+        t, b, h, w, c = x.shape
+        kh, kw = self.conv.kernel_hw
+        oh, top, _ = out_size_and_pads(h, kh, self.conv.stride, self.conv.padding)
+        ow, left, _ = out_size_and_pads(w, kw, self.conv.stride, self.conv.padding)
+        return t, b, h, w, c, kh, kw, oh, ow, top, left
+
+    def _patches(self, be, x, geometry):
+        c, kh, kw, oh, ow, top, left = geometry[4:]
+        cols = be.im2col_unpadded(x, kh, kw, self.conv.stride, top, left, oh, ow)
+        return cols.reshape(x.shape[0], x.shape[1] * oh * ow, kh * kw * c)
+
+    def forward(self, p, x, stats_batch=None, train=True):
+        xp, be = array_module(x), backend_of(x)
+        geo = self._geometry(x)
+        t, b, h, w, c, kh, kw, oh, ow, top, left = geo
+        co = self.conv.out_channels
+        kmat = p[self.param_keys[0]].reshape(t, kh * kw * c, co)
+        pix, depth = oh * ow, kh * kw * c
+        blocks = self._conv_blocks(geo, x.itemsize)
+        cols = None
+        if len(blocks) == 1:
+            cols = self._patches(be, x, geo)
+            z = xp.matmul(cols, kmat)
+        else:
+            z = xp.empty((t, b * pix, co), dtype=xp.result_type(x.dtype, kmat.dtype))
+            for t0, t1, b0, b1 in blocks:
+                cb = self._patches(be, x[t0:t1, b0:b1], geo)
+                xp.matmul(cb, kmat[t0:t1], out=z[t0:t1, b0 * pix : b1 * pix])
+        z += p[self.param_keys[1]][:, None, :]
+        # batch norm on the batch's statistics (the first ``stats_batch`` examples' when given),
+        # computed exactly as fometa.layers.batchnorm does, in place on z
+        m = b * pix
+        rows = m if stats_batch is None or stats_batch >= b else stats_batch * pix
+        if rows < 1:
+            raise ValueError(f"stats_batch must be at least 1, got {stats_batch}")
+        mu = xp.einsum("tmc->tc", z[:, :rows]) / rows
+        z -= mu[:, None, :]
+        ref = z[:, :rows]
+        var = xp.einsum("tmc,tmc->tc", ref, ref) / rows
+        inv = 1.0 / xp.sqrt(var + self.bn.eps)
+        z *= inv[:, None, :]
+        y = z * p[self.param_keys[2]][:, None, :]
+        y += p[self.param_keys[3]][:, None, :]
+        y = y.reshape(t, b, oh, ow, co)
+        pre_pool = None
+        if self.pool is not None:
+            pre_pool, y = y, _pool_forward(y)
+        xp.maximum(y, 0, out=y)
+        if not train:
+            return y, None
+        return y, _BlockCache(x, cols, z, inv, rows, pre_pool, y)
+
+    def backward(self, p, cache: _BlockCache, dy, need_dx=True):
+        """``(dx, grads)`` with grads ``{key: (T, ...)}`` for the block's four parameters."""
+        xp, be = array_module(dy), backend_of(dy)
+        geo = self._geometry(cache.x)
+        t, b, h, w, c, kh, kw, oh, ow, top, left = geo
+        co = self.conv.out_channels
+        d = dy * (cache.out > 0)
+        if self.pool is not None:
+            d = _pool_backward(cache.pre_pool, d)
+        xhat, inv, rows = cache.xhat, cache.inv, cache.rows
+        d3 = d.reshape(xhat.shape)
+        dgamma = xp.einsum("tmc,tmc->tc", d3, xhat)
+        dbeta = xp.einsum("tmc->tc", d3)
+        scale = p[self.param_keys[2]]
+        a = (scale * inv)[:, None, :]
+        k1 = (dgamma / rows)[:, None, :]
+        k0 = (dbeta / rows)[:, None, :]
+        if rows == xhat.shape[1]:
+            dz = xhat * k1
+            dz += k0
+            xp.subtract(d3, dz, out=dz)
+            dz *= a
+        else:
+            dz = d3 * a
+            part = xhat[:, :rows] * k1
+            part += k0
+            part *= a
+            dz[:, :rows] -= part
+        grads = {self.param_keys[2]: dgamma, self.param_keys[3]: dbeta, self.param_keys[1]: xp.einsum("tmc->tc", dz)}
+        kernel = p[self.param_keys[0]]
+        pix, depth = oh * ow, kh * kw * c
+        kmat = kernel.reshape(t, depth, co)
+        if cache.cols is not None:
+            dkernel = xp.matmul(cache.cols.transpose(0, 2, 1), dz)
+            grads[self.param_keys[0]] = dkernel.reshape(kernel.shape)
+            if not need_dx:
+                return None, grads
+            dcols = xp.matmul(dz, kmat.transpose(0, 2, 1)).reshape(t, b, oh, ow, kh * kw, c)
+            return be.col2im_unpadded(dcols, cache.x.shape, kh, kw, self.conv.stride, top, left), grads
+        dkernel = xp.empty((t, depth, co), dtype=dz.dtype)
+        dx = xp.empty(cache.x.shape, dtype=dz.dtype) if need_dx else None
+        for t0, t1, b0, b1 in self._conv_blocks(geo, cache.x.itemsize):
+            cb = self._patches(be, cache.x[t0:t1, b0:b1], geo)
+            dzb = dz[t0:t1, b0 * pix : b1 * pix]
+            if b0 == 0:
+                xp.matmul(cb.transpose(0, 2, 1), dzb, out=dkernel[t0:t1])
+            else:  # a later run of the same task's images
+                dkernel[t0:t1] += xp.matmul(cb.transpose(0, 2, 1), dzb)
+            if need_dx:
+                dcols = xp.matmul(dzb, kmat[t0:t1].transpose(0, 2, 1)).reshape(t1 - t0, b1 - b0, oh, ow, kh * kw, c)
+                dx[t0:t1, b0:b1] = be.col2im_unpadded(dcols, (t1 - t0, b1 - b0, h, w, c), kh, kw, self.conv.stride, top, left)
+        grads[self.param_keys[0]] = dkernel.reshape(kernel.shape)
+        return dx, grads
+
+    def _conv_blocks(self, geo, itemsize):
+        """``(t0, t1, b0, b1)`` blocks of tasks and images whose patch matrices hold at most
+        :data:`PATCH_BLOCK_BYTES`: runs of whole tasks when one task fits, else runs of equal
+        numbers of one task's images. Which block a task lands in never changes its numbers:
+        each task's matrix products are separate calls either way."""
+        t, b, h, w, c, kh, kw, oh, ow, top, left = geo
+        per_image = oh * ow * kh * kw * c * itemsize
+        if b * per_image <= PATCH_BLOCK_BYTES:
+            step = max(1, PATCH_BLOCK_BYTES // max(1, b * per_image))
+            return [(t0, min(t, t0 + step), 0, b) for t0 in range(0, t, step)]
+        step = max(1, PATCH_BLOCK_BYTES // per_image)
+        step = -(-b // -(-b // step))  # equal runs: 10 images at most 6 a run go as 5 + 5
+        return [(i, i + 1, b0, min(b, b0 + step)) for i in range(t) for b0 in range(0, b, step)]
+
+
+def _pool_geometry(shape):
+    h, w = shape[2], shape[3]
+    return -(-h // 2), -(-w // 2)
+
+
+def _pool_windows(y):
+    """The four 2x2-window offsets of ``y`` (T, B, H, W, C) as strided views, padding odd sizes
+    with -inf at the bottom/right (TensorFlow's 'same' rule for a 2x2 pool of stride 2)."""
+    xp = array_module(y)
+    oh, ow = _pool_geometry(y.shape)
+    if (2 * oh, 2 * ow) != y.shape[2:4]:
+        padded = xp.full(y.shape[:2] + (2 * oh, 2 * ow) + y.shape[4:], -xp.inf, dtype=y.dtype)
+        padded[:, :, : y.shape[2], : y.shape[3]] = y
+        y = padded
+    return y, [y[:, :, di::2, dj::2, :] for di in (0, 1) for dj in (0, 1)]
+
+
+def _pool_forward(y):
+    xp = array_module(y)
+    _, (v0, v1, v2, v3) = _pool_windows(y)
+    out = xp.maximum(v0, v1)
+    xp.maximum(out, v2, out=out)
+    xp.maximum(out, v3, out=out)
+    return out
+
+
+def _pool_backward(pre_pool, dout):
+    """Route ``dout`` to the first maximum of each window in row-major order (as TensorFlow)."""
+    xp = array_module(dout)
+    padded, windows = _pool_windows(pre_pool)
+    best = _pool_forward(pre_pool)
+    grad = xp.empty(padded.shape, dtype=dout.dtype)
+    taken = None
+    for k, v in enumerate(windows):
+        hit = v == best
+        if taken is not None:
+            hit &= ~taken
+        xp.multiply(dout, hit, out=grad[:, :, k // 2 :: 2, k % 2 :: 2, :])
+        taken = hit if taken is None else (taken | hit)
+    return grad[:, :, : pre_pool.shape[2], : pre_pool.shape[3]]
+
+
+# --------------------------------------------------------------------------------------
+# any other layer runs its own forward/backward
+# --------------------------------------------------------------------------------------
+class LayerOp:
+    def __init__(self, name, layer):
+        self.name, self.layer = name, layer
+        self.param_keys = tuple(f"{name}/{k}" for k in layer.param_shapes())
+
+    def _local(self, p):
+        return {k.split("/", 1)[1]: p[k] for k in self.param_keys}
+
+    def forward(self, p, x, stats_batch=None, train=True):
+        if isinstance(self.layer, BatchNorm):
+            return self.layer.forward(self._local(p), x, stats_batch=stats_batch)
+        return self.layer.forward(self._local(p), x)
+
+    def backward(self, p, cache, dy, need_dx=True):
+        if isinstance(self.layer, (Conv2D, Dense)):
+            dx, grads = self.layer.backward(self._local(p), cache, dy, need_dx=need_dx)
+        else:
+            dx, grads = self.layer.backward(self._local(p), cache, dy)
+        return dx, {f"{self.name}/{k}": v for k, v in grads.items()}
+
+
+def _compile(layers):
+    ops, i = [], 0
+    while i < len(layers):
+        name, layer = layers[i]
+        if isinstance(layer, Conv2D) and i + 2 < len(layers) and isinstance(layers[i + 1][1], BatchNorm):
+            j = i + 2
+            pool = None
+            if isinstance(layers[j][1], MaxPool2D) and _fusable_pool(layers[j][1]):
+                pool, j = layers[j][1], j + 1
+            if j < len(layers) and isinstance(layers[j][1], ReLU):
+                ops.append(ConvBlock((name, layers[i + 1][0]), layer, layers[i + 1][1], pool))
+                i = j + 1
+                continue
+        ops.append(LayerOp(name, layer))
+        i += 1
+    return tuple(ops)
+
+
+def _fusable_pool(pool: MaxPool2D) -> bool:
+    return pool.pool == 2 and pool.stride == 2 and pool.padding == "same"
+
+
+# --------------------------------------------------------------------------------------
+# the network
+# --------------------------------------------------------------------------------------
+class FusedNet:
+    """A :class:`~fometa.models.Sequential`'s passes on task-batched parameters ``{key: (T, ...)}``."""
+
+    def __init__(self, model):
+        self.model = model
+        self.layout = tree.FlatLayout(model.param_shapes())
+        self.ops = _compile(model.layers)
+        self.loss = _LOSSES[model.loss]
+        first = next((i for i, op in enumerate(self.ops) if op.param_keys), 0)
+        self._first_with_params = first
+        #: bytes of activations and patch matrices per byte of input, roughly (for block sizes)
+        self.activation_factor = 200
+
+    def _forward(self, p, x, stats_batch, train):
+        caches = []
+        for op in self.ops:
+            x, cache = op.forward(p, x, stats_batch, train)
+            caches.append(cache)
+        return x, caches
+
+    def forward(self, p, x, stats_batch=None):
+        """Outputs ``(T, B, out)`` of task-batched ``x`` ``(T, B, ...)``."""
+        return self._forward(p, x, stats_batch, train=False)[0]
+
+    def loss_value(self, p, x, y):
+        out = self.forward(p, x)
+        return self.loss.forward(out, y)[0]
+
+    def loss_and_grad(self, p, x, y):
+        """Losses ``(T,)`` and the gradient as one ``(T, P)`` buffer in :attr:`layout` order."""
+        xp = array_module(x)
+        out, caches = self._forward(p, x, None, train=True)
+        loss, lcache = self.loss.forward(out, y)
+        d = self.loss.backward(lcache, xp.ones_like(loss))
+        t = x.shape[0]
+        flat = xp.empty((t, self.layout.size), dtype=xp.result_type(d.dtype, *(p[k].dtype for k in self.layout.shapes)))
+        for i in range(len(self.ops) - 1, self._first_with_params - 1, -1):
+            op = self.ops[i]
+            d, grads = op.backward(p, caches[i], d, need_dx=i > self._first_with_params)
+            caches[i] = None
+            for key, g in grads.items():
+                flat[:, self.layout.slices[key]] = g.reshape(t, -1)
+        return loss, flat
+
+
+@functools.lru_cache(maxsize=64)
+def net_for(model) -> FusedNet:
+    """The (cached) fused form of ``model``; the first call also tunes the allocator
+    (:func:`fometa.parallel.tune_allocator`)."""
+    parallel.tune_allocator()
+    return FusedNet(model)
+
+
+# --------------------------------------------------------------------------------------
+# the inner loop on flat buffers
+# --------------------------------------------------------------------------------------
+def flat_state(state, layout: tree.FlatLayout):
+    """An optimizer state with its per-parameter trees packed into one ``(T, P)`` leaf each."""
+    if isinstance(state, optim.AdamState):
+        return optim.AdamState(state.count, {"flat": layout.flatten(state.mu)}, {"flat": layout.flatten(state.nu)})
+    return state
+
+
+def tree_state(state, layout: tree.FlatLayout):
+    """Inverse of :func:`flat_state`: per-parameter views into the flat leaves."""
+    if isinstance(state, optim.AdamState):
+        return optim.AdamState(state.count, layout.views(state.mu["flat"]), layout.views(state.nu["flat"]))
+    return state
+
+
+def supports(model, opt) -> bool:
+    """Whether :func:`adapt` runs ``model`` with ``opt`` (a fused Sequential with SGD or Adam)."""
+    from fometa.models.sequential import Sequential
+
+    return isinstance(model, Sequential) and model.fused and isinstance(opt, (optim.SGD, optim.Adam))
+
+
+def _state_take(state, s):
+    if isinstance(state, optim.AdamState):
+        return optim.AdamState(state.count[s], {"flat": state.mu["flat"][s]}, {"flat": state.nu["flat"][s]})
+    return state
+
+
+def _state_concat(states):
+    first = states[0]
+    if isinstance(first, optim.AdamState):
+        xp = array_module(first.nu["flat"])
+        cat = lambda xs: xp.concatenate(xs, axis=0)  # noqa: E731
+        return optim.AdamState(
+            cat([st.count for st in states]), {"flat": cat([st.mu["flat"] for st in states])}, {"flat": cat([st.nu["flat"] for st in states])}
+        )
+    return first
+
+
+def _adapt_block(net, opt, flat, steps, fstate, keep):
+    """The inner loop of one block of tasks on flat buffers (``flat`` is updated in place
+    unless ``keep``). Returns ``(flat, state, losses, params_i, directions_i, states_i)``."""
+    layout = net.layout
+    losses, params_i, directions, states = [], [], [], []
+    for x, y in steps:
+        loss, g = net.loss_and_grad(layout.views(flat), x, y)
+        updates, fstate = opt.update({"flat": g}, fstate)
+        if keep:
+            flat = flat + updates["flat"]
+            params_i.append(flat)
+            directions.append(updates["flat"] * (-1.0 / opt.step_size(fstate)))
+            states.append(fstate)
+        else:
+            flat += updates["flat"]
+        losses.append(loss)
+    return flat, fstate, losses, params_i, directions, states
+
+
+def adapt(model, params, steps, opt, state, keep: bool = False):
+    """:func:`fometa.meta.adapt` on flat buffers: one ``(T, P)`` array for the parameters and
+    for each optimizer moment, so that every inner step's update is a few array calls.
+
+    The tasks run in blocks (:func:`fometa.parallel.map_blocks`: on several threads when
+    :func:`fometa.parallel.set_threads` asks for them); every task computes the same numbers
+    in any block. Returns the same ``(phi_tilde, state, trajectory)`` as
+    :func:`fometa.meta.adapt`, with trees of views into the flat buffers.
+    """
+    from fometa.meta import Trajectory
+
+    net = net_for(model)
+    layout = net.layout
+    flat = layout.flatten(params)
+    fstate = flat_state(state, layout)
+
+    def block(s):
+        return _adapt_block(net, opt, flat[s], [(x[s], y[s]) for x, y in steps], _state_take(fstate, s), keep)
+
+    parts = parallel.map_blocks(block, flat.shape[0], max_block=_max_block(net, steps))
+    xp = array_module(flat)
+    if len(parts) == 1:
+        flat, fstate, losses, params_i, directions, states = parts[0]
+    else:
+        cat = lambda xs: xp.concatenate(xs, axis=0)  # noqa: E731
+        if keep:
+            flat = cat([p[0] for p in parts])
+        fstate = _state_concat([p[1] for p in parts])
+        losses = [cat(ls) for ls in zip(*(p[2] for p in parts))]
+        params_i = [cat(ls) for ls in zip(*(p[3] for p in parts))]
+        directions = [cat(ls) for ls in zip(*(p[4] for p in parts))]
+        states = [_state_concat(ls) for ls in zip(*(p[5] for p in parts))]
+    traj = Trajectory(
+        [params] + [layout.views(f) for f in params_i] if keep else [],
+        [layout.views(d) for d in directions],
+        [tree_state(st, layout) for st in states],
+        losses,
+    )
+    return layout.views(flat), tree_state(fstate, layout), traj
+
+
+#: Tasks of one block go through the network together; blocks run one after another on each
+#: thread. Small blocks keep a block's activations in the CPU's caches.
+BLOCK_BYTES = 16 << 20
+
+
+def _max_block(net, steps) -> int | None:
+    if not steps:
+        return None
+    x = steps[0][0]
+    per_task = x[0].nbytes
+    return max(1, int(BLOCK_BYTES // max(1, per_task * net.activation_factor)))

@@ -1,0 +1,127 @@
+"""One Reptile meta-iteration in fometa and in the same PyTorch eager loop, timed in one run.
+
+Usage: python tools/bench_torch.py [--model omniglot|miniimagenet] [--threads N] [--repeat R]
+
+The loop is the paper's (Appendix A): meta-batch 5, each task a fresh copy of phi adapted by
+Adam (beta1 = 0, state carried from task to task) on mini-batches of 10 images (Omniglot: 5
+steps, 28x28; Mini-ImageNet: 8 steps, 84x84x3), batch norm on batch statistics, then
+phi <- phi + eps (mean(phi_tilde) - phi). fometa runs it through its public API
+(``MetaLearner.step``, task-batched); PyTorch runs the tasks one after another, as the PyTorch
+ports do. Both get the same number of threads (``--threads``: fometa's
+:func:`fometa.parallel.set_threads`, PyTorch's ``torch.set_num_threads``), and their rounds
+alternate so that a noisy machine slows both alike. Prints one JSON object per implementation
+with the median milliseconds, and the ratio PyTorch / fometa.
+
+PyTorch is not a dependency of fometa: install it to run this (``pip install torch``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+
+def torch_loop(model_name: str, seed: int):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    if model_name == "omniglot":
+        blocks, chans, shape = [], 1, (1, 28, 28)
+        for _ in range(4):
+            blocks += [nn.Conv2d(chans, 64, 3, stride=2, padding=1), nn.BatchNorm2d(64, eps=1e-3, track_running_stats=False), nn.ReLU()]
+            chans = 64
+        net = nn.Sequential(*blocks, nn.Flatten(), nn.Linear(256, 5))
+        steps = 5
+    else:
+        blocks, chans, shape = [], 3, (3, 84, 84)
+        for _ in range(4):
+            blocks += [nn.Conv2d(chans, 32, 3, padding=1), nn.BatchNorm2d(32, eps=1e-3, track_running_stats=False),
+                       nn.MaxPool2d(2, 2, ceil_mode=True), nn.ReLU()]
+            chans = 32
+        net = nn.Sequential(*blocks, nn.Flatten(), nn.Linear(1152, 5))
+        steps = 8
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, betas=(0.0, 0.999))
+    gen = torch.Generator().manual_seed(seed)
+    data = [[(torch.rand((10,) + shape, generator=gen), torch.randint(0, 5, (10,), generator=gen)) for _ in range(steps)]
+            for _ in range(5)]
+    loss_fn = nn.CrossEntropyLoss()
+
+    def meta_iteration(eps=0.5):
+        phi = [p.detach().clone() for p in net.parameters()]
+        new = [torch.zeros_like(p) for p in phi]
+        for task in data:
+            with torch.no_grad():
+                for p, v in zip(net.parameters(), phi):
+                    p.copy_(v)
+            for x, y in task:
+                opt.zero_grad()
+                loss_fn(net(x), y).backward()
+                opt.step()
+            with torch.no_grad():
+                for acc, p in zip(new, net.parameters()):
+                    acc += p
+        with torch.no_grad():
+            for p, v, acc in zip(net.parameters(), phi, new):
+                p.copy_(v + eps * (acc / len(data) - v))
+
+    return meta_iteration
+
+
+def fometa_loop(model_name: str, seed: int):
+    from fometa import meta, models, optim
+    from fometa.tasks import ArrayClasses
+
+    rng = np.random.default_rng(seed)
+    if model_name == "omniglot":
+        model, shape, shots, iters = models.omniglot_cnn(5), (28, 28), 10, 5
+    else:
+        model, shape, shots, iters = models.miniimagenet_cnn(5), (84, 84, 3), 15, 8
+    ds = ArrayClasses([rng.random((shots,) + shape, dtype=np.float32) for _ in range(10)])
+    conf = meta.MetaConfig(ways=5, shots=shots, inner_batch=10, inner_iters=iters, meta_batch=5)
+    learner = meta.MetaLearner(model, meta.make_algorithm("reptile"), optim.Adam(1e-3), meta.Interpolate(1.0, 0.0, 10**6), conf)
+    state = learner.init(model.init(rng))
+    tasks = learner.sample(ds, rng)
+
+    def meta_iteration():
+        nonlocal state
+        state, _ = learner.step(state, tasks)
+
+    return meta_iteration
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="omniglot", choices=["omniglot", "miniimagenet"])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    import torch
+
+    from fometa import parallel
+
+    torch.set_num_threads(args.threads)
+    parallel.set_threads(args.threads)
+    loops = {"fometa": fometa_loop(args.model, args.seed), "pytorch": torch_loop(args.model, args.seed)}
+    times = {name: [] for name in loops}
+    for r in range(args.warmup + args.repeat):
+        for name, fn in loops.items():
+            start = time.perf_counter()
+            fn()
+            if r >= args.warmup:
+                times[name].append(time.perf_counter() - start)
+    med = {name: float(np.median(ts)) for name, ts in times.items()}
+    for name, ts in times.items():
+        print(json.dumps({
+            "model": args.model, "implementation": name, "threads": args.threads, "median_ms": 1e3 * med[name],
+            "min_ms": 1e3 * min(ts), "max_ms": 1e3 * max(ts), "repeat": args.repeat,
+            "pytorch_over_fometa": med["pytorch"] / med["fometa"],
+        }), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -57,12 +57,40 @@ def _valid(out: int, size: int, offset: int, stride: int, before: int) -> tuple[
     return o0, max(o0, o1), o0 * stride + offset - before
 
 
-def im2col_unpadded(x, kh: int, kw: int, stride: int, top: int, left: int, out_h: int, out_w: int):
-    """:func:`im2col` of ``x`` zero-padded by ``top``/``left`` (and whatever the far side needs),
-    written straight from the unpadded ``x`` ``(T, B, H, W, C)``: no padded copy is made and
-    padding positions are zero-filled in place. Returns ``(T, B, out_h, out_w, kh * kw, C)``."""
+def _zero_pad(x, top, bottom, left, right):
+    """``x`` ``(T, B, H, W, C)`` with zero rows/columns around H and W (faster than ``pad``)."""
     xp = _xp(x)
     t, b, h, w, c = x.shape
+    out = xp.empty((t, b, top + h + bottom, left + w + right, c), dtype=x.dtype)
+    out[:, :, top : top + h, left : left + w] = x
+    for rows, cols in (((0, top), (0, left + w + right)), ((top + h, top + h + bottom), (0, left + w + right)),
+                       ((top, top + h), (0, left)), ((top, top + h), (left + w, left + w + right))):
+        if rows[1] > rows[0] and cols[1] > cols[0]:
+            out[:, :, rows[0] : rows[1], cols[0] : cols[1]] = 0
+    return out
+
+
+def im2col_unpadded(x, kh: int, kw: int, stride: int, top: int, left: int, out_h: int, out_w: int):
+    """:func:`im2col` of ``x`` zero-padded by ``top``/``left`` (and whatever the far side needs),
+    from the unpadded ``x`` ``(T, B, H, W, C)``. Returns ``(T, B, out_h, out_w, kh * kw, C)``.
+
+    With at least 8 values in a window row (``kw * C``), the input is padded once and all
+    windows are copied in one call from an overlapping strided view (each window row is a
+    contiguous run of the padded input). With fewer, copying one offset at a time straight from
+    ``x`` and zero-filling the padding is faster (long runs of tiny rows cost per row).
+    """
+    xp = _xp(x)
+    t, b, h, w, c = x.shape
+    if kw * c >= 8:
+        bottom = max(0, (out_h - 1) * stride + kh - h - top)
+        right = max(0, (out_w - 1) * stride + kw - w - left)
+        if top or bottom or left or right:
+            x = _zero_pad(x, top, bottom, left, right)
+        st = x.strides
+        windows = xp.lib.stride_tricks.as_strided(
+            x, (t, b, out_h, out_w, kh, kw, c), (st[0], st[1], stride * st[2], stride * st[3], st[2], st[3], st[4])
+        )
+        return xp.ascontiguousarray(windows).reshape(t, b, out_h, out_w, kh * kw, c)
     cols = xp.empty((t, b, out_h, out_w, kh * kw, c), dtype=x.dtype)
     for di in range(kh):
         i0, i1, r0 = _valid(out_h, h, di, stride, top)

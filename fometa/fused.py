@@ -46,7 +46,7 @@ class _BlockCache(NamedTuple):
     xhat: object  # normalized conv output (T, B * pix, C_out)
     inv: object  # 1 / sqrt(var + eps), (T, C_out)
     rows: int  # rows that supplied the batch statistics
-    pre_pool: object  # batch norm output (T, B, oh, ow, C_out) before pooling, or None
+    pool: object  # (which window offset won (uint8), pre-pool shape), or None
     out: object  # block output after ReLU
 
 
@@ -103,13 +103,14 @@ class ConvBlock:
         y = z * p[self.param_keys[2]][:, None, :]
         y += p[self.param_keys[3]][:, None, :]
         y = y.reshape(t, b, oh, ow, co)
-        pre_pool = None
+        pool = None
         if self.pool is not None:
-            pre_pool, y = y, _pool_forward(y)
+            y, winner = _pool_forward(y, with_winner=train)
+            pool = (winner, (t, b, oh, ow, co))
         xp.maximum(y, 0, out=y)
         if not train:
             return y, None
-        return y, _BlockCache(x, cols, z, inv, rows, pre_pool, y)
+        return y, _BlockCache(x, cols, z, inv, rows, pool, y)
 
     def backward(self, p, cache: _BlockCache, dy, need_dx=True):
         """``(dx, grads)`` with grads ``{key: (T, ...)}`` for the block's four parameters."""
@@ -119,7 +120,7 @@ class ConvBlock:
         co = self.conv.out_channels
         d = dy * (cache.out > 0)
         if self.pool is not None:
-            d = _pool_backward(cache.pre_pool, d)
+            d = _pool_backward(*cache.pool, d)
         xhat, inv, rows = cache.xhat, cache.inv, cache.rows
         d3 = d.reshape(xhat.shape)
         dgamma = xp.einsum("tmc,tmc->tc", d3, xhat)
@@ -143,11 +144,19 @@ class ConvBlock:
         kernel = p[self.param_keys[0]]
         pix, depth = oh * ow, kh * kw * c
         kmat = kernel.reshape(t, depth, co)
+        transposed = need_dx and self.conv.stride == 1 and (oh, ow) == (h, w)
+        if transposed:  # dx is the 'same' convolution of dz with the flipped, transposed kernel
+            kflip = xp.ascontiguousarray(kernel[:, ::-1, ::-1].transpose(0, 1, 2, 4, 3)).reshape(t, kh * kw * co, c)
+            dz5 = dz.reshape(t, b, oh, ow, co)
+            ftop, fleft = kh - 1 - top, kw - 1 - left
         if cache.cols is not None:
             dkernel = xp.matmul(cache.cols.transpose(0, 2, 1), dz)
             grads[self.param_keys[0]] = dkernel.reshape(kernel.shape)
             if not need_dx:
                 return None, grads
+            if transposed:
+                cols = be.im2col_unpadded(dz5, kh, kw, 1, ftop, fleft, h, w).reshape(t, b * h * w, kh * kw * co)
+                return xp.matmul(cols, kflip).reshape(cache.x.shape), grads
             dcols = xp.matmul(dz, kmat.transpose(0, 2, 1)).reshape(t, b, oh, ow, kh * kw, c)
             return be.col2im_unpadded(dcols, cache.x.shape, kh, kw, self.conv.stride, top, left), grads
         dkernel = xp.empty((t, depth, co), dtype=dz.dtype)
@@ -159,7 +168,11 @@ class ConvBlock:
                 xp.matmul(cb.transpose(0, 2, 1), dzb, out=dkernel[t0:t1])
             else:  # a later run of the same task's images
                 dkernel[t0:t1] += xp.matmul(cb.transpose(0, 2, 1), dzb)
-            if need_dx:
+            if transposed:
+                cols = be.im2col_unpadded(dz5[t0:t1, b0:b1], kh, kw, 1, ftop, fleft, h, w)
+                dxb = dx[t0:t1, b0:b1].reshape(t1 - t0, (b1 - b0) * h * w, c)
+                xp.matmul(cols.reshape(t1 - t0, (b1 - b0) * h * w, kh * kw * co), kflip[t0:t1], out=dxb)
+            elif need_dx:
                 dcols = xp.matmul(dzb, kmat[t0:t1].transpose(0, 2, 1)).reshape(t1 - t0, b1 - b0, oh, ow, kh * kw, c)
                 dx[t0:t1, b0:b1] = be.col2im_unpadded(dcols, (t1 - t0, b1 - b0, h, w, c), kh, kw, self.conv.stride, top, left)
         grads[self.param_keys[0]] = dkernel.reshape(kernel.shape)
@@ -197,29 +210,32 @@ def _pool_windows(y):
     return y, [y[:, :, di::2, dj::2, :] for di in (0, 1) for dj in (0, 1)]
 
 
-def _pool_forward(y):
+def _pool_forward(y, with_winner=False):
+    """Window maxima of ``y``, and (``with_winner``) which offset holds each window's first
+    maximum in row-major order, TensorFlow's rule for the gradient: ``(out, winner or None)``."""
     xp = array_module(y)
     _, (v0, v1, v2, v3) = _pool_windows(y)
-    out = xp.maximum(v0, v1)
-    xp.maximum(out, v2, out=out)
-    xp.maximum(out, v3, out=out)
-    return out
+    top, bottom = xp.maximum(v0, v1), xp.maximum(v2, v3)
+    out = xp.maximum(top, bottom)
+    if not with_winner:
+        return out, None
+    # first maximum: the right one of a pair only if strictly larger; the bottom pair only if
+    # its maximum is strictly larger than the top pair's
+    winner = (v1 > v0).view(xp.uint8)
+    lower = (v3 > v2).view(xp.uint8)
+    lower += 2
+    xp.copyto(winner, lower, where=bottom > top)
+    return out, winner
 
 
-def _pool_backward(pre_pool, dout):
-    """Route ``dout`` to the first maximum of each window in row-major order (as TensorFlow)."""
+def _pool_backward(winner, shape, dout):
+    """Route ``dout`` to each window's winning offset (see :func:`_pool_forward`)."""
     xp = array_module(dout)
-    padded, windows = _pool_windows(pre_pool)
-    best = _pool_forward(pre_pool)
-    grad = xp.empty(padded.shape, dtype=dout.dtype)
-    taken = None
-    for k, v in enumerate(windows):
-        hit = v == best
-        if taken is not None:
-            hit &= ~taken
-        xp.multiply(dout, hit, out=grad[:, :, k // 2 :: 2, k % 2 :: 2, :])
-        taken = hit if taken is None else (taken | hit)
-    return grad[:, :, : pre_pool.shape[2], : pre_pool.shape[3]]
+    oh, ow = _pool_geometry(shape)
+    grad = xp.empty(shape[:2] + (2 * oh, 2 * ow) + shape[4:], dtype=dout.dtype)
+    for k in range(4):
+        xp.multiply(dout, winner == k, out=grad[:, :, k // 2 :: 2, k % 2 :: 2, :])
+    return grad[:, :, : shape[2], : shape[3]]
 
 
 # --------------------------------------------------------------------------------------
@@ -427,7 +443,7 @@ def adapt(model, params, steps, opt, state, keep: bool = False):
 
 #: Tasks of one block go through the network together; blocks run one after another on each
 #: thread. Small blocks keep a block's activations in the CPU's caches.
-BLOCK_BYTES = 16 << 20
+BLOCK_BYTES = 48 << 20
 
 
 def _max_block(net, steps) -> int | None:

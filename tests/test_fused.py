@@ -250,3 +250,24 @@ def test_patches_built_in_blocks_when_large(monkeypatch, budget):
     one_loss, one = model.loss_and_grad(tree.take_task(p, slice(1, 2)), x[1:2], y[1:2])
     for k in one:
         assert np.array_equal(one[k][0], blocked[1][k][1]), k
+
+
+def test_pool_gradient_goes_to_the_first_of_tied_maxima():
+    """TensorFlow's rule: with ties in a window, the first maximum in row-major order takes it all."""
+    y = np.zeros((1, 1, 4, 4, 2))
+    y[0, 0, :2, :2, 0] = [[1.0, 3.0], [3.0, 3.0]]  # three tied maxima: (0, 1) takes the gradient
+    y[0, 0, 2:, 2:, 1] = [[5.0, 5.0], [5.0, 5.0]]  # all tied: (2, 2) takes it
+    y[0, 0, :, :, 1] += np.arange(16).reshape(4, 4) * (y[0, 0, :, :, 1] == 0)  # no ties elsewhere
+    best, winner = fused._pool_forward(y, with_winner=True)
+    np.testing.assert_array_equal(best, y.reshape(1, 1, 2, 2, 2, 2, 2).max(axis=(3, 5)))
+    dout = np.arange(1.0, 9.0).reshape(1, 1, 2, 2, 2)
+    grad = fused._pool_backward(winner, y.shape, dout)
+    assert grad[0, 0, 0, 1, 0] == dout[0, 0, 0, 0, 0] and grad[0, 0, 1, 0, 0] == 0 and grad[0, 0, 1, 1, 0] == 0
+    assert grad[0, 0, 2, 2, 1] == dout[0, 0, 1, 1, 1] and grad[0, 0, 3, 3, 1] == 0
+    assert np.isclose(grad.sum(), dout.sum())  # every window passes its gradient on exactly once
+    from fometa.layers import MaxPool2D
+
+    layer = MaxPool2D()
+    _, cache = layer.forward({}, y)
+    want, _ = layer.backward({}, cache, dout)
+    np.testing.assert_array_equal(grad, want)

@@ -34,7 +34,7 @@ _LOSSES = {"softmax_cross_entropy": softmax_cross_entropy, "mse": mse}
 #: backward pass, when it holds at most this many bytes. Larger ones are built block by block
 #: (whole tasks, or runs of one task's images), each block while the previous is still in the
 #: cache, and rebuilt in the backward pass; no block depends on how many tasks the call holds.
-PATCH_BLOCK_BYTES = 8 << 20
+PATCH_BLOCK_BYTES = 2 << 20
 
 
 # --------------------------------------------------------------------------------------
@@ -221,10 +221,13 @@ def _pool_forward(y, with_winner=False):
         return out, None
     # first maximum: the right one of a pair only if strictly larger; the bottom pair only if
     # its maximum is strictly larger than the top pair's
-    winner = (v1 > v0).view(xp.uint8)
+    # (arithmetic on uint8: several times faster than a masked copy or ``where``)
+    winner = (v1 > v0).view(xp.uint8)  # 0 or 1
     lower = (v3 > v2).view(xp.uint8)
-    lower += 2
-    xp.copyto(winner, lower, where=bottom > top)
+    lower += 2  # 2 or 3
+    lower -= winner
+    lower *= (bottom > top).view(xp.uint8)
+    winner += lower
     return out, winner
 
 

@@ -166,41 +166,6 @@ def test_thread_count_does_not_change_results(threads):
         assert np.array_equal(a, b)
 
 
-def test_blocks_partition_the_tasks():
-    for tasks in range(1, 12):
-        for parts in range(1, 6):
-            bl = parallel.blocks(tasks, parts)
-            assert len(bl) == min(tasks, parts)
-            assert [i for s in bl for i in range(s.start, s.stop)] == list(range(tasks))
-            sizes = [s.stop - s.start for s in bl]
-            assert max(sizes) - min(sizes) <= 1
-
-
-def test_map_blocks_propagates_errors_and_orders_results():
-    before = parallel.get_threads()
-    try:
-        parallel.set_threads(2)
-        assert parallel.map_blocks(lambda s: (s.start, s.stop), 5, max_block=2) == [(0, 2), (2, 4), (4, 5)]
-
-        def boom(s):
-            raise RuntimeError(f"block {s.start}")
-
-        with pytest.raises(RuntimeError, match="block"):
-            parallel.map_blocks(boom, 4)
-    finally:
-        parallel.set_threads(before)
-    with pytest.raises(ValueError, match="positive integer"):
-        parallel.set_threads(0)
-
-
-def test_blas_threads_can_be_set():
-    assert parallel.set_blas_threads(1) in (True, False)  # False only where NumPy has no OpenBLAS
-    np_config = np.show_config(mode="dicts") if hasattr(np, "show_config") else {}
-    blas = str(np_config.get("Build Dependencies", {}).get("blas", {}).get("name", ""))
-    if "openblas" in blas.lower():
-        assert parallel.set_blas_threads(1), "NumPy's OpenBLAS was not found in the process"
-
-
 @given(
     tasks=st.integers(1, 2), batch_=st.integers(1, 3), h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 3),
     k=st.integers(1, 4), stride=st.integers(1, 3), padding=st.sampled_from(["same", "valid"]),

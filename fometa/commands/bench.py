@@ -41,7 +41,7 @@ def add_arguments(p):
     p.add_argument("--shots", type=int, default=None, help="eval: support shots (default: the preset's)")
     p.add_argument("--chunk", type=int, default=50, help="eval: tasks per pass (default 50)")
     p.add_argument("--eval-modes", default="transductive,per-query", help="eval: batch-norm modes")
-    p.add_argument("--threads", type=int, default=None, help="task blocks run at once, one BLAS thread each")
+    p.add_argument("--threads", type=int, default=None, help="threads for task blocks, one BLAS thread each (default: $FOMETA_THREADS or the cores)")
     p.add_argument("--backend", default=None, help="numpy, cupy or cupy:N (default: $FOMETA_BACKEND or numpy)")
     p.add_argument("--repeat", type=int, default=None, help="timed runs (default: 20 layers, 10 meta, 3 eval)")
     p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default: 3 layers, 2 meta, 1 eval)")
@@ -188,12 +188,10 @@ def run(args) -> int:
     from fometa import config as C
     from fometa import get_backend, models, parallel
     from fometa.cli import CLIError
+    from fometa.commands import apply_threads
 
     backend = get_backend(args.backend)
-    if args.threads is not None:
-        if args.threads < 1:
-            raise CLIError(f"--threads must be at least 1, got {args.threads}")
-        parallel.set_threads(args.threads)
+    apply_threads(args)
     threads = parallel.get_threads()
     defaults = {"layers": (20, 3), "meta": (10, 2), "eval": (3, 1)}[args.suite]
     repeat = defaults[0] if args.repeat is None else args.repeat

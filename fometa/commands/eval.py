@@ -30,11 +30,14 @@ EVAL_FLAGS = {
 
 
 def add_arguments(p):
+    from fometa.commands import add_threads_argument
+
     p.add_argument("run", metavar="RUN", help="a run folder (its checkpoint.h5) or a checkpoint file")
     p.add_argument("--mode", default=None,
                    help="transductive, per-query or support-stats, or several joined by commas (default: the run's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the evaluation tasks (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_threads_argument(p)
     for flag, name in EVAL_FLAGS.items():
         p.add_argument(flag, dest="setting:" + name, default=None, metavar=name.rsplit(".", 1)[-1].upper(),
                        help=f"{name} (default: the run's)")
@@ -46,6 +49,7 @@ def run(args) -> int:
     from fometa import checkpoint, config
     from fometa.backends import BackendError
     from fometa.cli import CLIError
+    from fometa.commands import apply_threads
     from fometa.commands.train import check_backend, overrides_from_args
     from fometa.data import DataError
     from fometa.progress import ProgressBar
@@ -54,6 +58,7 @@ def run(args) -> int:
     path = Path(args.run)
     ckpt_path = path / CHECKPOINT_FILE if path.is_dir() else path
     try:
+        apply_threads(args)
         ckpt = checkpoint.load(ckpt_path)
         cfg = config.from_dict(ckpt.config)
         overrides = overrides_from_args(args, EVAL_FLAGS)

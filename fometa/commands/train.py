@@ -24,6 +24,8 @@ def _bool_flag(name: str) -> bool:
 
 
 def add_arguments(p):
+    from fometa.commands import add_threads_argument
+
     from fometa import config
 
     p.add_argument("--preset", default=None, help=f"the paper's setting: {', '.join(config.PRESETS)}")
@@ -34,6 +36,7 @@ def add_arguments(p):
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="any setting by its dotted name, e.g. --set inner.beta2=0.99 (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_threads_argument(p)
     g = p.add_argument_group("settings (override the preset; see fometa/config.py)")
     for flag, name in config.FLAGS.items():
         dest = "setting:" + name
@@ -111,9 +114,11 @@ def run(args) -> int:
     from fometa.backends import BackendError
     from fometa.cli import CLIError
     from fometa.data import DataError
+    from fometa.commands import apply_threads
     from fometa.train import RunFolder, TrainingError, check_data, load_splits, train
 
     try:
+        apply_threads(args)
         file_settings = config.load_file(args.config) if args.config else {}
         flags = overrides_from_args(args)
         resume = None

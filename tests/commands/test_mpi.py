@@ -221,3 +221,45 @@ def test_more_ranks_than_tasks_is_refused_in_one_line(mpiexec, tiny_omniglot, tm
     assert rc == 2, err
     assert "3 processes for a meta-batch of 2 tasks" in err and "fometa: error: rank " in err
     assert not (tmp_path / "run").exists(), "a refused run left a folder"
+
+
+def test_sigterm_to_mpiexec_stops_every_rank_at_one_iteration_and_resumes(mpiexec, capsys, tiny_omniglot, tmp_path):
+    """Hydra passes SIGTERM to the ranks; they agree on the iteration to stop at, rank 0 writes the
+    checkpoint, and the run resumes on two ranks to the single process's parameters, bit for bit."""
+    common = ["--meta-iters", "40", "--checkpoint-every", "3", "--eval-interval", "20", "--meta-batch", "2"]
+    stopped, whole = tmp_path / "stopped", tmp_path / "whole"
+    proc = _launch(mpiexec, 2, *_train_args(tiny_omniglot, stopped, *common))
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not (stopped / "checkpoint.h5").exists():
+            assert proc.poll() is None, f"the job ended before its first checkpoint: {proc.communicate()}"
+            assert time.monotonic() < deadline, "no checkpoint appeared"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+            pytest.fail("the job did not stop on SIGTERM")
+    if proc.returncode == 0:
+        pytest.skip("the run finished before SIGTERM arrived (a very fast machine)")
+    assert proc.returncode == 143, err[-2000:]
+    summary = json.loads(out)
+    assert summary["status"] == "interrupted" and summary["iteration"] == _ckpt(stopped).iteration
+    rc, out, err = _run(mpiexec, 2, "train", "--resume", stopped, "--quiet")
+    assert rc == 0, err
+    rc, _, err = fometa_cli(capsys, *_train_args(tiny_omniglot, whole, *common))
+    assert rc == 0, err
+    _assert_bitwise(_ckpt(stopped).params, _ckpt(whole).params, "parameters after SIGTERM and resume")
+
+
+def test_a_single_process_run_never_imports_mpi4py(tiny_omniglot, tmp_path):
+    """Also where mpi4py is installed, and with the variables ``mpiexec -n 1`` sets."""
+    code = ("import sys; from fometa.cli import main; rc = main(sys.argv[1:]); "
+            "assert 'mpi4py' not in sys.modules, 'mpi4py was imported'; sys.exit(rc)")
+    args = _train_args(tiny_omniglot, tmp_path / "run", "--meta-iters", "2", "--eval-interval", "1")
+    done = subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=REPO, env=_env(PMI_SIZE="1", PMI_RANK="0"),
+                          capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "finished"

@@ -24,7 +24,8 @@ def test_shares_are_contiguous_balanced_and_in_rank_order(n, size):
 @given(seed=st.integers(0, 2**32 - 1), tasks=st.integers(1, 7))
 def test_weighted_mean_of_single_tasks_is_numpy_mean_bit_for_bit(seed, tasks):
     rng = np.random.default_rng(seed)
-    g = {"w": rng.standard_normal((tasks, 3, 4)).astype(np.float32), "b": rng.standard_normal((tasks, 5)).astype(np.float32)}
+    g = {"w": rng.standard_normal((tasks, 3, 4)).astype(np.float32),
+         "b": rng.standard_normal((tasks, 5)).astype(np.float32)}
     combined = distributed.weighted_mean([(1, tree.take_task(g, i)) for i in range(tasks)], tasks)
     for k in g:
         assert np.array_equal(combined[k], g[k].mean(axis=0)), f"{k}: not NumPy's mean"
@@ -44,6 +45,16 @@ def test_import_and_single_process_world_never_load_mpi4py():
         done = subprocess.run([sys.executable, "-c", code], env={"PATH": "/usr/bin:/bin", **env},
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
+
+
+def test_several_processes_without_mpi4py_is_a_one_line_error():
+    code = ("import sys; sys.modules['mpi4py'] = None; from fometa.cli import main; "
+            "sys.exit(main(['eval', 'no-such-run']))")
+    done = subprocess.run([sys.executable, "-c", code], env={"PATH": "/usr/bin:/bin", "PMI_SIZE": "2", "PMI_RANK": "0"},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.startswith("fometa: error: 2 processes were started, but mpi4py cannot be imported")
+    assert len(done.stderr.splitlines()) == 1, done.stderr
 
 
 # ------------------------------------------------------------------------------------------
@@ -111,7 +122,8 @@ def test_data_parallel_steps_equal_one_process(seed, meta_batch, size, policy, a
     """Uneven shares weighted correctly: parameters, carried Adam state and losses as one process's."""
     if size > 1 and (size > meta_batch or (not batched and policy == "carry")):
         with pytest.raises(ValueError, match="meta-batch"):
-            distributed.make_step(_learner(optim.Adam(0.01), policy, meta_batch, batched), ThreadComm(0, size, [], None))
+            distributed.make_step(_learner(optim.Adam(0.01), policy, meta_batch, batched),
+                                  ThreadComm(0, size, [], None))
         return
     rng = np.random.default_rng(seed)
     learner = _learner(optim.Adam(0.01), policy, meta_batch, batched, meta.OuterAdam(0.01) if adam_outer else None)

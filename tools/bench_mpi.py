@@ -59,7 +59,8 @@ def main(argv=None) -> int:
                     "--meta-iters", args.iters, "--eval-interval", 0, "--checkpoint-every", 0], env)
                 train_rate[n].append(args.iters / summary["seconds"])
                 (result,) = _json_lines(n, mpiexec, [
-                    "eval", run, "--tasks", args.tasks, "--chunk", args.chunk, "--mode", "transductive", "--quiet"], env)
+                    "eval", run, "--tasks", args.tasks, "--chunk", args.chunk, "--mode", "transductive",
+                    "--quiet"], env)
                 eval_rate[n].append(args.tasks / result["seconds"])
                 print(f"rep {rep + 1}/{args.reps}, {n} process(es): {train_rate[n][-1]:.2f} meta-iterations/s, "
                       f"{eval_rate[n][-1]:.2f} evaluation tasks/s", file=sys.stderr, flush=True)

@@ -21,6 +21,9 @@ COMMANDS = {
     "plot": ("plot", "learning curves of a run as PNG"),
 }
 
+#: the commands that split their work over the ranks of ``mpiexec -n N fometa ...`` (fometa.distributed)
+PARALLEL = ("train", "eval")
+
 
 class CLIError(Exception):
     """A user error: printed as one line 'fometa: error: ...' with exit status 2."""
@@ -42,16 +45,28 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     module = importlib.import_module(f"fometa.commands.{args._module}")
+    from fometa import distributed
     from fometa.backends import BackendError
 
     try:
-        return int(module.run(args) or 0)
-    except (CLIError, BackendError) as exc:
+        comm = distributed.world()  # one process, or the ranks of mpiexec -n N (mpi4py only then)
+    except distributed.MPIError as exc:
         print(f"fometa: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("fometa: interrupted", file=sys.stderr)
-        return 130
+    with distributed.abort_on_error(comm):  # several ranks: an error on one ends them all
+        try:
+            if comm.size > 1 and args.command not in PARALLEL:
+                raise CLIError(f"fometa {args.command} runs as one process; only {' and '.join(PARALLEL)} "
+                               "run on several (mpiexec -n N)")
+            return int(module.run(args) or 0)
+        except (CLIError, BackendError) as exc:
+            print(f"fometa: error: {comm.label}{exc}", file=sys.stderr)
+            comm.abort(2)
+            return 2
+        except KeyboardInterrupt:
+            print(f"fometa: {comm.label}interrupted", file=sys.stderr)
+            comm.abort(130)
+            return 130
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fometa import atomic
+from fometa import atomic, distributed
 from fometa import checkpoint as ckpt_io
 from fometa import config as C
 from fometa import meta, models, optim, tree
@@ -191,7 +191,7 @@ class FewShotProblem:
     def evaluate(self, learner, params, inner_state, split, rng, tasks, *, modes=None, chunk=None,
                  progress=None, eval_cfg=None) -> dict:
         """``{mode: EvalResult}`` over ``tasks`` tasks of ``split``."""
-        from fometa.evaluate import evaluate
+        from fometa.distributed import evaluate  # fometa.evaluate.evaluate, split over MPI ranks if any
 
         cfg = eval_cfg or self.eval_config()
         modes = tuple(modes or (cfg.mode,))
@@ -388,7 +388,10 @@ def _finite(info: dict, params) -> bool:
     return all(bool(np.isfinite(tree.to_host({"p": p})["p"]).all()) for p in params.values())
 
 
-def _checkpoint(run: RunFolder, cfg, state, rng, extra) -> None:
+def _checkpoint(run: RunFolder, cfg, state, rng, extra, comm=distributed.Single()) -> None:
+    distributed.check_same(comm, state.params)  # several ranks: all hold the same parameters
+    if not comm.is_root:  # rank 0 alone writes
+        return
     ckpt_io.save(run.checkpoint_path, ckpt_io.Checkpoint(
         params=tree.to_host(state.params), inner_state=optim.state_to_host(state.inner_state),
         outer_state=optim.state_to_host(state.outer_state), rng_state=ckpt_io.rng_state(rng),
@@ -404,12 +407,15 @@ def train(cfg: C.RunConfig, run_dir, splits=None, *, resume: ckpt_io.Checkpoint 
     or iteration ``stop_at`` (status ``"stopped"``, with a checkpoint: a pause that changes
     nothing), or a signal stops it; raises :class:`TrainingError` on a non-finite loss.
     """
+    comm = distributed.world()  # several MPI ranks share each meta-batch; rank 0 alone writes
     run = RunFolder(run_dir)
-    run.path.mkdir(parents=True, exist_ok=True)
+    if comm.is_root:
+        run.path.mkdir(parents=True, exist_ok=True)
     if splits is None:
         splits = load_splits(cfg.data)
     check_data(cfg, splits)
-    learner = build_learner(cfg)
+    learner = build_learner(cfg, backend=comm.backend_name(cfg.backend))
+    step = distributed.make_step(learner, comm)
     problem = make_problem(cfg, splits)
     if resume is not None:
         rng = ckpt_io.make_rng(resume.rng_state)
@@ -419,14 +425,15 @@ def train(cfg: C.RunConfig, run_dir, splits=None, *, resume: ckpt_io.Checkpoint 
         rng = np.random.default_rng(cfg.seed)
         state = learner.init(learner.model.init(rng))
         extra = {}
-    run.truncate_log(state.iteration if resume is not None else -1)  # a fresh start keeps no old records
+    if comm.is_root:
+        run.truncate_log(state.iteration if resume is not None else -1)  # a fresh start keeps no old records
     seconds0 = float(extra.get("seconds", 0.0))
     loss_sum = dict(extra.get("loss_sum", {}))
     loss_count = int(extra.get("loss_count", 0))
     last_ckpt = resume.iteration if resume is not None else None
     start = time.perf_counter()
     bar = ProgressBar(cfg.meta_iters, initial=state.iteration, label="meta-iteration", stream=stream,
-                      enabled=progress)
+                      enabled=progress and comm.is_root)
 
     def extra_now():
         return {"seconds": seconds0 + time.perf_counter() - start, "loss_sum": loss_sum, "loss_count": loss_count}
@@ -441,7 +448,8 @@ def train(cfg: C.RunConfig, run_dir, splits=None, *, resume: ckpt_io.Checkpoint 
             rec["meta_step"] = optim.LinearSchedule(learner.outer_opt.meta_step, learner.outer_opt.meta_step_final,
                                                     learner.outer_opt.meta_iters)(iteration)
         rec["seconds"] = round(extra_now()["seconds"], 3)
-        run.append_log(rec)
+        if comm.is_root:
+            run.append_log(rec)
         loss_sum, loss_count = {}, 0
         bar.set(**{k.replace("accuracy", "acc"): v for k, v in rec.items() if k.endswith(("accuracy", "mse"))})
         return rec
@@ -457,7 +465,7 @@ def train(cfg: C.RunConfig, run_dir, splits=None, *, resume: ckpt_io.Checkpoint 
         while state.iteration < cfg.meta_iters:
             tasks = problem.sample(learner, rng)
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked just below
-                new_state, info = learner.step(state, tasks)
+                new_state, info = step(state, tasks)
             if not _finite(info, new_state.params):
                 bar.close()
                 kept = (f"the last good checkpoint, {run.checkpoint_path} at iteration {last_ckpt}, is kept"
@@ -474,15 +482,16 @@ def train(cfg: C.RunConfig, run_dir, splits=None, *, resume: ckpt_io.Checkpoint 
             it = state.iteration
             if cfg.eval_interval and (it % cfg.eval_interval == 0 or it == cfg.meta_iters):
                 last = log(it)
-            pause = it == stop_at or stop.signal is not None
+            signal_name = next(filter(None, comm.allgather(stop.name)), "")  # a signal to any rank stops all
+            pause = it == stop_at or bool(signal_name)
             if it == cfg.meta_iters or pause or (cfg.checkpoint_every and it % cfg.checkpoint_every == 0):
-                _checkpoint(run, cfg, state, rng, extra_now())
+                _checkpoint(run, cfg, state, rng, extra_now(), comm)
                 last_ckpt = it
             bar.update(it)
             if pause and it < cfg.meta_iters:
                 bar.close()
-                if stop.signal is not None:
-                    return TrainResult("interrupted", it, extra_now()["seconds"], last, stop.name)
+                if signal_name:
+                    return TrainResult("interrupted", it, extra_now()["seconds"], last, signal_name)
                 return TrainResult("stopped", it, extra_now()["seconds"], last)
     bar.close()
     return TrainResult("finished", state.iteration, extra_now()["seconds"], last)

@@ -8,7 +8,7 @@ from pathlib import Path
 import fometa.backends
 
 REPO = Path(__file__).resolve().parents[1]
-OPTIONAL = ("h5py", "cupy", "matplotlib", "PIL")
+OPTIONAL = ("h5py", "cupy", "matplotlib", "PIL", "mpi4py")
 
 
 def _python(code, cwd):
@@ -23,7 +23,8 @@ def _python(code, cwd):
 
 def test_import_fometa_loads_no_optional_dependency(tmp_path):
     loaded = _python(
-        "import json, sys, fometa, fometa.layers, fometa.models, fometa.tree, fometa.gradcheck, fometa.cli; "
+        "import json, sys, fometa, fometa.layers, fometa.models, fometa.tree, fometa.gradcheck, fometa.cli, "
+        "fometa.distributed; "
         f"print(json.dumps(sorted(m for m in {OPTIONAL!r} if m in sys.modules)))",
         tmp_path,
     )

@@ -46,7 +46,7 @@ def add_arguments(p):
 def run(args) -> int:
     import numpy as np
 
-    from fometa import checkpoint, config
+    from fometa import checkpoint, config, distributed
     from fometa.backends import BackendError
     from fometa.cli import CLIError
     from fometa.commands import apply_threads
@@ -55,6 +55,7 @@ def run(args) -> int:
     from fometa.progress import ProgressBar
     from fometa.train import CHECKPOINT_FILE, build_learner, check_data, load_splits, make_problem, restore_state
 
+    comm = distributed.world()  # mpiexec -n N: the tasks are split over N ranks; rank 0 prints
     path = Path(args.run)
     ckpt_path = path / CHECKPOINT_FILE if path.is_dir() else path
     try:
@@ -75,22 +76,23 @@ def run(args) -> int:
             modes = None
         cfg = config.apply_overrides(cfg, overrides)
         modes = modes or (cfg.eval.mode,)
-        check_backend(cfg.backend)
+        check_backend(comm.backend_name(cfg.backend))
         splits = load_splits(cfg.data)
         check_data(cfg, splits, eval_splits=(cfg.eval.split,))
     except (config.ConfigError, checkpoint.CheckpointError, DataError, BackendError) as exc:
         raise CLIError(str(exc)) from None
-    learner = build_learner(cfg)
+    learner = build_learner(cfg, backend=comm.backend_name(cfg.backend))
     problem = make_problem(cfg, splits)
     state = restore_state(ckpt, learner.backend)
     ev = cfg.eval
-    bar = ProgressBar(ev.tasks, label=f"eval {ev.split}", unit="tasks", enabled=not args.quiet, log_interval=60)
+    bar = ProgressBar(ev.tasks, label=f"eval {ev.split}", unit="tasks", enabled=not args.quiet and comm.is_root,
+                      log_interval=60)
     results = problem.evaluate(learner, state.params, state.inner_state, ev.split, np.random.default_rng(args.seed),
                                ev.tasks, modes=modes, chunk=ev.chunk, progress=lambda done, total: bar.update(done))
     bar.close()
     common = {"split": ev.split, "ways": cfg.model.ways, "shots": ev.shots, "inner_iters": ev.inner_iters,
               "inner_batch": ev.inner_batch, "seed": args.seed, "preset": cfg.preset, "iteration": ckpt.iteration,
               "checkpoint": os.path.abspath(ckpt_path)}
-    for res in results.values():
+    for res in results.values() if comm.is_root else ():
         print(json.dumps({**res.as_dict(), **common}), flush=True)
     return 0

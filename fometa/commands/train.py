@@ -110,13 +110,14 @@ def _describe(differences) -> str:
 
 
 def run(args) -> int:
-    from fometa import checkpoint, config
+    from fometa import checkpoint, config, distributed
     from fometa.backends import BackendError
     from fometa.cli import CLIError
     from fometa.data import DataError
     from fometa.commands import apply_threads
     from fometa.train import RunFolder, TrainingError, check_data, load_splits, train
 
+    comm = distributed.world()  # mpiexec -n N: N ranks run this same command; rank 0 alone writes and prints
     try:
         apply_threads(args)
         file_settings = config.load_file(args.config) if args.config else {}
@@ -150,24 +151,30 @@ def run(args) -> int:
             if folder.holds_run():
                 raise CLIError(f"{folder.path}: already holds a run; continue it with --resume {folder.path} "
                                "or choose another --out")
-        check_backend(cfg.backend)  # before the run folder is made
+        check_backend(comm.backend_name(cfg.backend))  # before the run folder is made
+        distributed.check_training(comm, cfg.outer.meta_batch, cfg.outer.batched, cfg.inner.state_policy)
         splits = load_splits(cfg.data)
         check_data(cfg, splits)
-        folder.write_config(cfg)
+        comm.barrier()  # every rank has checked the folder before rank 0 writes to it
+        if comm.is_root:
+            folder.write_config(cfg)
     except (config.ConfigError, checkpoint.CheckpointError, DataError, BackendError) as exc:
         raise CLIError(str(exc)) from None
-    if not args.quiet:
+    if not args.quiet and comm.is_root:
         start = "resuming at meta-iteration " + str(resume.iteration) if resume else "starting"
         print(f"fometa train: {start} {cfg.preset} ({cfg.outer.algorithm}, {cfg.meta_iters} meta-iterations) "
               f"in {folder.path}", file=sys.stderr, flush=True)
     try:
         result = train(cfg, folder.path, splits, resume=resume, progress=not args.quiet)
-    except TrainingError as exc:
-        print(f"fometa: error: {exc}", file=sys.stderr)
+    except TrainingError as exc:  # the same on every rank
+        if comm.is_root:
+            print(f"fometa: error: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps({"run": str(folder.path), **result.as_dict()}), flush=True)
+    if comm.is_root:
+        print(json.dumps({"run": str(folder.path), **result.as_dict()}), flush=True)
     if result.status == "interrupted":
-        print(f"fometa train: stopped by {result.signal} at meta-iteration {result.iteration}; checkpoint written. "
-              f"Continue with: fometa train --resume {folder.path}", file=sys.stderr)
+        if comm.is_root:
+            print(f"fometa train: stopped by {result.signal} at meta-iteration {result.iteration}; checkpoint "
+                  f"written. Continue with: fometa train --resume {folder.path}", file=sys.stderr)
         return 130 if result.signal == "SIGINT" else 143
     return 0

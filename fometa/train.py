@@ -32,7 +32,7 @@ import numpy as np
 from fometa import atomic
 from fometa import checkpoint as ckpt_io
 from fometa import config as C
-from fometa import meta, models, optim, tree
+from fometa import graph, meta, models, optim, tree
 from fometa.backends import get_backend
 from fometa.progress import ProgressBar
 
@@ -411,6 +411,7 @@ def train(cfg: C.RunConfig, run_dir, splits=None, *, resume: ckpt_io.Checkpoint 
     check_data(cfg, splits)
     learner = build_learner(cfg)
     problem = make_problem(cfg, splits)
+    step = graph.runner(learner.step, learner.backend, cfg.graph)
     if resume is not None:
         rng = ckpt_io.make_rng(resume.rng_state)
         state = restore_state(resume, learner.backend)
@@ -457,7 +458,7 @@ def train(cfg: C.RunConfig, run_dir, splits=None, *, resume: ckpt_io.Checkpoint 
         while state.iteration < cfg.meta_iters:
             tasks = problem.sample(learner, rng)
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked just below
-                new_state, info = learner.step(state, tasks)
+                new_state, info = step(state, tasks)
             if not _finite(info, new_state.params):
                 bar.close()
                 kept = (f"the last good checkpoint, {run.checkpoint_path} at iteration {last_ckpt}, is kept"

@@ -262,3 +262,37 @@ def test_seed_group_file_round_trips(tmp_path):
     group.file.write_text("{not json")
     with pytest.raises(C.ConfigError, match="not a valid group of seeds"):
         group.read()
+
+
+
+def _relative_step_differences(backend):
+    """Per seed, |step alone - step in the group| / |step alone| of the paper's Omniglot net on ``backend``."""
+    from fometa import tree
+
+    model = models.omniglot_cnn(5)
+    config = meta.MetaConfig(ways=5, shots=4, inner_batch=8, inner_iters=3, meta_batch=3)
+    # plain SGD: Adam would blow rounding noise on exactly-zero gradients up to full steps
+    learner = meta.MetaLearner(model, meta.Reptile(), optim.SGD(0.05), meta.Interpolate(1.0, 0.0, 4), config,
+                               backend=backend)
+    ds, seed_list = _dataset(), [0, 1, 2]
+    states, _, _ = _together(learner, ds, seed_list, 2)
+    out = []
+    for r, seed in enumerate(seed_list):
+        alone, _, _ = _alone(learner, ds, seed, 2)
+        init = model.init(np.random.default_rng(seed))
+        a = tree.sub(tree.to_host(alone.params), init)
+        b = tree.sub(tree.to_host(states[r].params), init)
+        out.append(float(tree.norm(tree.sub(a, b)) / tree.norm(a)))
+    return out
+
+
+def test_relative_step_differences_are_zero_on_numpy():
+    assert _relative_step_differences("numpy") == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.gpu
+def test_on_a_gpu_each_run_matches_its_seed_alone(gpu_backend):
+    """On CuPy a per-task kernel may depend on the task count (cuBLAS picks batched-GEMM algorithms by
+    shape): the runs must agree with each seed alone to float32 round-off."""
+    errors = _relative_step_differences(gpu_backend)
+    assert max(errors) < 1e-4, f"relative differences of the steps per seed: {errors}"

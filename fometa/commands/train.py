@@ -8,6 +8,8 @@ setting has one; ``--set NAME=VALUE`` reaches any by its dotted name), writes it
 a changed setting is refused unless ``--force`` (cadence settings such as ``--eval-interval``
 may change freely). SIGINT/SIGTERM write a checkpoint and exit (130/143). The last line of
 standard output is one JSON object: status, iteration, seconds and the latest accuracies.
+``--seeds 0,1,2,3`` trains several seeds together on the task axis, one run folder each
+(:mod:`fometa.commands.train_seeds`); ``--graph auto|on|off`` chooses CUDA-graph replay (:mod:`fometa.graph`).
 """
 from __future__ import annotations
 

@@ -39,7 +39,8 @@ import numpy as np
 from fometa import atomic
 from fometa import checkpoint as ckpt_io
 from fometa import config as C
-from fometa import meta, optim, tree
+from fometa import graph, meta, optim, tree
+from fometa import train as T
 from fometa.backends import array_module
 from fometa.progress import ProgressBar
 from fometa.tasks import stack_tasks
@@ -217,8 +218,6 @@ class _Member:
     """One run of the group: its folder, generator, state and the bookkeeping ``fometa.train.train`` keeps."""
 
     def __init__(self, cfg, run_dir, splits, learner, resume):
-        from fometa import train as T
-
         self.cfg, self.run, self.problem = cfg, T.RunFolder(run_dir), T.make_problem(cfg, splits)
         self.run.path.mkdir(parents=True, exist_ok=True)
         if resume is not None:
@@ -261,8 +260,6 @@ class _Member:
         return rec
 
     def checkpoint(self, elapsed: float) -> None:
-        from fometa import train as T
-
         T._checkpoint(self.run, self.cfg, self.state, self.rng, self.extra(elapsed))
         self.last_ckpt = self.state.iteration
 
@@ -286,9 +283,6 @@ def train_group(cfgs, run_dirs, splits=None, *, resumes=None, progress: bool = T
     :class:`~fometa.train.TrainResult` per run; raises :class:`~fometa.train.TrainingError`
     naming the seed on a non-finite loss (every run keeps its last checkpoint).
     """
-    from fometa import graph
-    from fometa import train as T
-
     cfgs = list(cfgs)
     run_dirs = [Path(d) for d in run_dirs]
     resumes = list(resumes) if resumes is not None else [None] * len(cfgs)

@@ -65,13 +65,29 @@ def _together(learner, ds, seed_list, iters):
     return states, infos, rngs
 
 
-# chunk_bytes decides how the conv layers split the task axis into blocks (fometa/layers/conv2d.py),
-# which differs between T = meta_batch and T = seeds * meta_batch: None (one block), the default,
-# blocks of two tasks for the first layer, and one image at a time.
-@pytest.mark.parametrize("chunk_bytes", [None, 1 << 20, 120_000, 1])
+def _set_block_bytes(monkeypatch, block_bytes):
+    """Make the conv layers cut the task axis into blocks of about ``block_bytes`` of patches (None: one block).
+
+    Both the layer-by-layer path (``Backend.chunk_bytes``, fometa/layers/conv2d.py) and, where it
+    exists, the fused path (``fometa.fused.PATCH_BLOCK_BYTES``) block the task axis; the blocks
+    differ between T = meta_batch and T = seeds * meta_batch.
+    """
+    monkeypatch.setattr(get_backend("numpy"), "chunk_bytes", block_bytes)
+    try:
+        from fometa import fused
+    except ImportError:
+        return
+    if hasattr(fused, "PATCH_BLOCK_BYTES") and block_bytes is not None:
+        monkeypatch.setattr(fused, "PATCH_BLOCK_BYTES", block_bytes)
+
+
+# None: one block; 1 MiB (the CPU default); 120 kB: the first layer takes two tasks at a time (so a
+# run's third task is paired with its own second alone, with another run's first in the group);
+# 1 byte: one image at a time.
+@pytest.mark.parametrize("block_bytes", [None, 1 << 20, 120_000, 1])
 @pytest.mark.parametrize("name", list(LEARNERS))
-def test_each_run_is_bit_identical_to_its_seed_trained_alone(monkeypatch, name, chunk_bytes):
-    monkeypatch.setattr(get_backend("numpy"), "chunk_bytes", chunk_bytes)
+def test_each_run_is_bit_identical_to_its_seed_trained_alone(monkeypatch, name, block_bytes):
+    _set_block_bytes(monkeypatch, block_bytes)
     learner, ds, seed_list, iters = _learner(name, filters=8), _dataset(), [0, 1, 7], 3
     states, infos, rngs = _together(learner, ds, seed_list, iters)
     for r, seed in enumerate(seed_list):

@@ -35,6 +35,7 @@ DATASETS = ("omniglot", "miniimagenet", "sine")
 ARCHS = {"omniglot": "omniglot_cnn", "miniimagenet": "miniimagenet_cnn", "sine": "sine_mlp"}
 ALGORITHMS = ("reptile", "fomaml", "maml")
 EVAL_MODES = ("transductive", "per-query", "support-stats")
+GRAPH_MODES = ("auto", "on", "off")  # as fometa.graph.MODES
 
 
 class ConfigError(ValueError):
@@ -184,7 +185,9 @@ class RunConfig:
     evaluation tasks of the train and the test split are logged; a checkpoint is written every
     ``checkpoint_every`` iterations (0: only at the end). ``seed`` seeds the one generator from
     which the initialization and every training task are drawn; ``backend`` is numpy, cupy or
-    cupy:N (None: ``$FOMETA_BACKEND`` or numpy).
+    cupy:N (None: ``$FOMETA_BACKEND`` or numpy). ``graph`` (auto, on or off) replays each
+    meta-iteration as a captured CUDA graph (:mod:`fometa.graph`); it changes how a run computes,
+    not what, and may change on resume.
     """
 
     preset: str = "custom"
@@ -199,8 +202,10 @@ class RunConfig:
     eval_interval: int = 1000
     interval_tasks: int = 20
     checkpoint_every: int = 1000
+    graph: str = "auto"
 
     def __post_init__(self):
+        _require(self.graph in GRAPH_MODES, f"graph must be one of {', '.join(GRAPH_MODES)}, got {self.graph!r}")
         _require(self.meta_iters >= 1, f"meta_iters must be at least 1, got {self.meta_iters}")
         _require(self.eval_interval >= 0, f"eval_interval must be non-negative (0: never), got {self.eval_interval}")
         _require(self.checkpoint_every >= 0,
@@ -446,8 +451,8 @@ def load_file(path) -> dict:
 
 #: Settings that may change when a run resumes: they decide what is logged, when checkpoints
 #: are written and where the run computes (a run is bit-exact on one backend), never what it learns.
-RESUME_FREE = frozenset({"eval_interval", "interval_tasks", "checkpoint_every", "backend", "eval.tasks", "eval.chunk",
-                         "eval.split", "eval.mode"})
+RESUME_FREE = frozenset({"eval_interval", "interval_tasks", "checkpoint_every", "backend", "graph", "eval.tasks",
+                         "eval.chunk", "eval.split", "eval.mode"})
 
 
 def diff(a: RunConfig, b: RunConfig, ignore=()) -> list[tuple[str, object, object]]:
@@ -466,6 +471,7 @@ FLAGS: dict[str, str] = {
     "--checkpoint-every": "checkpoint_every",
     "--seed": "seed",
     "--backend": "backend",
+    "--graph": "graph",
     "--data": "data.path",
     "--protocol": "data.protocol",
     "--split-seed": "data.split_seed",

@@ -121,9 +121,14 @@ class MPIWorld(Single):
         self.comm = MPI.COMM_WORLD
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
         node = self.comm.Split_type(MPI.COMM_TYPE_SHARED)  # the ranks sharing this node's memory
-        self.local_rank = node.Get_rank()
+        self.local_rank, self.local_size = node.Get_rank(), node.Get_size()
         node.Free()
         self.label = f"rank {self.rank}: "
+        if not os.environ.get("FOMETA_THREADS", "").strip():
+            # the node's cores are shared among its ranks (--threads still overrides this)
+            from fometa import parallel
+
+            parallel.set_threads(max(1, parallel.available_cores() // self.local_size))
 
     @property
     def is_root(self) -> bool:

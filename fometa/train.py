@@ -32,7 +32,7 @@ import numpy as np
 from fometa import atomic, distributed
 from fometa import checkpoint as ckpt_io
 from fometa import config as C
-from fometa import meta, models, optim, tree
+from fometa import graph, meta, models, optim, tree
 from fometa.backends import get_backend
 from fometa.progress import ProgressBar
 
@@ -417,6 +417,7 @@ def train(cfg: C.RunConfig, run_dir, splits=None, *, resume: ckpt_io.Checkpoint 
     learner = build_learner(cfg, backend=comm.backend_name(cfg.backend))
     step = distributed.make_step(learner, comm)
     problem = make_problem(cfg, splits)
+    step = graph.runner(step, learner.backend, cfg.graph)
     if resume is not None:
         rng = ckpt_io.make_rng(resume.rng_state)
         state = restore_state(resume, learner.backend)

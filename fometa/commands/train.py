@@ -8,6 +8,8 @@ setting has one; ``--set NAME=VALUE`` reaches any by its dotted name), writes it
 a changed setting is refused unless ``--force`` (cadence settings such as ``--eval-interval``
 may change freely). SIGINT/SIGTERM write a checkpoint and exit (130/143). The last line of
 standard output is one JSON object: status, iteration, seconds and the latest accuracies.
+``--seeds 0,1,2,3`` trains several seeds together on the task axis, one run folder each
+(:mod:`fometa.commands.train_seeds`); ``--graph auto|on|off`` chooses CUDA-graph replay (:mod:`fometa.graph`).
 """
 from __future__ import annotations
 
@@ -37,6 +39,9 @@ def add_arguments(p):
                    help="any setting by its dotted name, e.g. --set inner.beta2=0.99 (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_threads_argument(p)
+    p.add_argument("--seeds", default=None, metavar="LIST",
+                   help="train several seeds together on the task axis, e.g. 0,1,2,3 or 0-3: one run folder "
+                        "RUN_DIR/seed<N> each (fometa/seeds.py); --resume RUN_DIR continues them all")
     g = p.add_argument_group("settings (override the preset; see fometa/config.py)")
     for flag, name in config.FLAGS.items():
         dest = "setting:" + name
@@ -105,6 +110,17 @@ def check_backend(name) -> None:
         raise CLIError(f"--backend: {exc}") from None
 
 
+def check_graph(cfg) -> None:
+    """Raise :class:`~fometa.cli.CLIError` unless graph replay can run as ``cfg.graph`` asks."""
+    from fometa.cli import CLIError
+    from fometa.graph import GraphError, enabled
+
+    try:
+        enabled(cfg.graph, cfg.backend)
+    except GraphError as exc:
+        raise CLIError(str(exc)) from None
+
+
 def _describe(differences) -> str:
     return "; ".join(f"{name}: {old!r} in the run, {new!r} now" for name, old, new in differences)
 
@@ -113,13 +129,18 @@ def run(args) -> int:
     from fometa import checkpoint, config, distributed
     from fometa.backends import BackendError
     from fometa.cli import CLIError
+    from fometa.commands.train_seeds import is_group, run_group
     from fometa.data import DataError
     from fometa.commands import apply_threads
     from fometa.train import RunFolder, TrainingError, check_data, load_splits, train
 
     comm = distributed.world()  # mpiexec -n N: N ranks run this same command; rank 0 alone writes and prints
+    apply_threads(args)
+    if args.seeds is not None or is_group(args.resume):
+        if comm.size > 1:
+            raise CLIError("--seeds trains its runs in one process; run it without mpiexec")
+        return run_group(args)
     try:
-        apply_threads(args)
         file_settings = config.load_file(args.config) if args.config else {}
         flags = overrides_from_args(args)
         resume = None
@@ -148,10 +169,11 @@ def run(args) -> int:
             folder = RunFolder(args.out or os.path.join("runs", cfg.preset))
             if folder.path.exists() and not folder.path.is_dir():
                 raise CLIError(f"{folder.path}: exists and is not a folder")
-            if folder.holds_run():
+            if folder.holds_run() or is_group(folder.path):
                 raise CLIError(f"{folder.path}: already holds a run; continue it with --resume {folder.path} "
                                "or choose another --out")
         check_backend(comm.backend_name(cfg.backend))  # before the run folder is made
+        check_graph(cfg)
         distributed.check_training(comm, cfg.outer.meta_batch, cfg.outer.batched, cfg.inner.state_policy)
         splits = load_splits(cfg.data)
         check_data(cfg, splits)

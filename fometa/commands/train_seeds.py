@@ -1,0 +1,128 @@
+"""``fometa train --seeds 0,1,2,3``: several seeds trained together on the task axis (:mod:`fometa.seeds`).
+
+``fometa train --preset P --seeds 0-3 --out runs/x`` writes ``runs/x/seeds.json`` and one ordinary
+run folder per seed, ``runs/x/seed0`` .. ``runs/x/seed3`` (each with its ``config.json``, its own
+``seed``, ``log.jsonl`` and ``checkpoint.h5``: ``fometa eval``, ``plot`` and ``train --resume`` take
+each alone). ``fometa train --resume runs/x`` continues all of them. Standard output gets one JSON
+line per run. Called by :mod:`fometa.commands.train`, which owns the arguments.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+
+def is_group(path) -> bool:
+    """Whether ``path`` is the folder of a group of seeds (it holds ``seeds.json``)."""
+    from fometa.seeds import SeedGroup
+
+    return path is not None and SeedGroup(path).holds_group()
+
+
+def _resume_group(args, file_settings, flags):
+    from fometa import checkpoint, config
+    from fometa.cli import CLIError
+    from fometa.commands.train import _describe
+    from fometa.seeds import SeedGroup
+    from fometa.train import RunFolder
+
+    if args.preset or args.out or args.seeds:
+        raise CLIError("--resume continues a group of seeds with its own configuration; it takes neither --preset, "
+                       "--out nor --seeds (override single settings with flags)")
+    if "seed" in flags:
+        raise CLIError("--seed: the runs of a group keep their seeds")
+    group = SeedGroup(args.resume)
+    cfgs, dirs, resumes = [], [], []
+    for seed, path in group.read():
+        folder = RunFolder(path)
+        if not folder.path.is_dir() or not folder.holds_run():
+            raise CLIError(f"{folder.path}: the run of seed {seed} is missing (no {folder.config_path.name} or "
+                           f"{folder.checkpoint_path.name})")
+        resume = checkpoint.load(folder.checkpoint_path) if folder.checkpoint_path.exists() else None
+        saved = config.from_dict(resume.config) if resume is not None else folder.read_config()
+        if saved.seed != seed:
+            raise CLIError(f"{folder.path}: its run has seed {saved.seed}, but {group.file} says {seed}")
+        if file_settings.get("preset") not in (None, saved.preset):
+            raise CLIError(f"{args.config} names preset {file_settings['preset']!r}, the runs are {saved.preset!r}")
+        cfg = config.apply_overrides(saved, {**{k: v for k, v in file_settings.items() if k not in ("preset", "seed")},
+                                             **flags})
+        differences = config.diff(saved, cfg, ignore=config.RESUME_FREE)
+        if differences and not args.force:
+            raise CLIError(f"the configuration differs from the run's ({folder.path}): {_describe(differences)} "
+                           "(use --force to resume with the new settings anyway)")
+        cfgs.append(cfg)
+        dirs.append(folder.path)
+        resumes.append(resume)
+    return group, cfgs, dirs, resumes
+
+
+def _new_group(args, file_settings, flags):
+    from fometa import config
+    from fometa.cli import CLIError
+    from fometa.commands.train import _new_config
+    from fometa.seeds import SeedGroup, parse_seeds
+    from fometa.train import RunFolder
+
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ValueError as exc:
+        raise CLIError(f"--seeds: {exc}") from None
+    if "seed" in flags:
+        raise CLIError("give --seed or --seeds, not both")
+    base = _new_config(args, file_settings, flags)
+    cfgs = [config.apply_overrides(base, {"seed": s}) for s in seeds]
+    group = SeedGroup(args.out or os.path.join("runs", base.preset))
+    if group.path.exists() and not group.path.is_dir():
+        raise CLIError(f"{group.path}: exists and is not a folder")
+    dirs = group.run_dirs(seeds)
+    if group.holds_group() or RunFolder(group.path).holds_run() or any(RunFolder(d).holds_run() for d in dirs):
+        raise CLIError(f"{group.path}: already holds a run; continue it with --resume {group.path} "
+                       "or choose another --out")
+    return group, cfgs, dirs, [None] * len(cfgs)
+
+
+def run_group(args) -> int:
+    from fometa import checkpoint, config, seeds
+    from fometa.backends import BackendError
+    from fometa.cli import CLIError
+    from fometa.commands.train import check_backend, check_graph, overrides_from_args
+    from fometa.data import DataError
+    from fometa.train import RunFolder, TrainingError, check_data, load_splits
+
+    try:
+        file_settings = config.load_file(args.config) if args.config else {}
+        flags = overrides_from_args(args)
+        make = _resume_group if args.resume else _new_group
+        group, cfgs, dirs, resumes = make(args, file_settings, flags)
+        seeds.check_group(cfgs)
+        check_backend(cfgs[0].backend)  # before any folder is made
+        check_graph(cfgs[0])
+        splits = load_splits(cfgs[0].data)
+        check_data(cfgs[0], splits)
+        if not args.resume:
+            group.write([c.seed for c in cfgs])
+        for cfg, d in zip(cfgs, dirs):
+            RunFolder(d).write_config(cfg)
+    except (config.ConfigError, checkpoint.CheckpointError, DataError, BackendError) as exc:
+        raise CLIError(str(exc)) from None
+    cfg = cfgs[0]
+    if not args.quiet:
+        at = sorted({r.iteration for r in resumes if r is not None})
+        start = f"resuming at meta-iteration {', '.join(map(str, at))}" if at else "starting"
+        print(f"fometa train: {start} {cfg.preset} ({cfg.outer.algorithm}, {cfg.meta_iters} meta-iterations) "
+              f"for seeds {', '.join(str(c.seed) for c in cfgs)} in {group.path}", file=sys.stderr, flush=True)
+    try:
+        results = seeds.train_group(cfgs, dirs, splits, resumes=resumes, progress=not args.quiet)
+    except TrainingError as exc:
+        print(f"fometa: error: {exc}", file=sys.stderr)
+        return 1
+    for c, d, result in zip(cfgs, dirs, results):
+        print(json.dumps({"run": str(d), "seed": c.seed, **result.as_dict()}), flush=True)
+    stopped = [r for r in results if r.status == "interrupted"]
+    if stopped:
+        name = stopped[0].signal
+        print(f"fometa train: stopped by {name} at meta-iteration {max(r.iteration for r in results)}; checkpoints "
+              f"written. Continue with: fometa train --resume {group.path}", file=sys.stderr)
+        return 130 if name == "SIGINT" else 143
+    return 0

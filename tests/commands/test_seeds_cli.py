@@ -1,0 +1,91 @@
+"""``fometa train --seeds`` and ``--graph``: folders, resume of the group, a seed's run used alone, errors."""
+import json
+
+import numpy as np
+import pytest
+from cli_helpers import FAST, fometa_cli
+
+from fometa import checkpoint
+
+
+def _train(capsys, tiny_omniglot, *extra):
+    return fometa_cli(capsys, "train", "--preset", "omniglot-5way-1shot", "--data", tiny_omniglot, *FAST,
+                      "--quiet", *extra)
+
+
+def _error(capsys, *args):
+    rc, out, err = fometa_cli(capsys, *args)
+    assert rc == 2, (rc, out, err)
+    assert err.startswith("fometa: error: ") and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    return err
+
+
+def _params_equal(a, b):
+    return list(a) == list(b) and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_seeds_write_a_run_folder_each_equal_to_the_seed_alone(capsys, tiny_omniglot, tmp_path):
+    group = tmp_path / "group"
+    rc, out, err = _train(capsys, tiny_omniglot, "--out", group, "--seeds", "0,3", "--meta-iters", "4",
+                          "--eval-interval", "2")
+    assert rc == 0, err
+    lines = [json.loads(line) for line in out.strip().splitlines()]
+    assert [(r["run"], r["seed"], r["status"], r["iteration"]) for r in lines] == [
+        (str(group / "seed0"), 0, "finished", 4), (str(group / "seed3"), 3, "finished", 4)]
+    assert json.loads((group / "seeds.json").read_text()) == {"seeds": [0, 3], "runs": ["seed0", "seed3"]}
+    assert json.loads((group / "seed3" / "config.json").read_text())["seed"] == 3
+    rc, _, err = _train(capsys, tiny_omniglot, "--out", tmp_path / "alone", "--seed", "3", "--meta-iters", "4",
+                        "--eval-interval", "2")
+    assert rc == 0, err
+    a, b = checkpoint.load(tmp_path / "alone" / "checkpoint.h5"), checkpoint.load(group / "seed3" / "checkpoint.h5")
+    assert _params_equal(a.params, b.params) and a.rng_state == b.rng_state and a.config == b.config
+
+    # each seed's folder is an ordinary run: evaluated alone ...
+    rc, out, err = fometa_cli(capsys, "eval", group / "seed3", "--tasks", "4", "--chunk", "4")
+    assert rc == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["tasks"] == 4
+    # ... and the group resumes as one (here to more meta-iterations, which needs --force)
+    rc, out, err = fometa_cli(capsys, "train", "--resume", group, "--meta-iters", "6", "--force", "--quiet")
+    assert rc == 0, err
+    assert [json.loads(line)["iteration"] for line in out.strip().splitlines()] == [6, 6]
+    assert checkpoint.load(group / "seed0" / "checkpoint.h5").iteration == 6
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--seeds", "0,0"], "--seeds: seeds must be distinct"),
+    (["--seeds", "x"], "--seeds: seeds are non-negative integers"),
+    (["--seeds", "0,1", "--seed", "2"], "give --seed or --seeds, not both"),
+    (["--graph", "on"], "--graph on needs the cupy backend"),
+    (["--seeds", "0,1", "--graph", "on"], "--graph on needs the cupy backend"),
+    (["--graph", "sometimes"], "graph must be one of auto, on, off"),
+])
+def test_seed_and_graph_errors(capsys, tiny_omniglot, tmp_path, flags, message):
+    err = _error(capsys, "train", "--preset", "omniglot-5way-1shot", "--data", tiny_omniglot, "--out",
+                 tmp_path / "r", *FAST, "--quiet", *flags)
+    assert message in err, err
+    assert not (tmp_path / "r").exists()
+
+
+def test_graph_off_and_auto_train_on_numpy(capsys, tiny_omniglot, tmp_path):
+    for mode in ("off", "auto"):
+        rc, _, err = _train(capsys, tiny_omniglot, "--out", tmp_path / mode, "--meta-iters", "2", "--graph", mode)
+        assert rc == 0, err
+        assert json.loads((tmp_path / mode / "config.json").read_text())["graph"] == mode
+    # a run-time option: resuming with another value needs no --force
+    rc, _, err = fometa_cli(capsys, "train", "--resume", tmp_path / "off", "--graph", "auto", "--quiet")
+    assert rc == 0, err
+
+
+def test_group_folder_errors(capsys, tiny_omniglot, tmp_path):
+    group = tmp_path / "group"
+    rc, _, err = _train(capsys, tiny_omniglot, "--out", group, "--seeds", "1-2", "--meta-iters", "2")
+    assert rc == 0, err
+    for extra in (["--seeds", "1,2"], []):  # a new group or a single run into a group's folder
+        assert "already holds a run" in _error(capsys, "train", "--preset", "omniglot-5way-1shot", "--data",
+                                               tiny_omniglot, "--out", group, *FAST, "--quiet", *extra)
+    assert "takes neither --preset, --out nor --seeds" in _error(capsys, "train", "--resume", group, "--seeds", "1")
+    assert "the runs of a group keep their seeds" in _error(capsys, "train", "--resume", group, "--seed", "5")
+    assert "meta_iters: 2 in the run, 3 now" in _error(capsys, "train", "--resume", group, "--meta-iters", "3")
+    (group / "seed2" / "checkpoint.h5").unlink()
+    (group / "seed2" / "config.json").unlink()
+    assert "the run of seed 2 is missing" in _error(capsys, "train", "--resume", group)

@@ -31,7 +31,8 @@ class LockedError(Exception):
 
 
 class RunLock:
-    """A held lock on a run folder; :meth:`release` (or ``with``, or the process's end) frees it."""
+    """A held lock on a run folder; :meth:`release` (or ``with``, dropping the object, or the process's
+    end) frees it."""
 
     def __init__(self, path: Path, file):
         self.path, self._file = Path(path), file
@@ -44,6 +45,9 @@ class RunLock:
         if self._file is not None:
             self._file.close()  # closing the last descriptor drops the flock
             self._file = None
+
+    def __del__(self):  # a lock dropped without release (an error on the way out) frees the folder too
+        self.release()
 
     def __enter__(self):
         return self

@@ -166,6 +166,8 @@ def run(args) -> int:
     except TrainingError as exc:
         print(f"fometa: error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        lock.release()
     print(json.dumps({"run": str(folder.path), **result.as_dict()}), flush=True)
     if result.status == "interrupted":
         print(f"fometa train: stopped by {result.signal} at meta-iteration {result.iteration}; checkpoint written. "

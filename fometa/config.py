@@ -33,6 +33,7 @@ __all__ = [
 
 DATASETS = ("omniglot", "miniimagenet", "sine")
 ARCHS = {"omniglot": "omniglot_cnn", "miniimagenet": "miniimagenet_cnn", "sine": "sine_mlp"}
+INITS = ("glorot", "torch")
 ALGORITHMS = ("reptile", "fomaml", "maml")
 EVAL_MODES = ("transductive", "per-query", "support-stats")
 GRAPH_MODES = ("auto", "on", "off")  # as fometa.graph.MODES
@@ -75,17 +76,24 @@ class ModelConfig:
     """The network: ``arch`` (omniglot_cnn, miniimagenet_cnn or sine_mlp) with ``ways`` outputs.
 
     ``filters`` replaces the paper's number of conv filters (64 for Omniglot, 32 for Mini-ImageNet);
-    ``None`` keeps it (small values serve quick tests).
+    ``None`` keeps it (small values serve quick tests). ``init`` draws every conv and dense layer's
+    parameters: ``"glorot"`` (TensorFlow's ``tf.layers`` defaults, the reference's: Glorot-uniform
+    kernels, zero biases) or ``"torch"`` (PyTorch's ``nn.Conv2d``/``nn.Linear`` defaults: kernels
+    and biases uniform on ``+-1/sqrt(fan_in)``, ``fan_in = kh*kw*C_in`` for a conv). The
+    classification presets use ``"glorot"``, the sine preset ``"torch"`` (its reference demo is a
+    PyTorch script); a config.json written before this setting existed loads with its preset's.
     """
 
     arch: str = "omniglot_cnn"
     ways: int = 5
     filters: int | None = None
+    init: str = "glorot"
 
     def __post_init__(self):
         _require(self.arch in ARCHS.values(), f"model.arch must be one of {', '.join(ARCHS.values())}, got {self.arch!r}")
         _require(self.ways >= 1, f"model.ways must be at least 1, got {self.ways}")
         _require(self.filters is None or self.filters >= 1, f"model.filters must be at least 1, got {self.filters}")
+        _require(self.init in INITS, f"model.init must be one of {', '.join(INITS)}, got {self.init!r}")
 
 
 @dataclass(frozen=True)
@@ -277,7 +285,7 @@ PRESETS: dict[str, RunConfig] = {
     "sine": RunConfig(
         preset="sine",
         data=DataConfig(kind="sine"),
-        model=ModelConfig(arch="sine_mlp", ways=1),
+        model=ModelConfig(arch="sine_mlp", ways=1, init="torch"),
         inner=InnerConfig(optimizer="sgd", lr=0.02, batch=10, iters=5, shots=50),
         outer=OuterConfig(meta_step=0.1, meta_step_final=0.0, meta_batch=1, batched=False),
         eval=EvaluationConfig(shots=10, inner_batch=10, inner_iters=32, tasks=500, chunk=500),
@@ -479,6 +487,7 @@ FLAGS: dict[str, str] = {
     "--augment-rotations": "data.augment_rotations",
     "--ways": "model.ways",
     "--filters": "model.filters",
+    "--init": "model.init",
     "--inner-optimizer": "inner.optimizer",
     "--learning-rate": "inner.lr",
     "--inner-beta1": "inner.beta1",

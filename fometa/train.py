@@ -54,18 +54,19 @@ class TrainingError(Exception):
 # building blocks
 # ------------------------------------------------------------------------------------------
 def build_model(cfg: C.ModelConfig):
-    """The network of ``cfg`` (the paper's, or a narrower one when ``filters`` is set)."""
+    """The network of ``cfg`` (the paper's, or a narrower one when ``filters`` is set) with ``cfg.init``'s
+    initializer."""
     if cfg.arch == "sine_mlp":
-        return models.sine_mlp(init="torch")  # as fometa.sine: the reference demo's PyTorch init
+        return models.sine_mlp(init=cfg.init)  # the sine preset: "torch", as the reference demo
     if cfg.arch == "omniglot_cnn":
         if cfg.filters is None:
-            return models.omniglot_cnn(cfg.ways)
+            return models.omniglot_cnn(cfg.ways, init=cfg.init)
         return models.conv_net(f"omniglot_cnn({cfg.ways}, filters={cfg.filters})", cfg.ways, (28, 28),
-                               filters=cfg.filters, blocks=4, stride=2)
+                               filters=cfg.filters, blocks=4, stride=2, init=cfg.init)
     if cfg.filters is None:
-        return models.miniimagenet_cnn(cfg.ways)
+        return models.miniimagenet_cnn(cfg.ways, init=cfg.init)
     return models.conv_net(f"miniimagenet_cnn({cfg.ways}, filters={cfg.filters})", cfg.ways, (84, 84, 3),
-                           filters=cfg.filters, blocks=4, pool=True)
+                           filters=cfg.filters, blocks=4, pool=True, init=cfg.init)
 
 
 def inner_optimizer(cfg: C.InnerConfig):

@@ -2,8 +2,9 @@
 """Write the paper's Omniglot character split as JSON:
 ``python tools/omniglot_split.py --packed datasets/omniglot.h5 --seed 0 --out datasets/splits/omniglot_paper_seed0.json``.
 
-The split is :func:`fometa.data.omniglot_paper_split`: characters sorted by (alphabet, character),
-permuted by ``numpy.random.default_rng(seed)``, the first 1200 for training. The JSON lists
+The split is :func:`fometa.data.omniglot_paper_split`, the reference code's (openai/supervised-reptile,
+``random.seed(seed)`` then ``split_dataset(read_dataset(...))``): characters sorted by (alphabet,
+character) name, shuffled by ``random.Random(seed).shuffle``, the first 1200 for training. The JSON lists
 ``"Alphabet/characterNN"`` names; ``load_omniglot(..., split_file=...)`` reads it back.
 """
 import argparse
@@ -32,8 +33,9 @@ def main(argv=None) -> int:
     names = [f"{a}/{c}" for a, c in zip(alphabets, characters)]
     spec = {
         "protocol": "paper", "seed": args.seed, "train_characters": args.train_characters,
-        "rule": "characters sorted by (alphabet, character), permuted by numpy.random.default_rng(seed), "
-                "first train_characters train; each list in packed-file order",
+        "rule": "openai/supervised-reptile's split_dataset(read_dataset(...)) after random.seed(seed): characters "
+                "sorted by (alphabet, character) name (Python string order), shuffled by "
+                "random.Random(seed).shuffle, first train_characters train; each list in packed-file order",
         "train": [names[i] for i in train], "test": [names[i] for i in test],
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,9 @@ setting has one; ``--set NAME=VALUE`` reaches any by its dotted name), writes it
 ``RUN_DIR/config.json``, and trains, logging to ``RUN_DIR/log.jsonl`` and checkpointing to
 ``RUN_DIR/checkpoint.h5``. ``fometa train --resume RUN_DIR`` continues from the checkpoint;
 a changed setting is refused unless ``--force`` (cadence settings such as ``--eval-interval``
-may change freely). SIGINT/SIGTERM write a checkpoint and exit (130/143). The last line of
+may change freely). SIGINT/SIGTERM write a checkpoint and exit (130/143). One process at a time
+writes a run folder: while one ``fometa train`` holds its lock (:mod:`fometa.lock`), another in
+the same folder is refused with the holder's process id (exit 2). The last line of
 standard output is one JSON object: status, iteration, seconds and the latest accuracies.
 ``--seeds 0,1,2,3`` trains several seeds together on the task axis, one run folder each
 (:mod:`fometa.commands.train_seeds`); ``--graph auto|on|off`` chooses CUDA-graph replay (:mod:`fometa.graph`).
@@ -132,9 +134,15 @@ def run(args) -> int:
     from fometa.commands.train_seeds import is_group, run_group
     from fometa.data import DataError
     from fometa.commands import apply_threads
+    from fometa.lock import LockedError
+    from fometa.lock import hold as hold_folder
     from fometa.train import RunFolder, TrainingError, check_data, load_splits, train
 
     comm = distributed.world()  # mpiexec -n N: N ranks run this same command; rank 0 alone writes and prints
+
+    def hold(path):  # rank 0 alone writes in the run folder, so it alone holds its lock
+        return hold_folder(path) if comm.is_root else None
+
     apply_threads(args)
     if args.seeds is not None or is_group(args.resume):
         if comm.size > 1:
@@ -143,7 +151,7 @@ def run(args) -> int:
     try:
         file_settings = config.load_file(args.config) if args.config else {}
         flags = overrides_from_args(args)
-        resume = None
+        resume = lock = None  # lock: held while this process may write in the run folder
         if args.resume:
             if args.preset or args.out:
                 raise CLIError("--resume continues a run with its own configuration; it takes neither --preset "
@@ -152,6 +160,7 @@ def run(args) -> int:
             if not folder.path.is_dir() or not folder.holds_run():
                 raise CLIError(f"{folder.path}: no run to resume here (no {folder.config_path.name} or "
                                f"{folder.checkpoint_path.name})")
+            lock = hold(folder.path)  # before reading the checkpoint that a running holder may still write
             if folder.checkpoint_path.exists():
                 resume = checkpoint.load(folder.checkpoint_path)
                 saved = config.from_dict(resume.config)
@@ -169,6 +178,7 @@ def run(args) -> int:
             folder = RunFolder(args.out or os.path.join("runs", cfg.preset))
             if folder.path.exists() and not folder.path.is_dir():
                 raise CLIError(f"{folder.path}: exists and is not a folder")
+            lock = hold(folder.path) if folder.path.is_dir() else None  # "in use" before "already holds a run"
             if folder.holds_run() or is_group(folder.path):
                 raise CLIError(f"{folder.path}: already holds a run; continue it with --resume {folder.path} "
                                "or choose another --out")
@@ -179,8 +189,9 @@ def run(args) -> int:
         check_data(cfg, splits)
         comm.barrier()  # every rank has checked the folder before rank 0 writes to it
         if comm.is_root:
+            lock = lock or hold(folder.path)
             folder.write_config(cfg)
-    except (config.ConfigError, checkpoint.CheckpointError, DataError, BackendError) as exc:
+    except (config.ConfigError, checkpoint.CheckpointError, DataError, BackendError, LockedError) as exc:
         raise CLIError(str(exc)) from None
     if not args.quiet and comm.is_root:
         start = "resuming at meta-iteration " + str(resume.iteration) if resume else "starting"
@@ -192,6 +203,9 @@ def run(args) -> int:
         if comm.is_root:
             print(f"fometa: error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if lock is not None:
+            lock.release()
     if comm.is_root:
         print(json.dumps({"run": str(folder.path), **result.as_dict()}), flush=True)
     if result.status == "interrupted":

@@ -88,6 +88,7 @@ def run_group(args) -> int:
     from fometa.cli import CLIError
     from fometa.commands.train import check_backend, check_graph, overrides_from_args
     from fometa.data import DataError
+    from fometa.lock import LockedError, hold
     from fometa.train import RunFolder, TrainingError, check_data, load_splits
 
     try:
@@ -100,11 +101,13 @@ def run_group(args) -> int:
         check_graph(cfgs[0])
         splits = load_splits(cfgs[0].data)
         check_data(cfgs[0], splits)
+        # one writer: the group's folder and every seed's run folder (fometa/lock.py)
+        locks = [hold(group.path)] + [hold(d) for d in dirs]
         if not args.resume:
             group.write([c.seed for c in cfgs])
         for cfg, d in zip(cfgs, dirs):
             RunFolder(d).write_config(cfg)
-    except (config.ConfigError, checkpoint.CheckpointError, DataError, BackendError) as exc:
+    except (config.ConfigError, checkpoint.CheckpointError, DataError, BackendError, LockedError) as exc:
         raise CLIError(str(exc)) from None
     cfg = cfgs[0]
     if not args.quiet:
@@ -117,6 +120,9 @@ def run_group(args) -> int:
     except TrainingError as exc:
         print(f"fometa: error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        for lock in locks:
+            lock.release()
     for c, d, result in zip(cfgs, dirs, results):
         print(json.dumps({"run": str(d), "seed": c.seed, **result.as_dict()}), flush=True)
     stopped = [r for r in results if r.status == "interrupted"]

@@ -2,12 +2,15 @@
 
 Protocols:
 
-* ``"paper"`` (Nichol et al. 2018, section 6 / Finn et al. 2017; openai/supervised-reptile's
-  ``split_dataset``): the 1623 characters of both sets, taken in the reference code's order
-  (sorted by alphabet, then character), are permuted by ``numpy.random.default_rng(seed)``;
-  the first ``train_characters`` (1200) train, the other 423 test. The reference shuffles with
-  Python's global ``random`` instead, so the same seed does not give its split; the split for
-  seed 0 is written out in ``datasets/splits/omniglot_paper_seed0.json``.
+* ``"paper"`` (Nichol et al. 2018, section 6 / Finn et al. 2017): exactly the split of the
+  reference code, openai/supervised-reptile. Its ``read_dataset`` walks one folder holding the
+  alphabets of both sets, ``sorted(os.listdir(...))`` alphabets, then ``sorted(os.listdir(...))``
+  characters (Python's case-sensitive string order); ``run_omniglot.py`` calls
+  ``random.seed(seed)`` (default 0) and ``split_dataset`` shuffles that list with
+  ``random.shuffle`` and keeps the first ``train_characters`` (1200) for training, the other 423
+  for testing. Here the shuffle is ``random.Random(seed).shuffle`` (no global state, same
+  permutation), so ``seed=0`` gives the reference's split, written out in
+  ``datasets/splits/omniglot_paper_seed0.json``.
 * ``"background"`` (Lake et al. 2015): train on the 964 background characters, test on the
   659 evaluation characters.
 
@@ -18,6 +21,7 @@ The whole ``images28`` array (about 100 MB) is read into memory.
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import numpy as np
@@ -32,19 +36,25 @@ PROTOCOLS = ("paper", "background")
 
 
 def omniglot_paper_split(alphabets, characters, seed: int = 0, train_characters: int = 1200):
-    """Indices ``(train, test)`` of the paper's random character split, each in ascending order.
+    """Indices ``(train, test)`` of the reference code's random character split, each in ascending order.
 
-    Characters are ordered by ``(alphabet, character)`` name, permuted with
-    ``np.random.default_rng(seed).permutation``; the first ``train_characters`` are for training.
+    The rule of openai/supervised-reptile (``run_omniglot.py``: ``random.seed(seed)`` then
+    ``split_dataset(read_dataset(...))``): characters in the order ``read_dataset`` yields them,
+    ``sorted`` alphabet names, then ``sorted`` character names within each alphabet (Python's
+    string order, case-sensitive; equal to sorting the ``(alphabet, character)`` pairs), are
+    shuffled by Python's Mersenne Twister seeded with ``seed`` (``random.Random(seed).shuffle``
+    draws what the reference's seeded global ``random.shuffle`` draws), and the first
+    ``train_characters`` train. Which characters train depends only on the names, not on their
+    order in the packed file.
     """
-    alphabets, characters = list(alphabets), list(characters)
+    alphabets, characters = [str(a) for a in alphabets], [str(c) for c in characters]
     n = len(alphabets)
     if not 0 < train_characters < n:
         raise ValueError(f"train_characters must be between 1 and {n - 1}, got {train_characters}")
     order = sorted(range(n), key=lambda i: (alphabets[i], characters[i]))
-    perm = np.random.default_rng(seed).permutation(n)
-    chosen = np.asarray(order)[perm]
-    return np.sort(chosen[:train_characters]), np.sort(chosen[train_characters:])
+    random.Random(seed).shuffle(order)
+    return np.sort(np.asarray(order[:train_characters], dtype=np.intp)), \
+        np.sort(np.asarray(order[train_characters:], dtype=np.intp))
 
 
 def _split_from_file(split_file, names) -> tuple[np.ndarray, np.ndarray]:
@@ -69,7 +79,7 @@ def load_omniglot(path, protocol: str = "paper", seed: int = 0, train_characters
                   augment_rotations: bool = True, split_file=None, verify: bool = False) -> dict:
     """Splits ``{"train": OmniglotSplit, "test": OmniglotSplit}`` of a packed Omniglot file.
 
-    ``protocol``: ``"paper"`` (seeded random split of ``train_characters``) or ``"background"``;
+    ``protocol``: ``"paper"`` (the reference code's seeded random split of ``train_characters``) or ``"background"``;
     ``split_file``: a JSON file ``{"train": [...], "test": [...]}`` of ``"Alphabet/characterNN"``
     names, used instead of the protocol; ``augment_rotations``: add the 90/180/270-degree classes
     to the training split; ``verify``: check the stored SHA-256 of every dataset first.

@@ -27,6 +27,7 @@ class Conv2D:
     kernel_size: int | tuple[int, int] = 3
     stride: int = 1
     padding: str = "same"
+    init_scheme: str = "glorot"  # or "torch": U(+-1/sqrt(kh*kw*C_in)) kernel and bias (torch.nn.Conv2d)
 
     @property
     def kernel_hw(self) -> tuple[int, int]:
@@ -38,11 +39,20 @@ class Conv2D:
         return {"kernel": (kh, kw, self.in_channels, self.out_channels), "bias": (self.out_channels,)}
 
     def init(self, rng: np.random.Generator, dtype=np.float32) -> dict:
-        """Glorot-uniform kernel (fan_in = kh*kw*C_in, fan_out = kh*kw*C_out), zero bias."""
+        """Glorot-uniform kernel (fan_in = kh*kw*C_in, fan_out = kh*kw*C_out) and zero bias (TensorFlow's
+        ``tf.layers.conv2d``, the reference's), or PyTorch's ``nn.Conv2d`` default: kernel and bias
+        uniform on ``[-1/sqrt(fan_in), 1/sqrt(fan_in)]`` (its ``kaiming_uniform_(a=sqrt(5))``)."""
         kh, kw = self.kernel_hw
         shape = self.param_shapes()["kernel"]
-        kernel = glorot_uniform(rng, shape, kh * kw * self.in_channels, kh * kw * self.out_channels, dtype)
-        return {"kernel": kernel, "bias": np.zeros(self.out_channels, dtype=dtype)}
+        fan_in = kh * kw * self.in_channels
+        if self.init_scheme == "glorot":
+            kernel = glorot_uniform(rng, shape, fan_in, kh * kw * self.out_channels, dtype)
+            return {"kernel": kernel, "bias": np.zeros(self.out_channels, dtype=dtype)}
+        if self.init_scheme == "torch":
+            bound = 1.0 / np.sqrt(fan_in)
+            kernel = rng.uniform(-bound, bound, size=shape).astype(dtype)
+            return {"kernel": kernel, "bias": rng.uniform(-bound, bound, size=self.out_channels).astype(dtype)}
+        raise ValueError(f"unknown init scheme {self.init_scheme!r}; expected 'glorot' or 'torch'")
 
     def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
         h, w, _ = in_shape

@@ -42,10 +42,13 @@ def conv_net(
     blocks: int = 4,
     stride: int = 1,
     pool: bool = False,
+    init: str = "glorot",
 ) -> Sequential:
     """``blocks`` x [conv 3x3 'same'; batch norm; (max-pool 2x2); ReLU], flatten, dense.
 
-    Small instances (few filters, small inputs) serve tests of second-order MAML and theory.
+    ``init`` (``"glorot"`` or ``"torch"``) is every conv and dense layer's initializer (see
+    :meth:`Conv2D.init <fometa.layers.conv2d.Conv2D.init>`). Small instances (few filters, small
+    inputs) serve tests of second-order MAML and theory.
     """
     _check_ways(ways)
     layers = []
@@ -55,7 +58,7 @@ def conv_net(
     else:
         channels = input_shape[-1]
     for i in range(blocks):
-        layers.append((f"conv{i}", Conv2D(channels, filters, 3, stride=stride, padding="same")))
+        layers.append((f"conv{i}", Conv2D(channels, filters, 3, stride=stride, padding="same", init_scheme=init)))
         layers.append((f"bn{i}", BatchNorm(filters)))
         if pool:
             layers.append((f"pool{i}", MaxPool2D(2, 2, "same")))
@@ -65,18 +68,20 @@ def conv_net(
     for _, layer in layers[1 if len(input_shape) == 2 else 0 :]:
         shape = layer.output_shape(shape)
     features = int(shape[0] * shape[1] * shape[2])
-    layers += [("flatten", Flatten()), ("dense", Dense(features, ways))]
+    layers += [("flatten", Flatten()), ("dense", Dense(features, ways, init))]
     return Sequential(name, tuple(layers), tuple(input_shape), "softmax_cross_entropy")
 
 
-def omniglot_cnn(ways: int) -> Sequential:
+def omniglot_cnn(ways: int, init: str = "glorot") -> Sequential:
     """The paper's Omniglot network (see the module docstring for the parameter layout)."""
-    return conv_net(f"omniglot_cnn({ways})", ways, (28, 28), filters=64, blocks=4, stride=2)
+    name = f"omniglot_cnn({ways})" if init == "glorot" else f"omniglot_cnn({ways}, init={init})"
+    return conv_net(name, ways, (28, 28), filters=64, blocks=4, stride=2, init=init)
 
 
-def miniimagenet_cnn(ways: int) -> Sequential:
+def miniimagenet_cnn(ways: int, init: str = "glorot") -> Sequential:
     """The paper's Mini-ImageNet network (see the module docstring for the parameter layout)."""
-    return conv_net(f"miniimagenet_cnn({ways})", ways, (84, 84, 3), filters=32, blocks=4, pool=True)
+    name = f"miniimagenet_cnn({ways})" if init == "glorot" else f"miniimagenet_cnn({ways}, init={init})"
+    return conv_net(name, ways, (84, 84, 3), filters=32, blocks=4, pool=True, init=init)
 
 
 def sine_mlp(hidden: int = 64, init: str = "glorot") -> Sequential:

@@ -1,5 +1,6 @@
 """``fometa train --seeds`` and ``--graph``: folders, resume of the group, a seed's run used alone, errors."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -89,3 +90,14 @@ def test_group_folder_errors(capsys, tiny_omniglot, tmp_path):
     (group / "seed2" / "checkpoint.h5").unlink()
     (group / "seed2" / "config.json").unlink()
     assert "the run of seed 2 is missing" in _error(capsys, "train", "--resume", group)
+
+
+def test_a_locked_seed_folder_refuses_the_group(capsys, tiny_omniglot, tmp_path):
+    """A seed's run folder in use by another writer keeps the whole group from starting."""
+    from fometa.lock import hold
+
+    group = tmp_path / "g"
+    with hold(group / "seed1"):
+        rc, out, err = _train(capsys, tiny_omniglot, "--out", group, "--seeds", "0,1")
+    assert rc == 2 and "Traceback" not in err
+    assert f"is in use by process {os.getpid()}" in err

@@ -163,7 +163,8 @@ def evaluate(
         state_t = optim.state_broadcast(inner_state, n)
         params_t = adapt_on_support(model, params_t, inner_opt, state_t, sx, sy, be.asarray(idx))
         for mode in wanted:
-            logits = parallel.map_blocks(lambda s: predict(model, tree.take_task(params_t, s), sx[s], qx[s], mode), n)
+            logits = parallel.map_blocks(lambda s: predict(model, tree.take_task(params_t, s), sx[s], qx[s], mode), n,
+                                         host=be.chunk_bytes is not None)
             logits = logits[0] if len(logits) == 1 else be.xp.concatenate(logits, axis=0)
             accs[mode].append(be.to_host(_accuracy(logits, qy)))
         done += n

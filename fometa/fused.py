@@ -77,7 +77,7 @@ class ConvBlock:
         co = self.conv.out_channels
         kmat = p[self.param_keys[0]].reshape(t, kh * kw * c, co)
         pix, depth = oh * ow, kh * kw * c
-        blocks = self._conv_blocks(geo, x.itemsize)
+        blocks = self._conv_blocks(geo, x.itemsize, whole=be.chunk_bytes is None)
         cols = None
         if len(blocks) == 1:
             cols = self._patches(be, x, geo)
@@ -161,7 +161,7 @@ class ConvBlock:
             return be.col2im_unpadded(dcols, cache.x.shape, kh, kw, self.conv.stride, top, left), grads
         dkernel = xp.empty((t, depth, co), dtype=dz.dtype)
         dx = xp.empty(cache.x.shape, dtype=dz.dtype) if need_dx else None
-        for t0, t1, b0, b1 in self._conv_blocks(geo, cache.x.itemsize):
+        for t0, t1, b0, b1 in self._conv_blocks(geo, cache.x.itemsize, whole=be.chunk_bytes is None):
             cb = self._patches(be, cache.x[t0:t1, b0:b1], geo)
             dzb = dz[t0:t1, b0 * pix : b1 * pix]
             if b0 == 0:
@@ -178,12 +178,15 @@ class ConvBlock:
         grads[self.param_keys[0]] = dkernel.reshape(kernel.shape)
         return dx, grads
 
-    def _conv_blocks(self, geo, itemsize):
+    def _conv_blocks(self, geo, itemsize, whole=False):
         """``(t0, t1, b0, b1)`` blocks of tasks and images whose patch matrices hold at most
         :data:`PATCH_BLOCK_BYTES`: runs of whole tasks when one task fits, else runs of equal
         numbers of one task's images. Which block a task lands in never changes its numbers:
-        each task's matrix products are separate calls either way."""
+        each task's matrix products are separate calls either way. ``whole`` (a GPU backend,
+        which wants one launch per product): a single block."""
         t, b, h, w, c, kh, kw, oh, ow, top, left = geo
+        if whole:
+            return [(0, t, 0, b)]
         per_image = oh * ow * kh * kw * c * itemsize
         if b * per_image <= PATCH_BLOCK_BYTES:
             step = max(1, PATCH_BLOCK_BYTES // max(1, b * per_image))
@@ -422,7 +425,8 @@ def adapt(model, params, steps, opt, state, keep: bool = False):
     def block(s):
         return _adapt_block(net, opt, flat[s], [(x[s], y[s]) for x, y in steps], _state_take(fstate, s), keep)
 
-    parts = parallel.map_blocks(block, flat.shape[0], max_block=_max_block(net, steps))
+    host = backend_of(flat).chunk_bytes is not None  # a GPU takes the whole task axis at once
+    parts = parallel.map_blocks(block, flat.shape[0], max_block=_max_block(net, steps) if host else None, host=host)
     xp = array_module(flat)
     if len(parts) == 1:
         flat, fstate, losses, params_i, directions, states = parts[0]

@@ -151,12 +151,13 @@ def blocks(tasks: int, parts: int) -> list[slice]:
 _IN_BLOCK = threading.local()
 
 
-def map_blocks(fn, tasks: int, max_block: int | None = None) -> list:
+def map_blocks(fn, tasks: int, max_block: int | None = None, host: bool = True) -> list:
     """``[fn(block) for block in ...]`` over contiguous blocks of ``range(tasks)``: at least one
     block per thread, and blocks of at most ``max_block`` tasks. With several threads the blocks
     run on the thread pool with one BLAS thread each; results come back in order and exceptions
-    propagate. A call from inside a block runs its blocks on the calling thread."""
-    threads = 1 if getattr(_IN_BLOCK, "active", False) else get_threads()
+    propagate. ``host=False`` (work on a GPU, which wants one large launch) and calls from inside
+    a block run every block on the calling thread."""
+    threads = 1 if not host or getattr(_IN_BLOCK, "active", False) else get_threads()
     parts = threads if max_block is None else max(threads, -(-tasks // max(1, max_block)))
     slices = blocks(tasks, parts)
     if len(slices) == 1 or threads == 1:

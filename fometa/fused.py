@@ -121,26 +121,11 @@ class ConvBlock:
         d = dy * (cache.out > 0)
         if self.pool is not None:
             d = _pool_backward(*cache.pool, d)
-        xhat, inv, rows = cache.xhat, cache.inv, cache.rows
-        d3 = d.reshape(xhat.shape)
-        dgamma = xp.einsum("tmc,tmc->tc", d3, xhat)
-        dbeta = xp.einsum("tmc->tc", d3)
-        scale = p[self.param_keys[2]]
-        a = (scale * inv)[:, None, :]
-        k1 = (dgamma / rows)[:, None, :]
-        k0 = (dbeta / rows)[:, None, :]
-        if rows == xhat.shape[1]:
-            dz = xhat * k1
-            dz += k0
-            xp.subtract(d3, dz, out=dz)
-            dz *= a
-        else:
-            dz = d3 * a
-            part = xhat[:, :rows] * k1
-            part += k0
-            part *= a
-            dz[:, :rows] -= part
-        grads = {self.param_keys[2]: dgamma, self.param_keys[3]: dbeta, self.param_keys[1]: xp.einsum("tmc->tc", dz)}
+        # batch norm's own backward pass (fometa/layers/batchnorm.py) on the cached statistics
+        dz, bn_grads = self.bn.backward({"scale": p[self.param_keys[2]]}, (cache.xhat, cache.inv, cache.rows), d)
+        dz = dz.reshape(cache.xhat.shape)
+        grads = {self.param_keys[2]: bn_grads["scale"], self.param_keys[3]: bn_grads["offset"],
+                 self.param_keys[1]: xp.einsum("tmc->tc", dz)}
         kernel = p[self.param_keys[0]]
         pix, depth = oh * ow, kh * kw * c
         kmat = kernel.reshape(t, depth, co)

@@ -288,8 +288,6 @@ class FusedNet:
         self.loss = _LOSSES[model.loss]
         first = next((i for i, op in enumerate(self.ops) if op.param_keys), 0)
         self._first_with_params = first
-        #: bytes of activations and patch matrices per byte of input, roughly (for block sizes)
-        self.activation_factor = 200
 
     def _forward(self, p, x, stats_batch, train):
         caches = []
@@ -436,6 +434,8 @@ def adapt(model, params, steps, opt, state, keep: bool = False):
 #: Tasks of one block go through the network together; blocks run one after another on each
 #: thread. Small blocks keep a block's activations in the CPU's caches.
 BLOCK_BYTES = 48 << 20
+#: Bytes of activations and patch matrices per byte of a task's input, roughly (for block sizes).
+ACTIVATION_FACTOR = 200
 
 
 def _max_block(net, steps) -> int | None:
@@ -443,4 +443,4 @@ def _max_block(net, steps) -> int | None:
         return None
     x = steps[0][0]
     per_task = x[0].nbytes
-    return max(1, int(BLOCK_BYTES // max(1, per_task * net.activation_factor)))
+    return max(1, int(BLOCK_BYTES // max(1, per_task * ACTIVATION_FACTOR)))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # name -> (module under fometa.commands, one-line help)
@@ -67,6 +68,17 @@ def main(argv=None) -> int:
             print(f"fometa: {comm.label}interrupted", file=sys.stderr)
             comm.abort(130)
             return 130
+        except BrokenPipeError:  # the reader went away (`fometa data info F | head`): stop quietly, as cat does
+            _silence_stdout()
+            return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the closed pipe
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing what is left at exit does not raise again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # not a real file (a test's capture)
+        sys.stdout = open(os.devnull, "w")
 
 
 if __name__ == "__main__":

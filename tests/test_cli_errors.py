@@ -31,3 +31,14 @@ def test_help_lists_every_command():
     assert out.returncode == 0
     for command in ("bench", "data", "sine", "train", "eval", "plot", "experiment"):
         assert command in out.stdout
+
+
+def test_closed_pipe_ends_quietly_with_status_141():
+    # `fometa ... | head`: the reader has gone before anything is printed; no traceback, shell's status
+    proc = subprocess.Popen([sys.executable, "-m", "fometa", "bench", "--repeat", "1", "--warmup", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    with proc.stderr:
+        stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr

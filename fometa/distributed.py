@@ -43,7 +43,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import time
 import traceback
 
 import numpy as np
@@ -289,50 +288,7 @@ def evaluate(model, params, ds, rng: np.random.Generator, cfg, inner_opt, inner_
     ``progress`` is called on rank 0 only.
     """
     from fometa import evaluate as ev
-    from fometa.backends import get_backend
-    from fometa.layers.softmax_cross_entropy import accuracy
 
     comm = world() if comm is None else comm
-    if comm.size == 1:
-        return ev.evaluate(model, params, ds, rng, cfg, inner_opt, inner_state, tasks=tasks, chunk=chunk,
-                           backend=backend, progress=progress, modes=modes)
-    if tasks < 1:
-        raise ValueError(f"tasks must be at least 1, got {tasks}")
-    if chunk < 1:
-        raise ValueError(f"chunk must be at least 1, got {chunk}")
-    wanted = (cfg.mode,) if modes is None else tuple(modes)
-    for mode in wanted:
-        if mode not in ev.MODES:
-            raise ValueError(f"unknown evaluation mode {mode!r}; expected one of {ev.MODES}")
-    be = get_backend(backend)
-    params = tree.to_backend(params, be)
-    if inner_state is None:
-        inner_state = inner_opt.init(params)
-    start = time.perf_counter()
-    accs = {mode: [] for mode in wanted}
-    done = 0
-    while done < tasks:
-        m = min(chunk * comm.size, tasks - done)
-        lo, hi = share(m, comm.rank, comm.size)
-        drawn = [ev.draw_tasks(ds, rng, 1, cfg) for _ in range(m)]  # all of them: the one task stream
-        mine = {}
-        if hi > lo:
-            sx, sy, qx, qy, idx = (np.concatenate(a) for a in zip(*drawn[lo:hi]))
-            sx, sy, qx, qy = be.asarray(sx), be.asarray(sy), be.asarray(qx), be.asarray(qy)
-            params_t = tree.broadcast(params, hi - lo)
-            state_t = optim.state_broadcast(inner_state, hi - lo)
-            params_t = ev.adapt_on_support(model, params_t, inner_opt, state_t, sx, sy, be.asarray(idx))
-            mine = {mode: be.to_host(accuracy(ev.predict(model, params_t, sx, qx, mode), qy)) for mode in wanted}
-        for part in comm.allgather(mine):
-            for mode, acc in part.items():
-                accs[mode].append(acc)
-        done += m
-        if progress is not None and comm.is_root:
-            progress(done, tasks)
-    seconds = time.perf_counter() - start
-    results = {}
-    for mode in wanted:
-        per_task = np.concatenate(accs[mode])
-        mean, ci = ev.mean_ci95(per_task)
-        results[mode] = ev.EvalResult(mean, ci, tasks, mode, seconds, per_task)
-    return results if modes is not None else results[cfg.mode]
+    return ev.evaluate(model, params, ds, rng, cfg, inner_opt, inner_state, tasks=tasks, chunk=chunk, backend=backend,
+                       progress=progress, modes=modes, comm=None if comm.size == 1 else comm)

@@ -28,6 +28,7 @@ import numpy as np
 
 from fometa import optim, parallel, tree
 from fometa.backends import array_module, get_backend
+from fometa.distributed import share
 from fometa.layers.softmax_cross_entropy import accuracy as _accuracy
 from fometa.meta import adapt
 from fometa.tasks import mini_batches, sample_task, split_support_query
@@ -130,6 +131,7 @@ def evaluate(
     backend=None,
     progress=None,
     modes: tuple[str, ...] | None = None,
+    comm=None,
 ):
     """Mean query accuracy over ``tasks`` tasks with its 95% confidence interval.
 
@@ -139,6 +141,12 @@ def evaluate(
     once and predicted in every mode: the result is then a ``dict`` mode -> :class:`EvalResult`
     (the same tasks, so the modes are compared pairwise); otherwise one :class:`EvalResult` for
     ``cfg.mode``.
+
+    ``comm`` (a :class:`fometa.distributed.MPIWorld`, or ``None`` for one process) splits every
+    round of ``chunk * comm.size`` tasks over the ranks: each rank draws the whole round from
+    ``rng`` (the one task stream), adapts its contiguous share, and the per-task accuracies are
+    gathered in rank order, so every rank returns the single process's result, task by task.
+    ``progress`` is then called on rank 0 only.
     """
     if tasks < 1:
         raise ValueError(f"tasks must be at least 1, got {tasks}")
@@ -152,23 +160,19 @@ def evaluate(
     params = tree.to_backend(params, be)
     if inner_state is None:
         inner_state = inner_opt.init(params)
+    size = 1 if comm is None else comm.size
     start = time.perf_counter()
     accs = {mode: [] for mode in wanted}
     done = 0
     while done < tasks:
-        n = min(chunk, tasks - done)
-        sx, sy, qx, qy, idx = draw_tasks(ds, rng, n, cfg)
-        sx, sy, qx, qy = be.asarray(sx), be.asarray(sy), be.asarray(qx), be.asarray(qy)
-        params_t = tree.broadcast(params, n)
-        state_t = optim.state_broadcast(inner_state, n)
-        params_t = adapt_on_support(model, params_t, inner_opt, state_t, sx, sy, be.asarray(idx))
-        for mode in wanted:
-            logits = parallel.map_blocks(lambda s: predict(model, tree.take_task(params_t, s), sx[s], qx[s], mode), n,
-                                         host=be.chunk_bytes is not None)
-            logits = logits[0] if len(logits) == 1 else be.xp.concatenate(logits, axis=0)
-            accs[mode].append(be.to_host(_accuracy(logits, qy)))
-        done += n
-        if progress is not None:
+        m = min(chunk * size, tasks - done)
+        lo, hi = (0, m) if comm is None else share(m, comm.rank, size)
+        mine = _chunk_accuracies(model, params, inner_opt, inner_state, draw_tasks(ds, rng, m, cfg), lo, hi, be, wanted)
+        for part in [mine] if comm is None else comm.allgather(mine):
+            for mode, acc in part.items():
+                accs[mode].append(acc)
+        done += m
+        if progress is not None and (comm is None or comm.is_root):
             progress(done, tasks)
     seconds = time.perf_counter() - start
     results = {}
@@ -177,3 +181,22 @@ def evaluate(
         mean, ci = mean_ci95(per_task)
         results[mode] = EvalResult(mean, ci, tasks, mode, seconds, per_task)
     return results if modes is not None else results[cfg.mode]
+
+
+def _chunk_accuracies(model, params, inner_opt, inner_state, drawn, lo: int, hi: int, be, modes) -> dict:
+    """Per-task accuracies ``mode -> (hi - lo,)`` of the drawn tasks ``[lo, hi)`` (``{}`` when empty)."""
+    n = hi - lo
+    if n <= 0:
+        return {}
+    sx, sy, qx, qy, idx = (a[lo:hi] for a in drawn)
+    sx, sy, qx, qy = be.asarray(sx), be.asarray(sy), be.asarray(qx), be.asarray(qy)
+    params_t = tree.broadcast(params, n)
+    state_t = optim.state_broadcast(inner_state, n)
+    params_t = adapt_on_support(model, params_t, inner_opt, state_t, sx, sy, be.asarray(idx))
+    out = {}
+    for mode in modes:
+        logits = parallel.map_blocks(lambda s: predict(model, tree.take_task(params_t, s), sx[s], qx[s], mode), n,
+                                     host=be.chunk_bytes is not None)
+        logits = logits[0] if len(logits) == 1 else be.xp.concatenate(logits, axis=0)
+        out[mode] = be.to_host(_accuracy(logits, qy))
+    return out

@@ -37,7 +37,6 @@ from pathlib import Path
 import numpy as np
 
 from fometa import atomic
-from fometa import checkpoint as ckpt_io
 from fometa import config as C
 from fometa import graph, meta, optim, tree
 from fometa import train as T
@@ -214,56 +213,6 @@ def check_group(cfgs) -> None:
 # ------------------------------------------------------------------------------------------
 # the loop
 # ------------------------------------------------------------------------------------------
-class _Member:
-    """One run of the group: its folder, generator, state and the bookkeeping ``fometa.train.train`` keeps."""
-
-    def __init__(self, cfg, run_dir, splits, learner, resume):
-        self.cfg, self.run, self.problem = cfg, T.RunFolder(run_dir), T.make_problem(cfg, splits)
-        self.run.path.mkdir(parents=True, exist_ok=True)
-        if resume is not None:
-            self.rng = ckpt_io.make_rng(resume.rng_state)
-            self.state = T.restore_state(resume, learner.backend)
-            extra = dict(resume.extra)
-        else:
-            self.rng = np.random.default_rng(cfg.seed)
-            self.state = learner.init(learner.model.init(self.rng))
-            extra = {}
-        self.run.truncate_log(self.state.iteration if resume is not None else -1)
-        self.seconds0 = float(extra.get("seconds", 0.0))
-        self.loss_sum = dict(extra.get("loss_sum", {}))
-        self.loss_count = int(extra.get("loss_count", 0))
-        self.last_ckpt = resume.iteration if resume is not None else None
-        self.last = (self.run.read_log() or [{}])[-1]
-
-    def extra(self, elapsed: float) -> dict:
-        return {"seconds": self.seconds0 + elapsed, "loss_sum": self.loss_sum, "loss_count": self.loss_count}
-
-    def add_losses(self, info: dict) -> None:
-        for k in ("loss_first", "loss_last"):
-            self.loss_sum[k] = self.loss_sum.get(k, 0.0) + info[k]
-        self.loss_count += 1
-
-    def log(self, learner, elapsed: float) -> dict:
-        """Append the record of the current iteration to the run's log, as ``fometa.train.train`` does."""
-        it = self.state.iteration
-        rec = {"iteration": it}
-        if self.loss_count:
-            rec.update({k: v / self.loss_count for k, v in self.loss_sum.items()})
-        rec.update(self.problem.interval_metrics(learner, self.state, it))
-        if isinstance(learner.outer_opt, meta.Interpolate):
-            o = learner.outer_opt
-            rec["meta_step"] = optim.LinearSchedule(o.meta_step, o.meta_step_final, o.meta_iters)(it)
-        rec["seconds"] = round(self.seconds0 + elapsed, 3)
-        self.run.append_log(rec)
-        self.loss_sum, self.loss_count = {}, 0
-        self.last = rec
-        return rec
-
-    def checkpoint(self, elapsed: float) -> None:
-        T._checkpoint(self.run, self.cfg, self.state, self.rng, self.extra(elapsed))
-        self.last_ckpt = self.state.iteration
-
-
 def _mean_metrics(members) -> dict:
     """The mean over the runs of each metric in their latest log records (for the progress bar)."""
     keys = {k for m in members for k in m.last if k.endswith(("accuracy", "mse"))}
@@ -295,7 +244,8 @@ def train_group(cfgs, run_dirs, splits=None, *, resumes=None, progress: bool = T
     T.check_data(cfg, splits)
     learner = T.build_learner(cfg)
     group_step = graph.runner(lambda states, tasks: step(learner, states, tasks), learner.backend, cfg.graph)
-    members = [_Member(c, d, splits, learner, r) for c, d, r in zip(cfgs, run_dirs, resumes)]
+    members = [T.RunProgress(c, T.RunFolder(d), T.make_problem(c, splits), learner, r)
+               for c, d, r in zip(cfgs, run_dirs, resumes)]
     limit = cfg.meta_iters if stop_at is None else min(stop_at, cfg.meta_iters)
     start = time.perf_counter()
 
@@ -315,7 +265,7 @@ def train_group(cfgs, run_dirs, splits=None, *, resumes=None, progress: bool = T
     with stops as stop:
         for m in members:
             if m.state.iteration == 0 and cfg.eval_interval:
-                m.log(learner, elapsed())
+                m.log(elapsed())
         bar.update(first, force=True)
         while True:
             behind = [m for m in members if m.state.iteration < limit]
@@ -329,19 +279,16 @@ def train_group(cfgs, run_dirs, splits=None, *, resumes=None, progress: bool = T
             for m, new, info in zip(active, new_states, infos):
                 if not T._finite(info, new.params):
                     bar.close()
-                    kept = (f"its last good checkpoint, {m.run.checkpoint_path} at iteration {m.last_ckpt}, is kept"
-                            if m.last_ckpt is not None else "it had written no checkpoint yet")
                     raise T.TrainingError(
                         f"seed {m.cfg.seed} ({m.run.path}): non-finite loss or parameters at meta-iteration "
                         f"{new.iteration} (first inner loss {info['loss_first']:.4g}, last {info['loss_last']:.4g}); "
-                        f"the group stopped and {kept}, as are the other runs' last checkpoints. "
+                        f"the group stopped and for this run {m.kept()}, as are the other runs' last checkpoints. "
                         "A smaller inner learning rate or meta-step may help.")
             for m, new, info in zip(active, new_states, infos):
-                m.state = new
-                m.add_losses(info)
+                m.advance(new, info)
                 it = new.iteration
                 if cfg.eval_interval and (it % cfg.eval_interval == 0 or it == cfg.meta_iters):
-                    m.log(learner, elapsed())
+                    m.log(elapsed())
                     bar.set(**_mean_metrics(members))
                 if it == cfg.meta_iters or it == stop_at or (cfg.checkpoint_every and it % cfg.checkpoint_every == 0):
                     m.checkpoint(elapsed())

@@ -399,6 +399,73 @@ def _checkpoint(run: RunFolder, cfg, state, rng, extra, comm=distributed.Single(
         iteration=state.iteration, config=C.to_dict(cfg), extra=extra))
 
 
+class RunProgress:
+    """One run in flight: its generator, meta-state and the bookkeeping its log and checkpoints keep.
+
+    Starts from ``resume`` (a checkpoint) or from ``cfg.seed``; the log is cut back to the
+    checkpoint's iteration (a fresh start keeps no old records). Under several MPI ranks
+    (``comm``) rank 0 alone writes. Used by :func:`train` and by :func:`fometa.seeds.train_group`
+    (one per seed), so a run's files do not depend on which of the two trained it.
+    """
+
+    def __init__(self, cfg: C.RunConfig, run: RunFolder, problem, learner, resume=None, comm=distributed.Single()):
+        self.cfg, self.run, self.problem, self.learner, self.comm = cfg, run, problem, learner, comm
+        if comm.is_root:
+            run.path.mkdir(parents=True, exist_ok=True)
+        if resume is not None:
+            self.rng = ckpt_io.make_rng(resume.rng_state)
+            self.state = restore_state(resume, learner.backend)
+            extra = dict(resume.extra)
+        else:
+            self.rng = np.random.default_rng(cfg.seed)
+            self.state = learner.init(learner.model.init(self.rng))
+            extra = {}
+        if comm.is_root:
+            run.truncate_log(self.state.iteration if resume is not None else -1)
+        self.seconds0 = float(extra.get("seconds", 0.0))
+        self.loss_sum = dict(extra.get("loss_sum", {}))
+        self.loss_count = int(extra.get("loss_count", 0))
+        self.last_ckpt = resume.iteration if resume is not None else None
+        self.last = (run.read_log() or [{}])[-1]
+
+    def extra(self, elapsed: float) -> dict:
+        """What a checkpoint keeps besides the state: wall time so far and the losses not yet logged."""
+        return {"seconds": self.seconds0 + elapsed, "loss_sum": self.loss_sum, "loss_count": self.loss_count}
+
+    def advance(self, new_state, info: dict) -> None:
+        """Take the meta-iteration's ``new_state`` and add its losses to the next log record's means."""
+        self.state = new_state
+        for k in ("loss_first", "loss_last"):
+            self.loss_sum[k] = self.loss_sum.get(k, 0.0) + info[k]
+        self.loss_count += 1
+
+    def log(self, elapsed: float) -> dict:
+        """Append the current iteration's record (mean losses, interval metrics, meta-step, seconds)."""
+        it, outer = self.state.iteration, self.learner.outer_opt
+        rec = {"iteration": it}
+        if self.loss_count:
+            rec.update({k: v / self.loss_count for k, v in self.loss_sum.items()})
+        rec.update(self.problem.interval_metrics(self.learner, self.state, it))
+        if isinstance(outer, meta.Interpolate):
+            rec["meta_step"] = optim.LinearSchedule(outer.meta_step, outer.meta_step_final, outer.meta_iters)(it)
+        rec["seconds"] = round(self.seconds0 + elapsed, 3)
+        if self.comm.is_root:
+            self.run.append_log(rec)
+        self.loss_sum, self.loss_count = {}, 0
+        self.last = rec
+        return rec
+
+    def checkpoint(self, elapsed: float) -> None:
+        _checkpoint(self.run, self.cfg, self.state, self.rng, self.extra(elapsed), self.comm)
+        self.last_ckpt = self.state.iteration
+
+    def kept(self) -> str:
+        """Which checkpoint survives a failure, for error messages."""
+        if self.last_ckpt is None:
+            return "no checkpoint had been written yet"
+        return f"the last good checkpoint, {self.run.checkpoint_path} at iteration {self.last_ckpt}, is kept"
+
+
 def train(cfg: C.RunConfig, run_dir, splits=None, *, resume: ckpt_io.Checkpoint | None = None,
           progress: bool = True, stream=None, handle_signals: bool = True, stop_at: int | None = None) -> TrainResult:
     """Meta-train as ``cfg`` says, in the run folder ``run_dir``; continue from ``resume`` if given.
@@ -410,90 +477,55 @@ def train(cfg: C.RunConfig, run_dir, splits=None, *, resume: ckpt_io.Checkpoint 
     """
     comm = distributed.world()  # several MPI ranks share each meta-batch; rank 0 alone writes
     run = RunFolder(run_dir)
-    if comm.is_root:
-        run.path.mkdir(parents=True, exist_ok=True)
     if splits is None:
         splits = load_splits(cfg.data)
     check_data(cfg, splits)
     learner = build_learner(cfg, backend=comm.backend_name(cfg.backend))
     step = distributed.make_step(learner, comm)
-    problem = make_problem(cfg, splits)
     step = graph.runner(step, learner.backend, cfg.graph)
-    if resume is not None:
-        rng = ckpt_io.make_rng(resume.rng_state)
-        state = restore_state(resume, learner.backend)
-        extra = dict(resume.extra)
-    else:
-        rng = np.random.default_rng(cfg.seed)
-        state = learner.init(learner.model.init(rng))
-        extra = {}
-    if comm.is_root:
-        run.truncate_log(state.iteration if resume is not None else -1)  # a fresh start keeps no old records
-    seconds0 = float(extra.get("seconds", 0.0))
-    loss_sum = dict(extra.get("loss_sum", {}))
-    loss_count = int(extra.get("loss_count", 0))
-    last_ckpt = resume.iteration if resume is not None else None
+    rp = RunProgress(cfg, run, make_problem(cfg, splits), learner, resume, comm)
     start = time.perf_counter()
-    bar = ProgressBar(cfg.meta_iters, initial=state.iteration, label="meta-iteration", stream=stream,
+    bar = ProgressBar(cfg.meta_iters, initial=rp.state.iteration, label="meta-iteration", stream=stream,
                       enabled=progress and comm.is_root)
 
-    def extra_now():
-        return {"seconds": seconds0 + time.perf_counter() - start, "loss_sum": loss_sum, "loss_count": loss_count}
+    def elapsed():
+        return time.perf_counter() - start
 
-    def log(iteration):
-        nonlocal loss_sum, loss_count
-        rec = {"iteration": iteration}
-        if loss_count:
-            rec.update({k: v / loss_count for k, v in loss_sum.items()})
-        rec.update(problem.interval_metrics(learner, state, iteration))
-        if isinstance(learner.outer_opt, meta.Interpolate):
-            rec["meta_step"] = optim.LinearSchedule(learner.outer_opt.meta_step, learner.outer_opt.meta_step_final,
-                                                    learner.outer_opt.meta_iters)(iteration)
-        rec["seconds"] = round(extra_now()["seconds"], 3)
-        if comm.is_root:
-            run.append_log(rec)
-        loss_sum, loss_count = {}, 0
+    def log():
+        rec = rp.log(elapsed())
         bar.set(**{k.replace("accuracy", "acc"): v for k, v in rec.items() if k.endswith(("accuracy", "mse"))})
-        return rec
 
-    last = (run.read_log() or [{}])[-1]
-    if state.iteration >= cfg.meta_iters:
-        return TrainResult("already finished", state.iteration, seconds0, last)
+    if rp.state.iteration >= cfg.meta_iters:
+        return TrainResult("already finished", rp.state.iteration, rp.seconds0, rp.last)
     stops = StopSignals() if handle_signals else contextlib.nullcontext(StopSignals())
     with stops as stop:
-        if state.iteration == 0 and cfg.eval_interval:
-            last = log(0)
-        bar.update(state.iteration, force=True)
-        while state.iteration < cfg.meta_iters:
-            tasks = problem.sample(learner, rng)
+        if rp.state.iteration == 0 and cfg.eval_interval:
+            log()
+        bar.update(rp.state.iteration, force=True)
+        while rp.state.iteration < cfg.meta_iters:
+            tasks = rp.problem.sample(learner, rp.rng)
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked just below
-                new_state, info = step(state, tasks)
+                new_state, info = step(rp.state, tasks)
             if not _finite(info, new_state.params):
                 bar.close()
-                kept = (f"the last good checkpoint, {run.checkpoint_path} at iteration {last_ckpt}, is kept"
-                        if last_ckpt is not None else "no checkpoint had been written yet")
                 what = "loss" if not all(map(math.isfinite, info.values())) else "parameters (after a finite loss)"
                 raise TrainingError(
                     f"non-finite {what} at meta-iteration {new_state.iteration} (first inner loss "
-                    f"{info['loss_first']:.4g}, last {info['loss_last']:.4g}); training stopped and {kept}. "
+                    f"{info['loss_first']:.4g}, last {info['loss_last']:.4g}); training stopped and {rp.kept()}. "
                     "A smaller inner learning rate or meta-step may help.")
-            state = new_state
-            for k in ("loss_first", "loss_last"):
-                loss_sum[k] = loss_sum.get(k, 0.0) + info[k]
-            loss_count += 1
-            it = state.iteration
+            rp.advance(new_state, info)
+            it = rp.state.iteration
             if cfg.eval_interval and (it % cfg.eval_interval == 0 or it == cfg.meta_iters):
-                last = log(it)
+                log()
             signal_name = next(filter(None, comm.allgather(stop.name)), "")  # a signal to any rank stops all
             pause = it == stop_at or bool(signal_name)
             if it == cfg.meta_iters or pause or (cfg.checkpoint_every and it % cfg.checkpoint_every == 0):
-                _checkpoint(run, cfg, state, rng, extra_now(), comm)
-                last_ckpt = it
+                rp.checkpoint(elapsed())
             bar.update(it)
             if pause and it < cfg.meta_iters:
                 bar.close()
                 if signal_name:
-                    return TrainResult("interrupted", it, extra_now()["seconds"], last, signal_name)
-                return TrainResult("stopped", it, extra_now()["seconds"], last)
+                    return TrainResult("interrupted", it, rp.extra(elapsed())["seconds"], rp.last, signal_name)
+                return TrainResult("stopped", it, rp.extra(elapsed())["seconds"], rp.last)
     bar.close()
-    return TrainResult("finished", state.iteration, extra_now()["seconds"], last)
+    return TrainResult("finished", rp.state.iteration, rp.extra(elapsed())["seconds"], rp.last)

@@ -281,7 +281,8 @@ def check_same(comm: Single, params) -> None:
 # evaluation
 # ------------------------------------------------------------------------------------------
 def evaluate(model, params, ds, rng: np.random.Generator, cfg, inner_opt, inner_state=None, *, tasks: int = 10_000,
-             chunk: int = 250, backend=None, progress=None, modes=None, comm: Single | None = None):
+             chunk: int = 250, backend=None, progress=None, modes=None, comm: Single | None = None, resume=None,
+             on_chunk=None):
     """:func:`fometa.evaluate.evaluate` over the ranks of ``comm`` (default :func:`world`).
 
     Same arguments and results, on every rank; ``chunk`` is the tasks each rank adapts at once.
@@ -291,4 +292,5 @@ def evaluate(model, params, ds, rng: np.random.Generator, cfg, inner_opt, inner_
 
     comm = world() if comm is None else comm
     return ev.evaluate(model, params, ds, rng, cfg, inner_opt, inner_state, tasks=tasks, chunk=chunk, backend=backend,
-                       progress=progress, modes=modes, comm=None if comm.size == 1 else comm)
+                       progress=progress, modes=modes, comm=None if comm.size == 1 else comm, resume=resume,
+                       on_chunk=on_chunk)

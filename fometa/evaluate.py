@@ -28,6 +28,7 @@ import numpy as np
 
 from fometa import optim, parallel, tree
 from fometa.backends import array_module, get_backend
+from fometa.checkpoint import make_rng, rng_state
 from fometa.distributed import share
 from fometa.layers.softmax_cross_entropy import accuracy as _accuracy
 from fometa.meta import adapt
@@ -54,6 +55,16 @@ class EvalConfig:
                 f"evaluation mini-batch of {self.inner_batch} is larger than the support set "
                 f"({self.ways} ways x {self.shots} shots = {self.ways * self.shots})"
             )
+
+
+@dataclass(frozen=True)
+class EvalProgress:
+    """A part-done evaluation: ``done`` tasks, their accuracies ``mode -> (done,)``, wall seconds, generator state."""
+
+    done: int
+    accuracies: dict
+    seconds: float
+    rng_state: dict
 
 
 @dataclass(frozen=True)
@@ -132,6 +143,8 @@ def evaluate(
     progress=None,
     modes: tuple[str, ...] | None = None,
     comm=None,
+    resume: EvalProgress | None = None,
+    on_chunk=None,
 ):
     """Mean query accuracy over ``tasks`` tasks with its 95% confidence interval.
 
@@ -147,6 +160,11 @@ def evaluate(
     ``rng`` (the one task stream), adapts its contiguous share, and the per-task accuracies are
     gathered in rank order, so every rank returns the single process's result, task by task.
     ``progress`` is then called on rank 0 only.
+
+    ``on_chunk(EvalProgress)`` is called after every round of tasks with what is done so far;
+    ``resume`` (such a progress record) continues that evaluation where it stopped: its
+    generator state replaces ``rng`` and its tasks count towards ``tasks``, so the result equals
+    the uninterrupted evaluation's, task for task.
     """
     if tasks < 1:
         raise ValueError(f"tasks must be at least 1, got {tasks}")
@@ -163,7 +181,14 @@ def evaluate(
     size = 1 if comm is None else comm.size
     start = time.perf_counter()
     accs = {mode: [] for mode in wanted}
-    done = 0
+    done, seconds0 = 0, 0.0
+    if resume is not None:
+        if set(resume.accuracies) != set(wanted) or resume.done > tasks:
+            raise ValueError(f"cannot resume an evaluation of {resume.done} tasks in modes {sorted(resume.accuracies)} "
+                             f"as one of {tasks} tasks in modes {sorted(wanted)}")
+        rng = make_rng(resume.rng_state)
+        done, seconds0 = resume.done, resume.seconds
+        accs = {mode: [np.asarray(resume.accuracies[mode], dtype=np.float64)] for mode in wanted}
     while done < tasks:
         m = min(chunk * size, tasks - done)
         lo, hi = (0, m) if comm is None else share(m, comm.rank, size)
@@ -172,9 +197,12 @@ def evaluate(
             for mode, acc in part.items():
                 accs[mode].append(acc)
         done += m
+        if on_chunk is not None:
+            on_chunk(EvalProgress(done, {mode: np.concatenate(a) for mode, a in accs.items()},
+                                  seconds0 + time.perf_counter() - start, rng_state(rng)))
         if progress is not None and (comm is None or comm.is_root):
             progress(done, tasks)
-    seconds = time.perf_counter() - start
+    seconds = seconds0 + time.perf_counter() - start
     results = {}
     for mode in wanted:
         per_task = np.concatenate(accs[mode])
@@ -200,3 +228,49 @@ def _chunk_accuracies(model, params, inner_opt, inner_state, drawn, lo: int, hi:
         logits = logits[0] if len(logits) == 1 else be.xp.concatenate(logits, axis=0)
         out[mode] = be.to_host(_accuracy(logits, qy))
     return out
+
+
+# ------------------------------------------------------------------------------------------
+# a long evaluation kept on disk (fometa eval --partial FILE)
+# ------------------------------------------------------------------------------------------
+class PartialError(ValueError):
+    """A partial-evaluation file that cannot be continued (unreadable, or other settings); the message says why."""
+
+
+def save_partial(path, settings: dict, progress: EvalProgress) -> None:
+    """Write ``progress`` and the ``settings`` it belongs to as JSON, atomically (the old file or the new one)."""
+    import json
+
+    from fometa import atomic
+
+    record = {"settings": settings, "done": progress.done, "seconds": progress.seconds,
+              "rng_state": progress.rng_state,
+              "accuracies": {m: [float(v) for v in a] for m, a in progress.accuracies.items()}}
+    atomic.write_text(path, json.dumps(record) + "\n")
+
+
+def load_partial(path, settings: dict) -> EvalProgress | None:
+    """The progress kept in ``path`` (``None`` if there is no file); :class:`PartialError` if it was written for
+    other ``settings`` or cannot be read."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+        kept, done = record["settings"], int(record["done"])
+        accs = {str(m): np.asarray(a, dtype=np.float64) for m, a in record["accuracies"].items()}
+        progress = EvalProgress(done, accs, float(record["seconds"]), dict(record["rng_state"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise PartialError(f"{path}: not a partial evaluation fometa can continue ({exc}); "
+                           "delete it to start again") from None
+    if kept != settings:
+        names = sorted(k for k in set(kept) | set(settings) if kept.get(k) != settings.get(k))
+        diffs = "; ".join(f"{k}: {kept.get(k)!r} there, {settings.get(k)!r} now" for k in names)
+        raise PartialError(f"{path} holds an evaluation with other settings ({diffs}); "
+                           "give the same settings, or another file to start a new one")
+    if any(a.shape != (done,) for a in accs.values()):
+        raise PartialError(f"{path}: {done} tasks done, but its accuracies do not have {done} entries")
+    return progress

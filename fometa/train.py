@@ -190,15 +190,15 @@ class FewShotProblem:
             raise C.ConfigError(str(exc)) from None
 
     def evaluate(self, learner, params, inner_state, split, rng, tasks, *, modes=None, chunk=None,
-                 progress=None, eval_cfg=None) -> dict:
-        """``{mode: EvalResult}`` over ``tasks`` tasks of ``split``."""
+                 progress=None, eval_cfg=None, resume=None, on_chunk=None) -> dict:
+        """``{mode: EvalResult}`` over ``tasks`` tasks of ``split`` (``resume``, ``on_chunk``: see fometa.evaluate)."""
         from fometa.distributed import evaluate  # fometa.evaluate.evaluate, split over MPI ranks if any
 
         cfg = eval_cfg or self.eval_config()
         modes = tuple(modes or (cfg.mode,))
         return evaluate(learner.model, params, self.splits[split], rng, cfg, learner.inner_opt, inner_state,
                         tasks=tasks, chunk=chunk or self.cfg.eval.chunk, backend=learner.backend,
-                        progress=progress, modes=modes)
+                        progress=progress, modes=modes, resume=resume, on_chunk=on_chunk)
 
     def interval_metrics(self, learner, state, iteration) -> dict:
         out = {}

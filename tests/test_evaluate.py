@@ -88,6 +88,33 @@ def test_evaluate_does_not_depend_on_the_chunk_size_and_keeps_the_state():
     assert tree.allclose(state.nu, before, rtol=0) and int(state.count) == 1, "evaluation changed the saved state"
 
 
+def test_resume_from_any_chunk_equals_the_uninterrupted_evaluation(tmp_path):
+    rng = np.random.default_rng(3)
+    ds = _separable(rng)
+    params = NET.init(rng)
+    cfg = E.EvalConfig(ways=3, shots=1, inner_batch=3, inner_iters=4)
+    opt = optim.Adam(0.01)
+    kept = []
+    full = E.evaluate(NET, params, ds, np.random.default_rng(7), cfg, opt, tasks=13, chunk=4, modes=E.MODES,
+                      on_chunk=kept.append)
+    assert [p.done for p in kept] == [4, 8, 12, 13]
+    settings = {"seed": 7, "modes": list(E.MODES)}
+    for part in kept[:-1]:
+        E.save_partial(tmp_path / "p.json", settings, part)  # through the file, as fometa eval --partial
+        back = E.load_partial(tmp_path / "p.json", settings)
+        assert back.done == part.done and back.rng_state == part.rng_state
+        rest = E.evaluate(NET, params, ds, np.random.default_rng(999), cfg, opt, tasks=13, chunk=3, modes=E.MODES,
+                          resume=back)  # the kept generator state replaces the one given
+        for mode in E.MODES:
+            np.testing.assert_array_equal(rest[mode].per_task, full[mode].per_task)
+            assert rest[mode].accuracy == full[mode].accuracy
+    with pytest.raises(E.PartialError, match="other settings"):
+        E.load_partial(tmp_path / "p.json", {"seed": 8, "modes": list(E.MODES)})
+    assert E.load_partial(tmp_path / "absent.json", settings) is None
+    with pytest.raises(ValueError, match="cannot resume an evaluation of 12 tasks"):
+        E.evaluate(NET, params, ds, rng, cfg, opt, tasks=13, modes=("transductive",), resume=kept[2])
+
+
 def test_mean_ci95():
     v = np.array([1.0, 0.0, 1.0, 1.0])
     mean, ci = E.mean_ci95(v)

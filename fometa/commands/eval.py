@@ -11,8 +11,11 @@ preset reports ``mse`` instead of ``accuracy``. A progress bar goes to stderr.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import sys
 from pathlib import Path
 
 #: flag -> setting overridable here (the rest of the configuration is the run's)
@@ -37,6 +40,10 @@ def add_arguments(p):
                    help="transductive, per-query or support-stats, or several joined by commas (default: the run's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the evaluation tasks (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--partial", metavar="FILE", default=None,
+                   help="keep the per-task results in FILE (JSON) after every chunk, and continue from it if it "
+                        "exists: a long evaluation can be stopped (SIGINT/SIGTERM) and resumed, with the result "
+                        "of an uninterrupted one")
     add_threads_argument(p)
     for flag, name in EVAL_FLAGS.items():
         p.add_argument(flag, dest="setting:" + name, default=None, metavar=name.rsplit(".", 1)[-1].upper(),
@@ -53,7 +60,8 @@ def run(args) -> int:
     from fometa.commands.train import check_backend, overrides_from_args
     from fometa.data import DataError
     from fometa.progress import ProgressBar
-    from fometa.train import CHECKPOINT_FILE, build_learner, check_data, load_splits, make_problem, restore_state
+    from fometa.train import (CHECKPOINT_FILE, StopSignals, build_learner, check_data, load_splits, make_problem,
+                              restore_state)
 
     comm = distributed.world()  # mpiexec -n N: the tasks are split over N ranks; rank 0 prints
     path = Path(args.run)
@@ -85,10 +93,26 @@ def run(args) -> int:
     problem = make_problem(cfg, splits)
     state = restore_state(ckpt, learner.backend)
     ev = cfg.eval
-    bar = ProgressBar(ev.tasks, label=f"eval {ev.split}", unit="tasks", enabled=not args.quiet and comm.is_root,
-                      log_interval=60)
-    results = problem.evaluate(learner, state.params, state.inner_state, ev.split, np.random.default_rng(args.seed),
-                               ev.tasks, modes=modes, chunk=ev.chunk, progress=lambda done, total: bar.update(done))
+    keep = None
+    if args.partial is not None:
+        if cfg.data.kind == "sine":
+            raise CLIError("--partial: the sine preset's evaluation is not kept in parts")
+        keep = _Partial(Path(args.partial), _partial_settings(cfg, ckpt, state.params, modes, args.seed), ev.tasks,
+                        comm)
+    bar = ProgressBar(ev.tasks, initial=keep.resume.done if keep and keep.resume else 0, label=f"eval {ev.split}",
+                      unit="tasks", enabled=not args.quiet and comm.is_root, log_interval=60)
+    try:
+        with StopSignals() if keep else contextlib.nullcontext() as stop:  # a signal stops a kept one cleanly
+            results = problem.evaluate(
+                learner, state.params, state.inner_state, ev.split, np.random.default_rng(args.seed), ev.tasks,
+                modes=modes, chunk=ev.chunk, progress=lambda done, total: bar.update(done),
+                **({"resume": keep.resume, "on_chunk": lambda p: keep.save(p, stop)} if keep else {}))
+    except _Stopped as exc:
+        bar.close()
+        if comm.is_root:
+            print(f"fometa eval: stopped by {exc.signal} after {exc.done} of {ev.tasks} tasks; {args.partial} keeps "
+                  "them. Continue with the same command.", file=sys.stderr)
+        return 128 + int(getattr(signal, exc.signal))
     bar.close()
     common = {"split": ev.split, "ways": cfg.model.ways, "shots": ev.shots, "inner_iters": ev.inner_iters,
               "inner_batch": ev.inner_batch, "seed": args.seed, "preset": cfg.preset, "iteration": ckpt.iteration,
@@ -96,3 +120,55 @@ def run(args) -> int:
     for res in results.values() if comm.is_root else ():
         print(json.dumps({**res.as_dict(), **common}), flush=True)
     return 0
+
+
+class _Stopped(Exception):
+    def __init__(self, signal_name: str, done: int):
+        super().__init__(signal_name)
+        self.signal, self.done = signal_name, done
+
+
+def _partial_settings(cfg, ckpt, params, modes, seed) -> dict:
+    """What a kept partial evaluation must match: the parameters (by digest), the tasks and how they are adapted.
+
+    Not the number of tasks: the first ``n`` tasks of a seed are the same for any total, so a kept
+    evaluation can also be extended (``--tasks 2000``, then ``--tasks 10000``)."""
+    import hashlib
+
+    from fometa import config, tree
+
+    digest = hashlib.sha256()
+    for name, value in tree.to_host(params).items():
+        digest.update(f"{name}{value.dtype}{value.shape}".encode())
+        digest.update(value.tobytes())
+    d = config.to_dict(cfg)
+    settings = {"params_sha256": digest.hexdigest(), "iteration": ckpt.iteration, "seed": seed, "modes": list(modes),
+                "eval": {k: v for k, v in d["eval"].items() if k not in ("chunk", "mode", "tasks")},
+                "data": {k: v for k, v in d["data"].items() if k != "path"}, "ways": cfg.model.ways,
+                "backend": cfg.backend}
+    return json.loads(json.dumps(settings))  # as it reads back from the file
+
+
+class _Partial:
+    """``fometa eval --partial FILE``: the kept progress, saved after every chunk (rank 0 writes)."""
+
+    def __init__(self, path: Path, settings: dict, tasks: int, comm):
+        from fometa.cli import CLIError
+        from fometa.evaluate import PartialError, load_partial
+
+        self.path, self.settings, self.tasks, self.comm = path, settings, tasks, comm
+        try:
+            self.resume = load_partial(path, settings)
+        except PartialError as exc:
+            raise CLIError(f"--partial: {exc}") from None
+        if self.resume is not None and self.resume.done > tasks:
+            raise CLIError(f"--partial: {path} already holds {self.resume.done} tasks, more than the {tasks} asked for")
+
+    def save(self, progress, stop) -> None:
+        from fometa.evaluate import save_partial
+
+        if self.comm.is_root:
+            save_partial(self.path, self.settings, progress)
+        signal_name = next(filter(None, self.comm.allgather(stop.name)), "")  # a signal to any rank stops all
+        if signal_name and progress.done < self.tasks:
+            raise _Stopped(signal_name, progress.done)

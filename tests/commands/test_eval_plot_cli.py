@@ -101,3 +101,76 @@ def test_plot_errors(capsys, tmp_path):
     assert rc == 2 and "no such run folder" in err
     rc, _, err = fometa_cli(capsys, "plot", tmp_path)
     assert rc == 2 and "no log records" in err
+
+
+# ------------------------------------------------------------------------------------------
+# --partial FILE: a long evaluation kept after every chunk, stopped and continued
+# ------------------------------------------------------------------------------------------
+def _results(out):
+    return {r["mode"]: r for r in map(json.loads, out.strip().splitlines())}
+
+
+def test_partial_extends_to_the_uninterrupted_result(capsys, trained_run, tmp_path):
+    keep = tmp_path / "part.json"
+    modes = ["--mode", "transductive,per-query", "--quiet", "--chunk", "4"]
+    rc, _, err = fometa_cli(capsys, "eval", trained_run, "--tasks", "10", "--partial", keep, *modes)
+    assert rc == 0, err
+    assert json.loads(keep.read_text())["done"] == 10
+    rc, out, err = fometa_cli(capsys, "eval", trained_run, "--tasks", "23", "--partial", keep, *modes)
+    assert rc == 0, err
+    straight = _results(fometa_cli(capsys, "eval", trained_run, "--tasks", "23", *modes)[1])
+    kept = _results(out)
+    for mode in ("transductive", "per-query"):
+        assert (kept[mode]["accuracy"], kept[mode]["ci95"], kept[mode]["tasks"]) == \
+            (straight[mode]["accuracy"], straight[mode]["ci95"], 23)
+    assert json.loads(keep.read_text())["done"] == 23
+    again = _results(fometa_cli(capsys, "eval", trained_run, "--tasks", "23", "--partial", keep, *modes)[1])
+    assert again["per-query"]["accuracy"] == straight["per-query"]["accuracy"]  # all kept: nothing to redo
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seed", "5"], "seed: 0 there, 5 now"),
+    (["--shots", "2"], "other settings"),
+    (["--mode", "per-query"], "modes: ['transductive'] there, ['per-query'] now"),
+    (["--tasks", "3"], "already holds 6 tasks, more than the 3 asked for"),
+])
+def test_partial_refuses_other_settings(capsys, trained_run, tmp_path, args, message):
+    keep = tmp_path / "part.json"
+    assert fometa_cli(capsys, "eval", trained_run, "--tasks", "6", "--partial", keep, "--quiet")[0] == 0
+    before = keep.read_text()
+    rc, out, err = fometa_cli(capsys, "eval", trained_run, "--tasks", "6", "--partial", keep, "--quiet", *args)
+    assert rc == 2 and out == "" and err.startswith("fometa: error: --partial: ") and message in err, err
+    assert keep.read_text() == before
+
+
+def test_partial_unreadable_file_is_an_error(capsys, trained_run, tmp_path):
+    keep = tmp_path / "part.json"
+    keep.write_text('{"settings": {}, "done": "x"')
+    rc, _, err = fometa_cli(capsys, "eval", trained_run, "--tasks", "6", "--partial", keep, "--quiet")
+    assert rc == 2 and "not a partial evaluation fometa can continue" in err, err
+
+
+def test_partial_sigterm_stops_after_a_chunk_and_resumes(trained_run, tmp_path, capsys):
+    import signal
+    import time
+
+    from cli_helpers import fometa_process
+
+    keep = tmp_path / "part.json"
+    proc = fometa_process("eval", trained_run, "--tasks", "100000", "--chunk", "5", "--partial", keep, "--quiet",
+                          "--threads", "1")
+    deadline = time.monotonic() + 120
+    while not keep.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert out == "" and "stopped by SIGTERM after" in err and "Continue with the same command" in err
+    done = json.loads(keep.read_text())["done"]
+    assert 0 < done < 100000 and done % 5 == 0
+    total = str(done + 7)
+    rc, out, err = fometa_cli(capsys, "eval", trained_run, "--tasks", total, "--partial", keep, "--quiet")
+    assert rc == 0, err
+    straight = fometa_cli(capsys, "eval", trained_run, "--tasks", total, "--quiet")[1]
+    assert json.loads(out)["accuracy"] == json.loads(straight)["accuracy"]
+    assert list(tmp_path.iterdir()) == [keep]  # no temporary file left behind

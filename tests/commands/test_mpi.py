@@ -133,6 +133,14 @@ def test_two_ranks_evaluate_as_one_process(mpiexec, capsys, tiny_omniglot, tmp_p
     one = [{k: v for k, v in json.loads(line).items() if k not in drop} for line in one.splitlines()]
     two = [{k: v for k, v in json.loads(line).items() if k not in drop} for line in two.splitlines()]
     assert one == two and len(two) == 2
+    # --partial under two ranks (rank 0 writes), continued by one process: still the same tasks and numbers
+    keep = tmp_path / "part.json"
+    rc, _, err = _run(mpiexec, 2, *args[:3], 10, *args[4:], "--partial", keep)
+    assert rc == 0, err
+    assert json.loads(keep.read_text())["done"] == 10
+    rc, out, err = fometa_cli(capsys, *args, "--partial", keep)
+    assert rc == 0, err
+    assert [{k: v for k, v in json.loads(line).items() if k not in drop} for line in out.splitlines()] == one
 
 
 def _pid_of_rank(marker: str, rank: int, timeout=60.0) -> int:

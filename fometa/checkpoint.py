@@ -32,7 +32,7 @@ import numpy as np
 
 from fometa import optim
 
-__all__ = ["Checkpoint", "CheckpointError", "save", "load", "FORMAT", "FORMAT_VERSION", "rng_state", "make_rng"]
+__all__ = ["Checkpoint", "CheckpointError", "save", "load", "FORMAT", "FORMAT_VERSION", "rng_state", "make_rng", "tree_digest"]
 
 FORMAT = "fometa-checkpoint"
 FORMAT_VERSION = 1
@@ -100,6 +100,14 @@ def _write_tree(group, tree: dict, digest):
 def _digest_array(digest, name, arr):
     digest.update(f"{name}|{arr.dtype.str}|{arr.shape}|".encode())
     digest.update(np.ascontiguousarray(arr).tobytes())
+
+
+def tree_digest(tree: dict) -> str:
+    """SHA-256 of a parameter tree (names, dtypes, shapes and values, on any backend), as hex."""
+    digest = hashlib.sha256()
+    for name, value in tree.items():
+        _digest_array(digest, name, _host(value))
+    return digest.hexdigest()
 
 
 def _write_state(group, state, digest):

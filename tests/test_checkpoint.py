@@ -158,3 +158,17 @@ def test_config_is_stored_as_json(tmp_path):
     with h5py.File(path, "r") as f:
         assert json.loads(f.attrs["config"]) == {"preset": "custom", "meta_iters": 100}
         assert f.attrs["format"] == checkpoint.FORMAT
+
+
+def test_tree_digest_sees_every_value_name_dtype_and_shape():
+    a = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "b": np.zeros(3, np.float32)}
+    base = checkpoint.tree_digest(a)
+    assert base == checkpoint.tree_digest({k: v.copy() for k, v in a.items()})
+    assert len(base) == 64 and int(base, 16) >= 0
+    changed_value = dict(a, b=np.array([0, 0, 1e-7], np.float32))
+    renamed = {"W": a["w"], "b": a["b"]}
+    reshaped = dict(a, w=a["w"].reshape(3, 2))
+    recast = dict(a, b=a["b"].astype(np.float64))
+    reordered = {"b": a["b"], "w": a["w"]}
+    others = [checkpoint.tree_digest(t) for t in (changed_value, renamed, reshaped, recast, reordered)]
+    assert base not in others and len(set(others)) == len(others)

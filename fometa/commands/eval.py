@@ -133,16 +133,10 @@ def _partial_settings(cfg, ckpt, params, modes, seed) -> dict:
 
     Not the number of tasks: the first ``n`` tasks of a seed are the same for any total, so a kept
     evaluation can also be extended (``--tasks 2000``, then ``--tasks 10000``)."""
-    import hashlib
+    from fometa import checkpoint, config
 
-    from fometa import config, tree
-
-    digest = hashlib.sha256()
-    for name, value in tree.to_host(params).items():
-        digest.update(f"{name}{value.dtype}{value.shape}".encode())
-        digest.update(value.tobytes())
     d = config.to_dict(cfg)
-    settings = {"params_sha256": digest.hexdigest(), "iteration": ckpt.iteration, "seed": seed, "modes": list(modes),
+    settings = {"params_sha256": checkpoint.tree_digest(params), "iteration": ckpt.iteration, "seed": seed, "modes": list(modes),
                 "eval": {k: v for k, v in d["eval"].items() if k not in ("chunk", "mode", "tasks")},
                 "data": {k: v for k, v in d["data"].items() if k != "path"}, "ways": cfg.model.ways,
                 "backend": cfg.backend}

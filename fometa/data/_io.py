@@ -15,7 +15,7 @@ from fometa.atomic import atomic_path
 from fometa.progress import ProgressBar
 
 __all__ = [
-    "DataError", "atomic_output", "Progress", "sha256_file", "sha256_tree", "array_sha256",
+    "DataError", "run_pack", "atomic_output", "Progress", "sha256_file", "sha256_tree", "array_sha256",
     "verify_sha256", "download", "is_url", "open_image", "KNOWN_SHA256", "dumps",
 ]
 
@@ -39,6 +39,19 @@ class DataError(Exception):
         self.file = str(file)
         self.problem = " ".join(str(problem).split())  # always one line
         super().__init__(f"{self.file}: {self.problem}")
+
+
+def run_pack(pack, quiet: bool) -> int:
+    """A packing script's exit status: ``pack(progress=...)`` writes the file and returns its path;
+    a :class:`DataError` is printed as ``error: ...`` (status 1), never as a traceback."""
+    try:
+        out = pack(progress=not quiet)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not quiet:
+        print(f"wrote {out}", file=sys.stderr)
+    return 0
 
 
 def dumps(obj) -> str:

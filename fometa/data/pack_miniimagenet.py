@@ -21,6 +21,7 @@ size or order. The output is written to a temporary file and renamed: never left
 from __future__ import annotations
 
 import argparse
+import functools
 import csv
 import hashlib
 import io
@@ -28,7 +29,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from fometa.data._io import DataError, Progress, array_sha256, atomic_output, dumps, open_image
+from fometa.data._io import DataError, Progress, array_sha256, atomic_output, dumps, open_image, run_pack
 from fometa.data._sources import FileTree, open_tree
 from fometa.data.schema import MINIIMAGENET_SPLITS, SCHEMA_VERSION
 
@@ -305,15 +306,8 @@ def main(argv=None) -> int:
     p.add_argument("source", metavar="SOURCE", help="folder, .zip or .tar/.tar.gz holding Mini-ImageNet")
     add_arguments(p)
     args = p.parse_args(argv)
-    try:
-        out = pack_miniimagenet(args.source, args.out, config_from_args(args), force=args.force,
-                                progress=not args.quiet)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    if not args.quiet:
-        print(f"wrote {out}", file=sys.stderr)
-    return 0
+    return run_pack(functools.partial(pack_miniimagenet, args.source, args.out, config_from_args(args), force=args.force),
+                    args.quiet)
 
 
 if __name__ == "__main__":

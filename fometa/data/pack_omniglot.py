@@ -18,11 +18,12 @@ so it is never left partial; packing the same inputs twice gives the same arrays
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from fometa.data._io import DataError, Progress, array_sha256, atomic_output, dumps, open_image
+from fometa.data._io import DataError, Progress, array_sha256, atomic_output, dumps, open_image, run_pack
 from fometa.data._sources import FileTree, open_tree
 from fometa.data.schema import SCHEMA_VERSION
 
@@ -317,15 +318,8 @@ def main(argv=None) -> int:
                    help="images_background.zip and images_evaluation.zip, their folders, or a folder holding them")
     add_arguments(p)
     args = p.parse_args(argv)
-    try:
-        out = pack_omniglot(args.sources, args.out, config_from_args(args), force=args.force,
-                            progress=not args.quiet)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    if not args.quiet:
-        print(f"wrote {out}", file=sys.stderr)
-    return 0
+    return run_pack(functools.partial(pack_omniglot, args.sources, args.out, config_from_args(args), force=args.force),
+                    args.quiet)
 
 
 if __name__ == "__main__":

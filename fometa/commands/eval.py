@@ -136,7 +136,8 @@ def _partial_settings(cfg, ckpt, params, modes, seed) -> dict:
     from fometa import checkpoint, config
 
     d = config.to_dict(cfg)
-    settings = {"params_sha256": checkpoint.tree_digest(params), "iteration": ckpt.iteration, "seed": seed, "modes": list(modes),
+    settings = {"params_sha256": checkpoint.tree_digest(params), "iteration": ckpt.iteration, "seed": seed,
+                "modes": list(modes),
                 "eval": {k: v for k, v in d["eval"].items() if k not in ("chunk", "mode", "tasks")},
                 "data": {k: v for k, v in d["data"].items() if k != "path"}, "ways": cfg.model.ways,
                 "backend": cfg.backend}

@@ -21,8 +21,8 @@ size or order. The output is written to a temporary file and renamed: never left
 from __future__ import annotations
 
 import argparse
-import functools
 import csv
+import functools
 import hashlib
 import io
 import sys
@@ -306,8 +306,8 @@ def main(argv=None) -> int:
     p.add_argument("source", metavar="SOURCE", help="folder, .zip or .tar/.tar.gz holding Mini-ImageNet")
     add_arguments(p)
     args = p.parse_args(argv)
-    return run_pack(functools.partial(pack_miniimagenet, args.source, args.out, config_from_args(args), force=args.force),
-                    args.quiet)
+    pack = functools.partial(pack_miniimagenet, args.source, args.out, config_from_args(args), force=args.force)
+    return run_pack(pack, args.quiet)
 
 
 if __name__ == "__main__":

@@ -318,8 +318,8 @@ def main(argv=None) -> int:
                    help="images_background.zip and images_evaluation.zip, their folders, or a folder holding them")
     add_arguments(p)
     args = p.parse_args(argv)
-    return run_pack(functools.partial(pack_omniglot, args.sources, args.out, config_from_args(args), force=args.force),
-                    args.quiet)
+    pack = functools.partial(pack_omniglot, args.sources, args.out, config_from_args(args), force=args.force)
+    return run_pack(pack, args.quiet)
 
 
 if __name__ == "__main__":

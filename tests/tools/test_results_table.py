@@ -51,3 +51,16 @@ def test_committed_results_all_appear(capsys):
         for line in path.read_text().splitlines():
             rec = json.loads(line)
             assert f"{100 * rec['accuracy']:.2f} ± {100 * rec['ci95']:.2f}%" in table, (path, rec["mode"])
+
+
+@pytest.mark.skipif(not (ROOT / "docs" / "results").is_dir(), reason="no docs/results in this checkout")
+def test_readme_table_is_the_tools_output(capsys):
+    """The README's Results table is exactly what the command it names prints: no row typed or left stale."""
+    readme = (ROOT / "README.md").read_text()
+    marker = "`python tools/results_table.py docs/results --runs "
+    assert marker in readme
+    runs = readme[readme.index(marker) + len(marker):].split("`", 1)[0].split()
+    assert runs
+    assert _tool().main([str(ROOT / "docs" / "results"), "--runs", *runs]) == 0
+    table = capsys.readouterr().out.strip()
+    assert table in readme

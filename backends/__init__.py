@@ -2,7 +2,7 @@
 
 A backend is a small object carrying its array module ``xp``, moving arrays to and
 from the host, and the few hot kernels (:meth:`Backend.im2col`, :meth:`Backend.col2im` and
-their unpadded forms, which the fused path of :mod:`fometa.fused` uses)
+their unpadded forms, which the fused engine of :mod:`fometa.models.fused` uses)
 that a backend may override. Every generic kernel is written once against ``xp``
 (:mod:`fometa.backends.kernels`).
 

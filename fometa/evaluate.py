@@ -31,7 +31,7 @@ from fometa.backends import array_module, get_backend
 from fometa.checkpoint import make_rng, rng_state
 from fometa.distributed import share
 from fometa.layers.softmax_cross_entropy import accuracy as _accuracy
-from fometa.meta import adapt
+from fometa.inner import adapt
 from fometa.tasks import mini_batches, sample_task, split_support_query
 
 MODES = ("transductive", "per-query", "support-stats")

@@ -31,44 +31,13 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from fometa import fused, optim, tree
+from fometa import optim, tree
 from fometa.backends import array_module, get_backend
 from fometa.hvp import hvp
+from fometa.inner import Trajectory, adapt  # noqa: F401 - Trajectory re-exported
 from fometa.tasks import stack_tasks, training_batches
 
 ALGORITHMS = ("reptile", "fomaml", "maml")
-
-
-# --------------------------------------------------------------------------------------
-# the inner loop, shared by every algorithm
-# --------------------------------------------------------------------------------------
-class Trajectory(NamedTuple):
-    params: list  # phi_1 .. phi_{k+1} (only kept when asked)
-    directions: list  # u_1 .. u_k in gradient units (only kept when asked)
-    states: list  # optimizer state after each step (only kept when asked)
-    losses: list  # L_i(phi_i), each (T,)
-
-
-def adapt(model, params, steps, opt, state, keep: bool = False):
-    """Run the inner loop: one optimizer step per ``(x, y)`` in ``steps`` (task-batched arrays).
-
-    Returns ``(phi_tilde, state, trajectory)``; with ``keep`` the trajectory records every
-    ``phi_i``, direction ``u_i`` and post-step state. Networks on the fused path run the loop
-    on flat buffers (:func:`fometa.fused.adapt`); this loop is its specification.
-    """
-    if fused.supports(model, opt):
-        return fused.adapt(model, params, steps, opt, state, keep)
-    traj = Trajectory([params] if keep else [], [], [], [])
-    for x, y in steps:
-        loss, grads = model.loss_and_grad(params, x, y)
-        updates, state = opt.update(grads, state)
-        params = tree.add(params, updates)
-        traj.losses.append(loss)
-        if keep:
-            traj.params.append(params)
-            traj.directions.append(tree.scale(updates, -1.0 / opt.step_size(state)))
-            traj.states.append(state)
-    return params, state, traj
 
 
 # --------------------------------------------------------------------------------------

@@ -69,15 +69,13 @@ def _set_block_bytes(monkeypatch, block_bytes):
     """Make the conv layers cut the task axis into blocks of about ``block_bytes`` of patches (None: one block).
 
     Both the layer-by-layer path (``Backend.chunk_bytes``, fometa/layers/conv2d.py) and, where it
-    exists, the fused path (``fometa.fused.PATCH_BLOCK_BYTES``) block the task axis; the blocks
+    exists, the fused path (``fometa.models.fused.PATCH_BLOCK_BYTES``) block the task axis; the blocks
     differ between T = meta_batch and T = seeds * meta_batch.
     """
     monkeypatch.setattr(get_backend("numpy"), "chunk_bytes", block_bytes)
-    try:
-        from fometa import fused
-    except ImportError:
-        return
-    if hasattr(fused, "PATCH_BLOCK_BYTES") and block_bytes is not None:
+    from fometa.models import fused
+
+    if block_bytes is not None:
         monkeypatch.setattr(fused, "PATCH_BLOCK_BYTES", block_bytes)
 
 

@@ -9,7 +9,7 @@ Parameters are one ordered ``dict`` named ``"<layer>/<param>"`` (for example
 
 Task ``t`` of a batched call computes exactly what a single-task call on task ``t`` computes.
 
-The passes run on the fused fast path (:mod:`fometa.fused`) unless ``fused=False``, which runs
+The passes run on the fused fast path (:mod:`fometa.models.fused`) unless ``fused=False``, which runs
 the layers one by one as written in :mod:`fometa.layers`: the specification that the fused
 path is tested against.
 """
@@ -21,6 +21,7 @@ import numpy as np
 
 from fometa.backends import array_module, get_backend
 from fometa.layers import BatchNorm, Conv2D, Dense, mse, softmax_cross_entropy
+from fometa.models.fused import net_for
 
 _LOSSES = {"softmax_cross_entropy": softmax_cross_entropy, "mse": mse}
 
@@ -95,8 +96,6 @@ class Sequential:
 
     # -- passes --------------------------------------------------------------
     def _net(self):
-        from fometa.fused import net_for
-
         return net_for(self)
 
     def _forward(self, params, x, stats_batch=None):

@@ -1,7 +1,7 @@
-"""The fused fast path (fometa.fused) against the layer-by-layer specification.
+"""The fused fast path (fometa.models.fused, fometa.inner.adapt_flat) against the layer-by-layer specification.
 
 ``Sequential(..., fused=False)`` runs the layers of fometa/layers one by one; the default
-model runs fometa.fused. Both must compute the same losses, outputs and gradients (float64:
+model runs fometa.models.fused. Both must compute the same losses, outputs and gradients (float64:
 to 1e-10; float32: to round-off), the flat-buffer inner loop must equal the plain one, and a
 task's numbers must not depend on the other tasks in its call or on the thread count.
 """
@@ -12,7 +12,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from fometa import fused, meta, models, optim, parallel, tree
+from fometa import inner, meta, models, optim, parallel, tree
+from fometa.models import fused
 from fometa.backends import kernels
 from fometa.layers.padding import out_size_and_pads
 
@@ -126,7 +127,7 @@ def test_flat_inner_loop_equals_plain_loop(opt, keep):
     p = params_for(model, rng, 3, np.float64)
     steps = [batch(model, rng, 3, 5, np.float64) for _ in range(4)]
     state = opt.init(p, tasks=3) if isinstance(opt, optim.Adam) else opt.init(p)
-    assert fused.supports(model, opt) and not fused.supports(reference(model), opt)
+    assert inner.supports_flat(model, opt) and not inner.supports_flat(reference(model), opt)
     phi_f, st_f, tr_f = meta.adapt(model, p, steps, opt, state, keep=keep)
     phi_r, st_r, tr_r = meta.adapt(reference(model), p, steps, opt, state, keep=keep)
     assert_trees_close(phi_f, phi_r, 1e-10, "adapted parameters")

@@ -1,4 +1,4 @@
-"""Fused execution of a :class:`~fometa.models.Sequential` network: the fast path.
+"""The fused network engine: a :class:`~fometa.models.Sequential` network's passes on the fast path.
 
 The layers in :mod:`fometa.layers` are the specification: one layer per file, forward and
 backward side by side, each a few readable array expressions. This module runs the same
@@ -10,7 +10,8 @@ worst), with fewer, larger and in-place array calls:
   ReLU run in place on the matrix product's output, the pool keeps no index array, and the
   backward pass writes the input gradient straight into an unpadded array;
 * parameter gradients go into one ``(T, P)`` buffer (:class:`fometa.tree.FlatLayout`), so an
-  optimizer step on the whole tree is a handful of calls (:func:`adapt`);
+  optimizer step on the whole tree is a handful of calls (the flat-buffer inner loop of
+  :mod:`fometa.inner`);
 * the network's first layer skips its input gradient.
 
 Layers outside such runs (dense, tanh, flatten, ...) run their own ``forward``/``backward``.
@@ -23,7 +24,7 @@ from __future__ import annotations
 import functools
 from typing import NamedTuple
 
-from fometa import optim, parallel, tree
+from fometa import parallel, tree
 from fometa.backends import array_module, backend_of
 from fometa.layers import BatchNorm, Conv2D, Dense, MaxPool2D, ReLU, mse, softmax_cross_entropy
 from fometa.layers.padding import out_size_and_pads
@@ -327,120 +328,3 @@ def net_for(model) -> FusedNet:
     (:func:`fometa.parallel.tune_allocator`)."""
     parallel.tune_allocator()
     return FusedNet(model)
-
-
-# --------------------------------------------------------------------------------------
-# the inner loop on flat buffers
-# --------------------------------------------------------------------------------------
-def flat_state(state, layout: tree.FlatLayout):
-    """An optimizer state with its per-parameter trees packed into one ``(T, P)`` leaf each."""
-    if isinstance(state, optim.AdamState):
-        return optim.AdamState(state.count, {"flat": layout.flatten(state.mu)}, {"flat": layout.flatten(state.nu)})
-    return state
-
-
-def tree_state(state, layout: tree.FlatLayout):
-    """Inverse of :func:`flat_state`: per-parameter views into the flat leaves."""
-    if isinstance(state, optim.AdamState):
-        return optim.AdamState(state.count, layout.views(state.mu["flat"]), layout.views(state.nu["flat"]))
-    return state
-
-
-def supports(model, opt) -> bool:
-    """Whether :func:`adapt` runs ``model`` with ``opt`` (a fused Sequential with SGD or Adam)."""
-    from fometa.models.sequential import Sequential
-
-    return isinstance(model, Sequential) and model.fused and isinstance(opt, (optim.SGD, optim.Adam))
-
-
-def _state_take(state, s):
-    if isinstance(state, optim.AdamState):
-        return optim.AdamState(state.count[s], {"flat": state.mu["flat"][s]}, {"flat": state.nu["flat"][s]})
-    return state
-
-
-def _state_concat(states):
-    first = states[0]
-    if isinstance(first, optim.AdamState):
-        xp = array_module(first.nu["flat"])
-        cat = lambda xs: xp.concatenate(xs, axis=0)  # noqa: E731
-        return optim.AdamState(
-            cat([st.count for st in states]), {"flat": cat([st.mu["flat"] for st in states])}, {"flat": cat([st.nu["flat"] for st in states])}
-        )
-    return first
-
-
-def _adapt_block(net, opt, flat, steps, fstate, keep):
-    """The inner loop of one block of tasks on flat buffers (``flat`` is updated in place
-    unless ``keep``). Returns ``(flat, state, losses, params_i, directions_i, states_i)``."""
-    layout = net.layout
-    losses, params_i, directions, states = [], [], [], []
-    for x, y in steps:
-        loss, g = net.loss_and_grad(layout.views(flat), x, y)
-        updates, fstate = opt.update({"flat": g}, fstate)
-        if keep:
-            flat = flat + updates["flat"]
-            params_i.append(flat)
-            directions.append(updates["flat"] * (-1.0 / opt.step_size(fstate)))
-            states.append(fstate)
-        else:
-            flat += updates["flat"]
-        losses.append(loss)
-    return flat, fstate, losses, params_i, directions, states
-
-
-def adapt(model, params, steps, opt, state, keep: bool = False):
-    """:func:`fometa.meta.adapt` on flat buffers: one ``(T, P)`` array for the parameters and
-    for each optimizer moment, so that every inner step's update is a few array calls.
-
-    The tasks run in blocks (:func:`fometa.parallel.map_blocks`: on several threads when
-    :func:`fometa.parallel.set_threads` asks for them); every task computes the same numbers
-    in any block. Returns the same ``(phi_tilde, state, trajectory)`` as
-    :func:`fometa.meta.adapt`, with trees of views into the flat buffers.
-    """
-    from fometa.meta import Trajectory
-
-    net = net_for(model)
-    layout = net.layout
-    flat = layout.flatten(params)
-    fstate = flat_state(state, layout)
-
-    def block(s):
-        return _adapt_block(net, opt, flat[s], [(x[s], y[s]) for x, y in steps], _state_take(fstate, s), keep)
-
-    host = backend_of(flat).chunk_bytes is not None  # a GPU takes the whole task axis at once
-    parts = parallel.map_blocks(block, flat.shape[0], max_block=_max_block(net, steps) if host else None, host=host)
-    xp = array_module(flat)
-    if len(parts) == 1:
-        flat, fstate, losses, params_i, directions, states = parts[0]
-    else:
-        cat = lambda xs: xp.concatenate(xs, axis=0)  # noqa: E731
-        if keep:
-            flat = cat([p[0] for p in parts])
-        fstate = _state_concat([p[1] for p in parts])
-        losses = [cat(ls) for ls in zip(*(p[2] for p in parts))]
-        params_i = [cat(ls) for ls in zip(*(p[3] for p in parts))]
-        directions = [cat(ls) for ls in zip(*(p[4] for p in parts))]
-        states = [_state_concat(ls) for ls in zip(*(p[5] for p in parts))]
-    traj = Trajectory(
-        [params] + [layout.views(f) for f in params_i] if keep else [],
-        [layout.views(d) for d in directions],
-        [tree_state(st, layout) for st in states],
-        losses,
-    )
-    return layout.views(flat), tree_state(fstate, layout), traj
-
-
-#: Tasks of one block go through the network together; blocks run one after another on each
-#: thread. Small blocks keep a block's activations in the CPU's caches.
-BLOCK_BYTES = 48 << 20
-#: Bytes of activations and patch matrices per byte of a task's input, roughly (for block sizes).
-ACTIVATION_FACTOR = 200
-
-
-def _max_block(net, steps) -> int | None:
-    if not steps:
-        return None
-    x = steps[0][0]
-    per_task = x[0].nbytes
-    return max(1, int(BLOCK_BYTES // max(1, per_task * ACTIVATION_FACTOR)))

@@ -1,0 +1,162 @@
+"""The inner loop: ``k`` optimizer steps on a task's mini-batches, for many tasks at once.
+
+Notation as :mod:`fometa.meta`: starting at ``phi_1 = phi``, step ``i`` moves
+``phi_{i+1} = phi_i - lr * u_i`` on the mini-batch loss ``L_i``. :func:`adapt` is the
+specification, written on parameter trees; :func:`adapt_flat` runs the same steps for networks
+on the fused engine (:mod:`fometa.models.fused`) on one ``(T, P)`` buffer for the parameters and
+one per optimizer moment, so that every step's update is a handful of array calls, with the
+task axis cut into blocks that run on several threads (:func:`fometa.parallel.map_blocks`).
+``tests/test_fused.py`` holds the two to each other.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from fometa import optim, parallel, tree
+from fometa.backends import array_module, backend_of
+from fometa.models.fused import net_for
+from fometa.models.sequential import Sequential
+
+__all__ = ["Trajectory", "adapt", "adapt_flat", "supports_flat", "flat_state", "tree_state"]
+
+
+class Trajectory(NamedTuple):
+    params: list  # phi_1 .. phi_{k+1} (only kept when asked)
+    directions: list  # u_1 .. u_k in gradient units (only kept when asked)
+    states: list  # optimizer state after each step (only kept when asked)
+    losses: list  # L_i(phi_i), each (T,)
+
+
+def adapt(model, params, steps, opt, state, keep: bool = False):
+    """Run the inner loop: one optimizer step per ``(x, y)`` in ``steps`` (task-batched arrays).
+
+    Returns ``(phi_tilde, state, trajectory)``; with ``keep`` the trajectory records every
+    ``phi_i``, direction ``u_i`` and post-step state. Networks on the fused path run the loop
+    on flat buffers (:func:`adapt_flat`); this loop is its specification.
+    """
+    if supports_flat(model, opt):
+        return adapt_flat(model, params, steps, opt, state, keep)
+    traj = Trajectory([params] if keep else [], [], [], [])
+    for x, y in steps:
+        loss, grads = model.loss_and_grad(params, x, y)
+        updates, state = opt.update(grads, state)
+        params = tree.add(params, updates)
+        traj.losses.append(loss)
+        if keep:
+            traj.params.append(params)
+            traj.directions.append(tree.scale(updates, -1.0 / opt.step_size(state)))
+            traj.states.append(state)
+    return params, state, traj
+
+
+# --------------------------------------------------------------------------------------
+# the same loop on flat buffers
+# --------------------------------------------------------------------------------------
+def flat_state(state, layout: tree.FlatLayout):
+    """An optimizer state with its per-parameter trees packed into one ``(T, P)`` leaf each."""
+    if isinstance(state, optim.AdamState):
+        return optim.AdamState(state.count, {"flat": layout.flatten(state.mu)}, {"flat": layout.flatten(state.nu)})
+    return state
+
+
+def tree_state(state, layout: tree.FlatLayout):
+    """Inverse of :func:`flat_state`: per-parameter views into the flat leaves."""
+    if isinstance(state, optim.AdamState):
+        return optim.AdamState(state.count, layout.views(state.mu["flat"]), layout.views(state.nu["flat"]))
+    return state
+
+
+def supports_flat(model, opt) -> bool:
+    """Whether :func:`adapt_flat` runs ``model`` with ``opt`` (a fused Sequential with SGD or Adam)."""
+    return isinstance(model, Sequential) and model.fused and isinstance(opt, (optim.SGD, optim.Adam))
+
+
+def _state_take(state, s):
+    if isinstance(state, optim.AdamState):
+        return optim.AdamState(state.count[s], {"flat": state.mu["flat"][s]}, {"flat": state.nu["flat"][s]})
+    return state
+
+
+def _state_concat(states):
+    first = states[0]
+    if isinstance(first, optim.AdamState):
+        xp = array_module(first.nu["flat"])
+        cat = lambda xs: xp.concatenate(xs, axis=0)  # noqa: E731
+        return optim.AdamState(
+            cat([st.count for st in states]), {"flat": cat([st.mu["flat"] for st in states])}, {"flat": cat([st.nu["flat"] for st in states])}
+        )
+    return first
+
+
+def _adapt_block(net, opt, flat, steps, fstate, keep):
+    """The inner loop of one block of tasks on flat buffers (``flat`` is updated in place
+    unless ``keep``). Returns ``(flat, state, losses, params_i, directions_i, states_i)``."""
+    layout = net.layout
+    losses, params_i, directions, states = [], [], [], []
+    for x, y in steps:
+        loss, g = net.loss_and_grad(layout.views(flat), x, y)
+        updates, fstate = opt.update({"flat": g}, fstate)
+        if keep:
+            flat = flat + updates["flat"]
+            params_i.append(flat)
+            directions.append(updates["flat"] * (-1.0 / opt.step_size(fstate)))
+            states.append(fstate)
+        else:
+            flat += updates["flat"]
+        losses.append(loss)
+    return flat, fstate, losses, params_i, directions, states
+
+
+def adapt_flat(model, params, steps, opt, state, keep: bool = False):
+    """:func:`adapt` on flat buffers: one ``(T, P)`` array for the parameters and
+    for each optimizer moment, so that every inner step's update is a few array calls.
+
+    The tasks run in blocks (:func:`fometa.parallel.map_blocks`: on several threads when
+    :func:`fometa.parallel.set_threads` asks for them); every task computes the same numbers
+    in any block. Returns the same ``(phi_tilde, state, trajectory)`` as
+    :func:`adapt`, with trees of views into the flat buffers.
+    """
+    net = net_for(model)
+    layout = net.layout
+    flat = layout.flatten(params)
+    fstate = flat_state(state, layout)
+
+    def block(s):
+        return _adapt_block(net, opt, flat[s], [(x[s], y[s]) for x, y in steps], _state_take(fstate, s), keep)
+
+    host = backend_of(flat).chunk_bytes is not None  # a GPU takes the whole task axis at once
+    parts = parallel.map_blocks(block, flat.shape[0], max_block=_max_block(net, steps) if host else None, host=host)
+    xp = array_module(flat)
+    if len(parts) == 1:
+        flat, fstate, losses, params_i, directions, states = parts[0]
+    else:
+        cat = lambda xs: xp.concatenate(xs, axis=0)  # noqa: E731
+        if keep:
+            flat = cat([p[0] for p in parts])
+        fstate = _state_concat([p[1] for p in parts])
+        losses = [cat(ls) for ls in zip(*(p[2] for p in parts))]
+        params_i = [cat(ls) for ls in zip(*(p[3] for p in parts))]
+        directions = [cat(ls) for ls in zip(*(p[4] for p in parts))]
+        states = [_state_concat(ls) for ls in zip(*(p[5] for p in parts))]
+    traj = Trajectory(
+        [params] + [layout.views(f) for f in params_i] if keep else [],
+        [layout.views(d) for d in directions],
+        [tree_state(st, layout) for st in states],
+        losses,
+    )
+    return layout.views(flat), tree_state(fstate, layout), traj
+
+
+#: Tasks of one block go through the network together; blocks run one after another on each
+#: thread. Small blocks keep a block's activations in the CPU's caches.
+BLOCK_BYTES = 48 << 20
+#: Bytes of activations and patch matrices per byte of a task's input, roughly (for block sizes).
+ACTIVATION_FACTOR = 200
+
+
+def _max_block(net, steps) -> int | None:
+    if not steps:
+        return None
+    x = steps[0][0]
+    per_task = x[0].nbytes
+    return max(1, int(BLOCK_BYTES // max(1, per_task * ACTIVATION_FACTOR)))

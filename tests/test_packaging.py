@@ -1,5 +1,5 @@
 """Packaging: ``import fometa`` stays light, the repository's helper folders are never
-importable as top-level modules, and ``fometa.backends`` is the repository's ``backends/``."""
+importable as top-level modules, and ``fometa.backends`` is the package's own ``fometa/backends/``."""
 import json
 import subprocess
 import sys
@@ -42,15 +42,15 @@ def test_no_top_level_helper_modules(tmp_path):
     )
 
 
-def test_fometa_backends_is_the_repository_folder(tmp_path):
+def test_fometa_backends_is_the_package_folder(tmp_path):
     where = _python(
         "import fometa, fometa.backends, fometa.backends.kernels as k, json; "
         "print(json.dumps([fometa.__file__, fometa.backends.__file__, k.__file__]))",
         tmp_path,
     )
     assert Path(where[0]).resolve() == REPO / "fometa" / "__init__.py", f"fometa comes from {where[0]}"
-    assert Path(where[1]).resolve() == REPO / "backends" / "__init__.py", f"fometa.backends comes from {where[1]}"
-    assert Path(where[2]).resolve() == REPO / "backends" / "kernels.py", f"fometa.backends.kernels from {where[2]}"
-    assert Path(fometa.backends.__file__).resolve() == REPO / "backends" / "__init__.py", (
+    assert Path(where[1]).resolve() == REPO / "fometa" / "backends" / "__init__.py", f"fometa.backends comes from {where[1]}"
+    assert Path(where[2]).resolve() == REPO / "fometa" / "backends" / "kernels.py", f"fometa.backends.kernels from {where[2]}"
+    assert Path(fometa.backends.__file__).resolve() == REPO / "fometa" / "backends" / "__init__.py", (
         f"in the test process, fometa.backends comes from {fometa.backends.__file__}"
     )

@@ -3,10 +3,7 @@
 #
 #   bash tools/gpu_check.sh          # PYTHON=... to pick the interpreter (default python3)
 #
-# 1. stages an importable fometa without pip: a temporary folder holding a copy of fometa/ with
-#    backends/ placed at fometa/backends (as pyproject's package-dir maps it), plus tests/ and
-#    pyproject.toml, and puts it first on PYTHONPATH; everything runs from there, so the
-#    repository root's own fometa/ (which has no backends/) is never on sys.path;
+# 1. puts the repository first on PYTHONPATH, so that its fometa/ imports without pip;
 # 2. prints the GPU's name (nvidia-smi);
 # 3. runs the GPU tests: python3 -m pytest -q -m gpu tests/ (HYPOTHESIS_PROFILE=dev);
 # 4. benchmarks forward+backward on NumPy and on CuPy (fometa bench --tasks 1 5 --batch 10).
@@ -18,20 +15,12 @@ set -uo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-python3}"
-STAGE="$(mktemp -d "${TMPDIR:-/tmp}/fometa-gpu-check.XXXXXX")"
-trap 'rm -rf "$STAGE"' EXIT
 status=0
 
-cp -R "$REPO/fometa" "$STAGE/fometa"
-rm -rf "$STAGE/fometa/backends"
-cp -R "$REPO/backends" "$STAGE/fometa/backends"
-cp -R "$REPO/tests" "$STAGE/tests"
-cp "$REPO/pyproject.toml" "$STAGE/pyproject.toml"
-find "$STAGE" -name __pycache__ -type d -prune -exec rm -rf {} +
-export PYTHONPATH="$STAGE${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONDONTWRITEBYTECODE=1
 export HYPOTHESIS_PROFILE=dev
-cd "$STAGE" || exit 1
+cd "$REPO" || exit 1
 
 echo "== GPU"
 if command -v nvidia-smi >/dev/null 2>&1; then
@@ -40,9 +29,9 @@ else
     echo "nvidia-smi not found: no NVIDIA driver on this machine"
 fi
 
-echo "== fometa (staged, not installed)"
+echo "== fometa (from the repository, not installed)"
 if ! "$PY" -c 'import fometa, fometa.backends as b, numpy; print("fometa", fometa.__version__, "from", fometa.__file__); print("fometa.backends from", b.__file__); print("numpy", numpy.__version__)'; then
-    echo "FAILED: cannot import the staged fometa"
+    echo "FAILED: cannot import fometa from the repository"
     exit 1
 fi
 

@@ -138,17 +138,21 @@ def verify_sha256(path, expected: str) -> str:
     return actual
 
 
-def open_image(data: bytes, where: str):
-    """Decode image bytes with Pillow (fully loaded); :class:`DataError` naming ``where`` if unreadable."""
+def open_image(data: bytes, where: str, load: bool = True):
+    """Decode image bytes with Pillow (fully loaded, or only the header with ``load=False``);
+    :class:`DataError` naming ``where`` if unreadable."""
     import io
 
     from PIL import Image, UnidentifiedImageError
 
     try:
         img = Image.open(io.BytesIO(data))
-        img.load()
+        if load:
+            img.load()
     except UnidentifiedImageError:
         raise DataError(where, "not a readable image (format not recognized)") from None
+    except Image.DecompressionBombError as exc:
+        raise DataError(where, f"image too large: {exc}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise DataError(where, f"not a readable image: {exc}") from None
     return img

@@ -1,8 +1,9 @@
 """Read-only views of a folder, a ``.zip`` or a ``.tar``/``.tar.gz`` as one file tree.
 
 Packers read archives in place (nothing is extracted to disk). A :class:`FileTree` lists its
-regular files as sorted POSIX paths relative to its root and reads them as bytes. Hidden
-entries (a path part starting with ``.``) and ``__MACOSX/`` resource forks are skipped.
+regular files as sorted POSIX paths relative to its root and reads them as bytes, and lists its
+folders (empty ones too, where the archive records them). Hidden entries (a path part starting
+with ``.``) and ``__MACOSX/`` resource forks are skipped; a tar's leading ``./`` is dropped.
 Every read failure becomes a one-line :class:`~fometa.data._io.DataError`.
 """
 from __future__ import annotations
@@ -24,6 +25,13 @@ _TEXT_MAX = 16 << 20
 _ARCHIVE_ERRORS = (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, OSError, ValueError)
 
 
+def _member_name(name: str) -> str:
+    """An archive member's path without leading ``./`` (``tar -C folder .`` writes those)."""
+    while name.startswith("./"):
+        name = name[2:]
+    return name
+
+
 def _skipped(name: str) -> bool:
     return any(part.startswith(".") or part == "__MACOSX" for part in name.split("/"))
 
@@ -32,13 +40,17 @@ class FileTree:
     """Files of a folder or archive: ``names`` (sorted), ``read(name)``, ``iter_read(names)``.
 
     ``kind`` is ``"folder"``, ``"zip"`` or ``"tar"``; ``path`` the folder or archive; ``display(name)``
-    the path shown in errors (``<archive>/<member>``).
+    the path shown in errors (``<archive>/<member>``); ``dirs`` the sorted folder paths (no trailing
+    ``/``): those holding files, and empty ones that the folder or archive records.
     """
 
-    def __init__(self, path: Path, kind: str, names: list[str]):
+    def __init__(self, path: Path, kind: str, names: list[str], dirs=()):
         self.path = Path(path)
         self.kind = kind
         self.names = names
+        parents = {name.rsplit("/", 1)[0] for name in names if "/" in name}
+        dirs = {d.rstrip("/") for d in dirs if d.rstrip("/") and not _skipped(d.rstrip("/"))} | parents
+        self.dirs = sorted({"/".join(d.split("/")[:i]) for d in dirs for i in range(1, d.count("/") + 2)})
 
     def display(self, name: str = "") -> str:
         return str(self.path / name) if name else str(self.path)
@@ -70,15 +82,17 @@ class FileTree:
 
 class _Folder(FileTree):
     def __init__(self, path: Path):
-        names = []
+        names, dirs = [], []
         for dirpath, dirnames, filenames in os.walk(path, onerror=None):
             dirnames.sort()
             rel = Path(dirpath).relative_to(path).as_posix()
+            if rel != ".":
+                dirs.append(rel)
             for f in sorted(filenames):
                 name = f if rel == "." else f"{rel}/{f}"
                 if not _skipped(name) and os.path.isfile(os.path.join(dirpath, f)):
                     names.append(name)
-        super().__init__(path, "folder", sorted(names))
+        super().__init__(path, "folder", sorted(names), dirs)
 
     def read(self, name: str) -> bytes:
         try:
@@ -95,7 +109,7 @@ class _Zip(FileTree):
         except _ARCHIVE_ERRORS as exc:
             raise DataError(path, f"not a readable zip archive (truncated or corrupt?): {exc}") from None
         names = sorted(i.filename for i in infos if not i.is_dir() and not _skipped(i.filename))
-        super().__init__(path, "zip", names)
+        super().__init__(path, "zip", names, [i.filename for i in infos if i.is_dir()])
 
     def read(self, name: str) -> bytes:
         try:
@@ -112,22 +126,25 @@ class _Tar(FileTree):
     again in archive order, so memory holds one member at a time whatever the compression."""
 
     def __init__(self, path: Path):
-        names = []
+        names, dirs = [], []
         self._text: dict[str, bytes] = {}
         try:
             with tarfile.open(path, "r|*") as tf:
                 while (member := tf.next()) is not None:
                     tf.members.clear()  # a stream keeps every TarInfo otherwise
-                    if member.isfile() and not _skipped(member.name):
-                        names.append(member.name)
-                        if member.name.lower().endswith(_TEXT_SUFFIXES) and member.size <= _TEXT_MAX:
+                    name = _member_name(member.name)
+                    if member.isdir():
+                        dirs.append(name)
+                    if member.isfile() and not _skipped(name):
+                        names.append(name)
+                        if name.lower().endswith(_TEXT_SUFFIXES) and member.size <= _TEXT_MAX:
                             # index files (csv) are kept so reading them needs no second pass
-                            self._text[member.name] = tf.extractfile(member).read()
+                            self._text[name] = tf.extractfile(member).read()
         except _ARCHIVE_ERRORS as exc:
             raise DataError(path, f"not a readable tar archive (truncated or corrupt?): {exc}") from None
         if len(set(names)) != len(names):
             raise DataError(path, "tar archive holds the same file name twice")
-        super().__init__(path, "tar", sorted(names))
+        super().__init__(path, "tar", sorted(names), dirs)
 
     def read(self, name: str) -> bytes:
         if name in self._text:
@@ -143,14 +160,15 @@ class _Tar(FileTree):
             with tarfile.open(self.path, "r|*") as tf:
                 while (member := tf.next()) is not None:
                     tf.members.clear()
-                    if member.name in wanted:
-                        current = self.display(member.name)
+                    name = _member_name(member.name)
+                    if name in wanted and member.isfile():
+                        current = self.display(name)
                         f = tf.extractfile(member)
                         data = f.read()
                         if len(data) != member.size:
                             raise EOFError("unexpected end of data")
-                        wanted.discard(member.name)
-                        yield member.name, data
+                        wanted.discard(name)
+                        yield name, data
                         if not wanted:
                             return
         except _ARCHIVE_ERRORS as exc:

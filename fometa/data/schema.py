@@ -1,9 +1,11 @@
 """The packed-file schema (version 1; described in full in ``datasets/README.md``) and checks
 that a file follows it.
 
-Every packed file has the root attributes ``dataset`` (``"omniglot"`` or ``"miniimagenet"``),
-``schema_version`` (int), ``fometa_version``, ``packing_options`` and ``sources`` (canonical JSON),
-and a ``sha256`` attribute on each dataset (:func:`~fometa.data._io.array_sha256` of its values).
+Every packed file has the root attributes ``dataset`` (``"omniglot"``, ``"miniimagenet"`` or
+``"folder"``), ``schema_version`` (int), ``fometa_version``, ``packing_options`` and ``sources``
+(canonical JSON), and a ``sha256`` attribute on each dataset (:func:`~fometa.data._io.array_sha256`
+of its values). ``folder`` files (``fometa data folder``, :func:`fometa.data.pack_arrays`) also
+record their preprocessing, ``image_spec`` (:class:`fometa.data.ImageSpec` as JSON).
 """
 from __future__ import annotations
 
@@ -13,14 +15,16 @@ from pathlib import Path
 
 from fometa.data._io import DataError, array_sha256
 
-__all__ = ["SCHEMA_VERSION", "KINDS", "PackedInfo", "open_packed", "inspect_packed", "verify_packed",
+__all__ = ["SCHEMA_VERSION", "KINDS", "SPLITS", "PackedInfo", "open_packed", "inspect_packed", "verify_packed",
            "required_datasets"]
 
 SCHEMA_VERSION = 1
-KINDS = ("omniglot", "miniimagenet")
+KINDS = ("omniglot", "miniimagenet", "folder")
 OMNIGLOT_DATASETS = ("alphabet", "character", "set", "drawing", "images105", "images28")
 MINIIMAGENET_SPLITS = ("train", "val", "test")
 MINIIMAGENET_DATASETS = ("images", "wnids", "filenames")
+SPLITS = MINIIMAGENET_SPLITS  # the split names any packed file may hold, in this order
+FOLDER_DATASETS = ("images", "offsets", "classes", "filenames")
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,8 @@ def required_datasets(kind: str, attrs: dict) -> list[str]:
     if kind == "omniglot":
         return list(OMNIGLOT_DATASETS)
     splits = attrs.get("splits", MINIIMAGENET_SPLITS)
-    return [f"{s}/{d}" for s in splits for d in MINIIMAGENET_DATASETS]
+    names = FOLDER_DATASETS if kind == "folder" else MINIIMAGENET_DATASETS
+    return [f"{s}/{d}" for s in splits for d in names]
 
 
 def open_packed(path, kind: str | None = None):
@@ -66,9 +71,12 @@ def open_packed(path, kind: str | None = None):
         raise DataError(path, f"not a readable HDF5 file: {exc}") from None
     try:
         attrs = {k: _attr(v) for k, v in f.attrs.items()}
-        for key in ("packing_options", "sources", "splits"):
+        for key in ("packing_options", "sources", "splits", "image_spec"):
             if isinstance(attrs.get(key), str):
-                attrs[key] = json.loads(attrs[key])
+                try:
+                    attrs[key] = json.loads(attrs[key])
+                except ValueError:
+                    raise DataError(path, f"attribute '{key}' is not valid JSON") from None
         found = attrs.get("dataset")
         if found is None or "schema_version" not in attrs:
             raise DataError(path, "not a fometa packed file (no 'dataset'/'schema_version' attributes)")
@@ -80,6 +88,11 @@ def open_packed(path, kind: str | None = None):
                                   f"{SCHEMA_VERSION}; repack the data with this version)")
         if kind is not None and found != kind:
             raise DataError(path, f"holds {found}, expected {kind}")
+        splits = attrs.get("splits")
+        if found == "folder" and (not isinstance(splits, list) or not splits
+                                  or any(s not in SPLITS for s in splits) or len(set(splits)) != len(splits)):
+            raise DataError(path, f"'splits' attribute must list distinct names among {', '.join(SPLITS)}, "
+                                  f"got {splits!r}")
         for name in required_datasets(found, attrs):
             if name not in f or not isinstance(f[name], h5py.Dataset):
                 raise DataError(path, f"missing dataset '{name}'")

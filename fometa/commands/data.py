@@ -1,4 +1,4 @@
-"""``fometa data``: pack Omniglot or Mini-ImageNet into HDF5, and inspect packed files.
+"""``fometa data``: pack Omniglot, Mini-ImageNet or any image folder into HDF5, and inspect packed files.
 
 ``fometa data omniglot [--source PATH_OR_URL ...] [--out datasets/omniglot.h5]`` packs the two
 official Omniglot zips. Each source is a local zip or folder, or a URL: a URL ending in ``/`` names
@@ -10,7 +10,12 @@ checked against the known SHA-256 of the official files (or ``--sha256``).
 ``fometa data miniimagenet --source PATH_OR_URL [--out datasets/miniimagenet.h5]`` packs a folder,
 zip or tar of Mini-ImageNet (there is no official download; a URL is fetched as one file).
 
-``fometa data info FILE [--verify]`` prints what a packed file holds (and checks its checksums).
+``fometa data folder --source PATH_OR_URL --out FILE.h5`` packs any folder, zip or tar of
+``<class>/<image>`` or ``{train,val,test}/<class>/<image>`` (``fometa/data/pack_folder.py``).
+
+``fometa data info FILE [--verify]`` prints what a packed file holds as JSON: its attributes,
+split sizes, example shape, the :class:`~fometa.data.ImageSpec` for new inputs and every
+dataset's shape and SHA-256 (``--verify`` recomputes those).
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ DOWNLOAD_DIR = "datasets/downloads"
 
 
 def add_arguments(p):
-    from fometa.data import pack_miniimagenet, pack_omniglot
+    from fometa.data import pack_folder, pack_miniimagenet, pack_omniglot
 
     sub = p.add_subparsers(dest="data_command", metavar="DATASET")
     sub.required = True
@@ -37,6 +42,14 @@ def add_arguments(p):
                    help="output file (default datasets/miniimagenet.h5)")
     _add_download_arguments(m)
     pack_miniimagenet.add_arguments(m)
+
+    d = sub.add_parser("folder", help="pack any image folder (<class>/<image>, or split folders) into HDF5",
+                       description="Pack a folder, .zip or .tar/.tar.gz of <class>/<image> or "
+                                   "{train,val,test}/<class>/<image> into HDF5.")
+    d.add_argument("--source", required=True, metavar="PATH_OR_URL", help="folder, .zip, .tar/.tar.gz or URL")
+    d.add_argument("--out", required=True, help="output file, e.g. datasets/mydata.h5")
+    _add_download_arguments(d)
+    pack_folder.add_arguments(d)
 
     i = sub.add_parser("info", help="print what a packed file holds")
     i.add_argument("file", help="a packed .h5 file")
@@ -87,6 +100,12 @@ def run(args) -> int:
             sources = fetch_sources(args.source, args.download_dir, args.sha256, progress, OMNIGLOT_FILES)
             out = mod.pack_omniglot(sources, args.out, mod.config_from_args(args), force=args.force,
                                     progress=progress)
+        elif args.data_command == "folder":
+            from fometa.data import pack_folder as mod
+
+            config = mod.config_from_args(args)
+            (source,) = fetch_sources([args.source], args.download_dir, args.sha256, progress)
+            out = mod.pack_folder(source, args.out, config, force=args.force, progress=progress)
         else:
             from fometa.data import pack_miniimagenet as mod
 
@@ -103,10 +122,7 @@ def run(args) -> int:
 def _info(args) -> int:
     import json
 
-    from fometa.data import inspect_packed, verify_packed
+    from fometa.data import describe_packed
 
-    info = verify_packed(args.file) if args.verify else inspect_packed(args.file)
-    print(json.dumps({"file": info.path, "dataset": info.kind, "schema_version": info.schema_version,
-                      **{k: v for k, v in info.attrs.items() if k not in ("dataset", "schema_version")},
-                      **({"verified": True} if args.verify else {})}, indent=1, sort_keys=True))
+    print(json.dumps(describe_packed(args.file, verify=args.verify), indent=1, sort_keys=True))
     return 0

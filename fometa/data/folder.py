@@ -1,0 +1,123 @@
+"""A ``folder`` file (``fometa data folder``, :func:`fometa.data.pack_arrays`) read as class-indexed splits.
+
+Each split stores its examples in one array ``images (N, H, W[, 3])``, class ``c`` being rows
+``offsets[c]:offsets[c + 1]`` (classes may differ in size). A split reads whole classes on demand
+(one contiguous slice) and keeps the ``cache_classes`` most recently used ones in memory (all
+of them by default: these files are usually small). Examples are float32 in [0, 1]: uint8
+``images`` are read as ``x / 255`` (as Mini-ImageNet), float32 ones as they are. The file is
+opened read-only on first use (again after a fork).
+"""
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+
+import numpy as np
+
+from fometa.data._io import DataError
+from fometa.data.schema import open_packed, verify_packed
+from fometa.data.splits import ClassSplit
+
+__all__ = ["FolderSplit", "load_folder"]
+
+
+class FolderSplit(ClassSplit):
+    """One split of a ``folder`` file: ``names`` are the class names, ``offsets`` ``(C + 1,)`` the
+    class boundaries in the split's rows; ``cache_classes``: classes kept in memory (``None``: all)."""
+
+    def __init__(self, path, split: str, names, offsets, example_shape, scale: int, cache_classes: int | None = None):
+        if cache_classes is not None and cache_classes < 0:
+            raise ValueError(f"cache_classes must be >= 0 or None, got {cache_classes}")
+        self.path = str(path)
+        self.split = split
+        self.names = tuple(str(n) for n in names)
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+        self.example_shape = tuple(int(n) for n in example_shape)
+        self.scale = scale
+        self.cache_classes = cache_classes
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._file = None
+        self._pid = None
+
+    def _group(self):
+        if self._file is None or self._pid != os.getpid():
+            import h5py
+
+            try:
+                self._file = h5py.File(self.path, "r")
+            except OSError as exc:
+                raise DataError(self.path, f"cannot open: {exc}") from None
+            self._pid = os.getpid()
+        return self._file[self.split]
+
+    def num_examples(self, c: int) -> int:
+        c = self._check_class(c)
+        return int(self.offsets[c + 1] - self.offsets[c])
+
+    def class_stored(self, c: int) -> np.ndarray:
+        """All examples of class ``c`` as stored (uint8 or float32), through the cache."""
+        c = self._check_class(c)
+        if c in self._cache:
+            self._cache.move_to_end(c)
+            return self._cache[c]
+        arr = self._group()["images"][self.offsets[c]:self.offsets[c + 1]]
+        if self.cache_classes is None or self.cache_classes > 0:
+            self._cache[c] = arr
+            while self.cache_classes is not None and len(self._cache) > self.cache_classes:
+                self._cache.popitem(last=False)
+        return arr
+
+    def get(self, c: int, indices) -> np.ndarray:
+        indices = np.asarray(indices, dtype=np.intp)
+        n = self.num_examples(c)
+        if indices.size and (indices.min() < -n or indices.max() >= n):
+            raise IndexError(f"example index out of range for a class of {n} examples")
+        x = self.class_stored(c)[indices]
+        return x.astype(np.float32) / np.float32(self.scale) if x.dtype == np.uint8 else x.astype(np.float32)
+
+    def filenames(self, c: int) -> list[str]:
+        """Source file names of class ``c``'s examples (for :func:`~fometa.data.pack_arrays`: indices)."""
+        c = self._check_class(c)
+        return list(self._group()["filenames"].asstr()[self.offsets[c]:self.offsets[c + 1]])
+
+    def close(self) -> None:
+        """Close the file and empty the cache (a later ``get`` reopens it)."""
+        if self._file is not None:
+            self._file.close()
+        self._file = None
+        self._cache.clear()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_file"], state["_pid"], state["_cache"] = None, None, OrderedDict()
+        return state
+
+
+def load_folder(path, cache_classes: int | None = None, verify: bool = False) -> dict:
+    """Splits ``{"train", "val", "test"}`` (those in the file) of a ``folder`` file as :class:`FolderSplit`.
+
+    ``cache_classes``: classes each split keeps in memory (``None``: every class read);
+    ``verify``: check the stored SHA-256 of every dataset first (reads the whole file).
+    """
+    if verify:
+        verify_packed(path)
+    f, info = open_packed(path, "folder")
+    with f:
+        splits = {}
+        for split in info.attrs["splits"]:
+            g = f[split]
+            names = g["classes"].asstr()[()]
+            offsets = g["offsets"][()]
+            images = g["images"]
+            n = images.shape[0]
+            if offsets.shape != (len(names) + 1,) or offsets[0] != 0 or offsets[-1] != n \
+                    or (np.diff(offsets) < 1).any() or g["filenames"].shape != (n,):
+                raise DataError(path, f"inconsistent shapes in {split}: {len(names)} classes, offsets "
+                                      f"{offsets.shape}, images {images.shape}, filenames {g['filenames'].shape}")
+            if images.dtype not in (np.uint8, np.float32) or images.ndim not in (3, 4) \
+                    or (images.ndim == 4 and images.shape[-1] != 3):
+                raise DataError(path, f"{split}/images must be uint8 or float32 (N, H, W[, 3]), got "
+                                      f"{images.dtype} {images.shape}")
+            scale = 255 if images.dtype == np.uint8 else 1
+            splits[split] = FolderSplit(path, split, names, offsets, images.shape[1:], scale, cache_classes)
+    return splits

@@ -289,7 +289,7 @@ def test_folder_packing_of_miniimagenet_equals_its_packer(gen, tmp_path):
 def test_a_sample_of_the_real_miniimagenet_jpegs(gen, tmp_path, capsys):
     """The first three classes of the real archive, five JPEGs each, as split folders, through the CLI."""
     if not gen.REAL_MINI.is_file():
-        pytest.skip(f"real Mini-ImageNet archive not found at {gen.REAL_MINI}: {gen.HOW}")
+        pytest.skip(f"real Mini-ImageNet archive not found at {gen.REAL_MINI}")
     src, taken = tmp_path / "sample", {}
     with tarfile.open(gen.REAL_MINI, "r|gz") as tf:
         for member in tf:

@@ -2,8 +2,9 @@
 
 Importing fometa needs only NumPy; h5py, CuPy, matplotlib and Pillow load where used.
 """
-from fometa import layers, models, tree
-from fometa.backends import Backend, BackendError, get_backend
+__version__ = "0.1.0"  # first: modules imported below may read it
 
-__version__ = "0.1.0"
+from fometa import layers, models, tree  # noqa: E402
+from fometa.backends import Backend, BackendError, get_backend  # noqa: E402
+
 __all__ = ["Backend", "BackendError", "get_backend", "layers", "models", "tree", "__version__"]

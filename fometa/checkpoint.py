@@ -26,11 +26,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fometa.atomic import atomic_path
-
 import numpy as np
 
-from fometa import optim
+from fometa import __version__, optim
+from fometa.atomic import atomic_path
+from fometa.backends import backend_of
 
 __all__ = ["Checkpoint", "CheckpointError", "save", "load", "FORMAT", "FORMAT_VERSION", "rng_state", "make_rng", "tree_digest"]
 
@@ -82,8 +82,6 @@ def make_rng(state: dict) -> np.random.Generator:
 def _host(a) -> np.ndarray:
     if isinstance(a, (np.ndarray, np.generic, int, float)):
         return np.asarray(a)
-    from fometa.backends import backend_of
-
     return np.asarray(backend_of(a).to_host(a))
 
 
@@ -128,8 +126,6 @@ def save(path, ckpt: Checkpoint) -> Path:
     """Write ``ckpt`` to ``path`` atomically (temporary file beside it, fsync, rename)."""
     import h5py
 
-    import fometa
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
@@ -137,7 +133,7 @@ def save(path, ckpt: Checkpoint) -> Path:
         attrs = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
-            "fometa_version": fometa.__version__,
+            "fometa_version": __version__,
             "iteration": int(ckpt.iteration),
             "config": json.dumps(ckpt.config, sort_keys=True),
             "rng_state": json.dumps(ckpt.rng_state, sort_keys=True),

@@ -11,6 +11,10 @@ import importlib
 import os
 import sys
 
+from fometa import distributed
+from fometa.backends import BackendError
+from fometa.commands.options import CLIError
+
 # name -> (module under fometa.commands, one-line help)
 COMMANDS = {
     "bench": ("bench", "time forward+backward passes, meta-iterations and evaluation tasks"),
@@ -24,10 +28,6 @@ COMMANDS = {
 
 #: the commands that split their work over the ranks of ``mpiexec -n N fometa ...`` (fometa.distributed)
 PARALLEL = ("train", "eval")
-
-
-class CLIError(Exception):
-    """A user error: printed as one line 'fometa: error: ...' with exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,9 +46,6 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     module = importlib.import_module(f"fometa.commands.{args._module}")
-    from fometa import distributed
-    from fometa.backends import BackendError
-
     try:
         comm = distributed.world()  # one process, or the ranks of mpiexec -n N (mpi4py only then)
     except distributed.MPIError as exc:

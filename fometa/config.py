@@ -28,7 +28,7 @@ from pathlib import Path
 __all__ = [
     "ConfigError", "DataConfig", "ModelConfig", "InnerConfig", "OuterConfig", "EvaluationConfig",
     "RunConfig", "PRESETS", "preset", "to_dict", "from_dict", "flatten", "apply_overrides", "load_file",
-    "diff", "settings", "parse_value", "RESUME_FREE", "FLAGS",
+    "diff", "settings", "parse_value", "RESUME_FREE", "RETIRED",
 ]
 
 DATASETS = ("omniglot", "miniimagenet", "sine")
@@ -36,7 +36,6 @@ ARCHS = {"omniglot": "omniglot_cnn", "miniimagenet": "miniimagenet_cnn", "sine":
 INITS = ("glorot", "torch")
 ALGORITHMS = ("reptile", "fomaml", "maml")
 EVAL_MODES = ("transductive", "per-query", "support-stats")
-GRAPH_MODES = ("auto", "on", "off")  # as fometa.graph.MODES
 
 
 class ConfigError(ValueError):
@@ -51,6 +50,8 @@ def _require(cond: bool, message: str):
 @dataclass(frozen=True)
 class DataConfig:
     """The data set: ``kind`` (omniglot, miniimagenet or sine) and, for images, the packed HDF5 file.
+
+    ``path`` is kept as given; a relative one is relative to the folder fometa runs in.
 
     Omniglot's split: ``protocol`` ``"paper"`` (``train_characters`` characters chosen with
     ``split_seed``, the rest for testing) or ``"background"``; ``augment_rotations`` adds the
@@ -182,7 +183,15 @@ class EvaluationConfig:
         for name in ("shots", "inner_batch", "queries_per_class", "tasks", "chunk"):
             _require(getattr(self, name) >= 1, f"eval.{name} must be at least 1, got {getattr(self, name)}")
         _require(self.inner_iters >= 0, f"eval.inner_iters must be non-negative, got {self.inner_iters}")
-        _require(self.mode in EVAL_MODES, f"eval.mode must be one of {', '.join(EVAL_MODES)}, got {self.mode!r}")
+        _require(self.mode in EVAL_MODES,
+                 f"eval.mode must be one of {', '.join(EVAL_MODES)}, got {self.mode!r} (unknown evaluation mode)")
+        _require(self.split in ("train", "val", "test"), f"eval.split must be train, val or test, got {self.split!r}")
+
+    def check_ways(self, ways: int) -> None:
+        """Raise :class:`ConfigError` unless a ``ways``-way support set can feed the inner mini-batches."""
+        _require(self.inner_batch <= ways * self.shots,
+                 f"eval.inner_batch ({self.inner_batch}) is larger than the support set ({ways} ways x "
+                 f"{self.shots} shots = {ways * self.shots} examples)")
 
 
 @dataclass(frozen=True)
@@ -193,9 +202,7 @@ class RunConfig:
     evaluation tasks of the train and the test split are logged; a checkpoint is written every
     ``checkpoint_every`` iterations (0: only at the end). ``seed`` seeds the one generator from
     which the initialization and every training task are drawn; ``backend`` is numpy, cupy or
-    cupy:N (None: ``$FOMETA_BACKEND`` or numpy). ``graph`` (auto, on or off) replays each
-    meta-iteration as a captured CUDA graph (:mod:`fometa.graph`); it changes how a run computes,
-    not what, and may change on resume.
+    cupy:N (None: ``$FOMETA_BACKEND`` or numpy).
     """
 
     preset: str = "custom"
@@ -210,10 +217,8 @@ class RunConfig:
     eval_interval: int = 1000
     interval_tasks: int = 20
     checkpoint_every: int = 1000
-    graph: str = "auto"
 
     def __post_init__(self):
-        _require(self.graph in GRAPH_MODES, f"graph must be one of {', '.join(GRAPH_MODES)}, got {self.graph!r}")
         _require(self.meta_iters >= 1, f"meta_iters must be at least 1, got {self.meta_iters}")
         _require(self.eval_interval >= 0, f"eval_interval must be non-negative (0: never), got {self.eval_interval}")
         _require(self.checkpoint_every >= 0,
@@ -239,10 +244,7 @@ class RunConfig:
                  f"inner.batch ({inner.batch}) is larger than a training task ({w} ways x {inner.shots} "
                  f"train shots = {w * inner.shots} examples)")
         _require(tail == 0 or inner.iters >= 2, "outer.tail_shots needs inner.iters of at least 2")
-        _require(ev.inner_batch <= w * ev.shots,
-                 f"eval.inner_batch ({ev.inner_batch}) is larger than the support set ({w} ways x "
-                 f"{ev.shots} shots = {w * ev.shots} examples)")
-        _require(ev.split in ("train", "val", "test"), f"eval.split must be train, val or test, got {ev.split!r}")
+        ev.check_ways(w)
         _require(ev.split != "val" or self.data.kind == "miniimagenet", "only Mini-ImageNet has a 'val' split")
 
 
@@ -413,15 +415,21 @@ def _build(flat: dict) -> RunConfig:
         raise ConfigError(f"invalid configuration: {exc}") from None
 
 
+#: Settings that earlier versions wrote and this one no longer has (``graph``: CUDA-graph replay,
+#: which never had a capture behind it): read from old run folders and checkpoints, and ignored.
+RETIRED = frozenset({"graph"})
+
+
 def from_dict(d: dict) -> RunConfig:
     """The configuration a (possibly partial) nested dict describes; missing settings take their defaults.
 
     A ``"preset"`` key names the base: the dict's other settings override that preset's.
+    :data:`RETIRED` settings are ignored.
     """
     if not isinstance(d, dict):
         raise ConfigError(f"a configuration must be a table/object, got {type(d).__name__}")
     base = preset(d["preset"]) if isinstance(d.get("preset"), str) and d["preset"] in PRESETS else RunConfig()
-    flat = flatten(d)
+    flat = {k: v for k, v in flatten(d).items() if k not in RETIRED}
     return apply_overrides(base, flat)
 
 
@@ -429,7 +437,8 @@ def load_file(path) -> dict:
     """The flat ``{dotted name: value}`` settings of a TOML (``.toml``) or JSON file.
 
     Sections are tables (``[inner]\\nlr = 0.001``); top-level keys are run settings and
-    ``preset = "omniglot-5way-1shot"``. Unknown names are rejected by :func:`apply_overrides`.
+    ``preset = "omniglot-5way-1shot"``. Unknown names are rejected; :data:`RETIRED` ones are ignored.
+    A relative ``data.path`` is relative to the current folder, as on the command line.
     """
     path = Path(path)
     try:
@@ -449,7 +458,7 @@ def load_file(path) -> dict:
         raise ConfigError(f"{path}: not a valid {'JSON' if path.suffix.lower() == '.json' else 'TOML'} file: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file must hold a table of settings")
-    flat = flatten(data)
+    flat = {k: v for k, v in flatten(data).items() if k not in RETIRED}
     known = settings()
     unknown = [k for k in flat if k not in known]
     if unknown:
@@ -458,9 +467,10 @@ def load_file(path) -> dict:
 
 
 #: Settings that may change when a run resumes: they decide what is logged, when checkpoints
-#: are written and where the run computes (a run is bit-exact on one backend), never what it learns.
-RESUME_FREE = frozenset({"eval_interval", "interval_tasks", "checkpoint_every", "backend", "graph", "eval.tasks",
-                         "eval.chunk", "eval.split", "eval.mode"})
+#: are written, where the run computes (a run is bit-exact on one backend) and where its data
+#: file lies, never what it learns.
+RESUME_FREE = frozenset({"eval_interval", "interval_tasks", "checkpoint_every", "backend", "data.path",
+                         "eval.tasks", "eval.chunk", "eval.split", "eval.mode"})
 
 
 def diff(a: RunConfig, b: RunConfig, ignore=()) -> list[tuple[str, object, object]]:
@@ -469,50 +479,57 @@ def diff(a: RunConfig, b: RunConfig, ignore=()) -> list[tuple[str, object, objec
     return [(k, fa[k], fb.get(k)) for k in fa if k not in ignore and fa[k] != fb.get(k)]
 
 
-#: Command-line flags of ``fometa train`` (and, for evaluation settings, ``fometa eval``): flag -> setting.
-#: Every setting but ``preset``, ``data.kind`` and ``model.arch`` (fixed by the preset) has one;
-#: ``--set NAME=VALUE`` reaches any setting by its dotted name.
-FLAGS: dict[str, str] = {
-    "--meta-iters": "meta_iters",
-    "--eval-interval": "eval_interval",
-    "--interval-tasks": "interval_tasks",
-    "--checkpoint-every": "checkpoint_every",
-    "--seed": "seed",
-    "--backend": "backend",
-    "--graph": "graph",
-    "--data": "data.path",
-    "--protocol": "data.protocol",
-    "--split-seed": "data.split_seed",
-    "--train-characters": "data.train_characters",
-    "--augment-rotations": "data.augment_rotations",
-    "--ways": "model.ways",
-    "--filters": "model.filters",
-    "--init": "model.init",
-    "--inner-optimizer": "inner.optimizer",
-    "--learning-rate": "inner.lr",
-    "--inner-beta1": "inner.beta1",
-    "--inner-beta2": "inner.beta2",
-    "--inner-eps": "inner.eps",
-    "--inner-batch": "inner.batch",
-    "--inner-iters": "inner.iters",
-    "--train-shots": "inner.shots",
-    "--replacement": "inner.replacement",
-    "--state-policy": "inner.state_policy",
-    "--algorithm": "outer.algorithm",
-    "--outer-optimizer": "outer.optimizer",
-    "--meta-step": "outer.meta_step",
-    "--meta-step-final": "outer.meta_step_final",
-    "--outer-lr": "outer.adam_lr",
-    "--meta-batch": "outer.meta_batch",
-    "--batched": "outer.batched",
-    "--tail-shots": "outer.tail_shots",
-    "--shots": "eval.shots",
-    "--eval-batch": "eval.inner_batch",
-    "--eval-iters": "eval.inner_iters",
-    "--queries": "eval.queries_per_class",
-    "--eval-replacement": "eval.replacement",
-    "--eval-mode": "eval.mode",
-    "--eval-tasks": "eval.tasks",
-    "--eval-chunk": "eval.chunk",
-    "--eval-split": "eval.split",
+#: What each setting means, in the paper's terms where it has one: the one source of the command
+#: line's help and of the documentation's settings table.
+DESCRIPTIONS: dict[str, str] = {
+    "preset": "the paper's setting this configuration starts from",
+    "seed": "seed of the run's one generator: the initialization and every training task",
+    "backend": "where the arrays live: numpy, cupy or cupy:N (none: $FOMETA_BACKEND, else numpy)",
+    "meta_iters": "meta-iterations (outer steps) of the run; the meta-step anneals to its final value over them",
+    "eval_interval": "log few-task train/test accuracy every this many meta-iterations (0: never)",
+    "interval_tasks": "tasks of each split behind each logged accuracy",
+    "checkpoint_every": "write a checkpoint every this many meta-iterations (0: only at the end)",
+    "data.kind": "the data set: omniglot, miniimagenet or sine",
+    "data.path": "the packed HDF5 data file (fometa data ...); relative to the folder fometa runs in",
+    "data.protocol": "Omniglot's split: paper (random characters for training, the rest for testing) "
+                     "or background (the background set for training)",
+    "data.split_seed": "seed of the paper protocol's random choice of training characters",
+    "data.train_characters": "characters for meta-training under the paper protocol (1200)",
+    "data.augment_rotations": "add each training character rotated by 90, 180 and 270 degrees as new classes",
+    "model.arch": "the network: omniglot_cnn, miniimagenet_cnn or sine_mlp",
+    "model.ways": "classes per task (N in N-way), the network's outputs",
+    "model.filters": "conv filters per layer (none: the paper's, 64 for Omniglot and 32 for Mini-ImageNet)",
+    "model.init": "initializer: glorot (TensorFlow's, the reference's) or torch (PyTorch's defaults)",
+    "inner.optimizer": "the inner loop's optimizer: adam (beta1 = 0 in the paper) or sgd",
+    "inner.lr": "the inner optimizer's learning rate (the paper's Adam step size)",
+    "inner.beta1": "Adam's first-moment decay in the inner loop (0 in the paper)",
+    "inner.beta2": "Adam's second-moment decay in the inner loop",
+    "inner.eps": "Adam's epsilon in the inner loop",
+    "inner.batch": "examples per inner mini-batch while meta-training (the paper's inner batch size)",
+    "inner.iters": "inner steps k per training task (the paper's inner iterations)",
+    "inner.shots": "examples per class in a training task (the paper's train shots)",
+    "inner.replacement": "draw the inner mini-batches with replacement",
+    "inner.state_policy": "carry: the inner optimizer's state flows from task to task (the reference); "
+                          "reset: every task starts fresh",
+    "outer.algorithm": "the meta-algorithm: reptile, fomaml or maml (second-order, for comparison)",
+    "outer.optimizer": "the outer step: interpolate (phi + eps (phi~ - phi), the paper's) or adam on the "
+                       "pseudo-gradient",
+    "outer.meta_step": "the meta-step size eps at the first iteration (the paper's outer step size)",
+    "outer.meta_step_final": "the meta-step size at the last iteration (linear annealing; 0 in the paper)",
+    "outer.adam_lr": "the outer Adam's learning rate (outer.optimizer = adam)",
+    "outer.meta_batch": "tasks per meta-iteration (the paper's meta-batch size)",
+    "outer.batched": "adapt a meta-batch's tasks in one pass on the task axis (else one after another, "
+                     "as the reference)",
+    "outer.tail_shots": "FOMAML/MAML: a separate final mini-batch of this many shots per class "
+                        "(the reference's --foml-tail)",
+    "eval.shots": "support examples per class in an evaluation task (K in K-shot)",
+    "eval.inner_batch": "support examples per inner step when evaluating (the paper's eval batch size)",
+    "eval.inner_iters": "inner steps on the support set when evaluating (50 in the paper)",
+    "eval.queries_per_class": "query examples per class in an evaluation task",
+    "eval.replacement": "draw the evaluation's inner mini-batches with replacement",
+    "eval.mode": "batch norm at prediction: transductive (all queries in one batch), per-query (support "
+                 "set + one query) or support-stats (statistics of the support set only)",
+    "eval.tasks": "evaluation tasks (10,000 in the paper)",
+    "eval.chunk": "evaluation tasks adapted at once on the task axis (memory, not results)",
+    "eval.split": "the split the evaluation tasks come from: train, val or test",
 }

@@ -5,25 +5,20 @@ same command, one process (a *rank*) per core or GPU. Notation as in :mod:`fomet
 
 Meta-training: every rank draws the same meta-batch of ``n`` tasks from the run's one generator
 (so the generator's stream, and every checkpoint, is the single process's) and adapts its share:
-rank ``r`` takes the contiguous tasks ``[lo_r, hi_r)`` of :func:`share` (``n_r`` tasks, the first
-``n mod N`` ranks one more than the rest) on the task axis and gets their mean pseudo-gradient
-``G_r`` and carried inner state. The ranks exchange ``n_r G_r`` as host arrays (``allgather``);
-every rank sums them in rank order and divides by ``n``,
-
-    G = (1/n) sum_r n_r G_r   (= the single process's mean over the meta-batch),
-
-and the carried state of the ``carry`` policy (Adam's moments ``mu``, ``nu``) the same way. Every
-rank then takes the same outer step on the same numbers, so all ranks hold identical parameters
-(checked at each checkpoint). The sums run in the same order as the single process's mean when
-every rank has one task (``n == N``): the parameters are then bit for bit the single process's on
-NumPy; with several tasks a rank, ``n_r G_r`` rounds ``G_r``'s own mean, and they agree to
-float32 round-off. ``N > n`` is refused, and so is the serial meta-batch under ``carry``
+rank ``r`` takes the contiguous tasks ``[lo_r, hi_r)`` of :func:`fometa.parallel.share` (the
+first ``n mod N`` ranks one more than the rest). :func:`task_results` is the provider that
+:meth:`fometa.meta.MetaLearner.apply` takes its per-task results from: every rank gathers every
+rank's per-task pseudo-gradients ``G_i``, final inner states and losses (``allgather`` of host
+arrays) and joins them in rank order, which is task order. Each task's numbers do not depend on
+how many tasks share its pass, so the joined results are the single process's, and the one
+outer step reduces them in the same order: parameters, optimizer states and log records equal
+the single process's bit for bit on NumPy, for every ``N`` up to the meta-batch, uneven shares
+included. ``N > n`` is refused, and so is the serial meta-batch under ``carry``
 (``outer.batched = false``: each task starts from the state the previous one left).
 
-Evaluation: the tasks are drawn in rounds of ``chunk * N``; every rank draws all of a round's
-tasks from the one generator (the single process's task stream) and adapts and predicts only its
-share, ``chunk`` or fewer tasks at once; the per-task accuracies are gathered in rank order, so
-the result is the single process's, task by task.
+Evaluation: :func:`fometa.evaluate.evaluate` takes the world as ``comm`` and splits each round of
+``chunk * N`` tasks the same way; the per-task accuracies are gathered in rank order, so the
+result is the single process's, task by task.
 
 Detection: :func:`world` reads the variables a launcher sets (``PMI_SIZE`` for MPICH's Hydra,
 ``OMPI_COMM_WORLD_SIZE`` for Open MPI, ``MV2_COMM_WORLD_SIZE`` for MVAPICH) and imports mpi4py
@@ -45,12 +40,13 @@ import os
 import sys
 import traceback
 
-import numpy as np
+from fometa import meta, parallel
+from fometa.backends import ENV_VAR as BACKEND_VAR
+from fometa.checkpoint import tree_digest
+from fometa.config import ConfigError
 
-from fometa import optim, tree
-
-__all__ = ["Single", "MPIWorld", "MPIError", "world", "world_size_from_env", "share", "weighted_mean",
-           "make_step", "check_training", "evaluate", "abort_on_error"]
+__all__ = ["Single", "MPIWorld", "MPIError", "world", "world_size_from_env", "task_results", "make_step",
+           "check_training", "check_same", "abort_on_error"]
 
 #: launcher variables holding the world size: MPICH/Intel MPI (Hydra), Open MPI, MVAPICH
 SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
@@ -69,17 +65,6 @@ def world_size_from_env(environ=None) -> int:
         if value.isdigit() and int(value) >= 1:
             return int(value)
     return 1
-
-
-def share(n: int, rank: int, size: int) -> tuple[int, int]:
-    """Rank ``rank``'s contiguous share ``[lo, hi)`` of ``n`` items split over ``size`` ranks.
-
-    Shares differ by at most one item (the first ``n mod size`` ranks take one more), and
-    concatenated in rank order they are ``range(n)``.
-    """
-    base, extra = divmod(n, size)
-    lo = rank * base + min(rank, extra)
-    return lo, lo + base + (rank < extra)
 
 
 # ------------------------------------------------------------------------------------------
@@ -125,8 +110,6 @@ class MPIWorld(Single):
         self.label = f"rank {self.rank}: "
         if not os.environ.get("FOMETA_THREADS", "").strip():
             # the node's cores are shared among its ranks (--threads still overrides this)
-            from fometa import parallel
-
             parallel.set_threads(max(1, parallel.available_cores() // self.local_size))
 
     @property
@@ -148,8 +131,6 @@ class MPIWorld(Single):
 
     def backend_name(self, name: str | None) -> str | None:
         """``cupy`` becomes ``cupy:N`` with ``N = local_rank mod visible GPUs``; other names stay."""
-        from fometa.backends import ENV_VAR as BACKEND_VAR
-
         resolved = name or os.environ.get(BACKEND_VAR) or "numpy"
         if resolved.strip().lower() != "cupy":
             return name
@@ -199,98 +180,44 @@ def abort_on_error(comm: Single):
 
 
 # ------------------------------------------------------------------------------------------
-# meta-training
+# meta-training: a provider of per-task results
 # ------------------------------------------------------------------------------------------
-def weighted_mean(parts, n: int):
-    """``(1/n) sum_r c_r t_r`` over ``parts = [(c_r, t_r), ...]`` (trees of host arrays), summed in order.
-
-    With every ``c_r == 1`` this is, operation for operation, NumPy's ``mean`` over a task axis.
-    """
-    total = None
-    for count, t in parts:
-        term = t if count == 1 else tree.scale(t, count)
-        total = term if total is None else tree.add(total, term)
-    return tree.map(lambda x: x / n, total)
-
-
 def check_training(comm: Single, meta_batch: int, batched: bool, state_policy: str) -> None:
     """Raise :class:`~fometa.config.ConfigError` (one line) when this meta-batch cannot be split over
     ``comm``'s ranks."""
-    from fometa.config import ConfigError
-
     if comm.size == 1:
         return
     if comm.size > meta_batch:
         raise ConfigError(f"{comm.size} processes for a meta-batch of {meta_batch} tasks: each process adapts at "
-                         f"least one task, so run at most {meta_batch} (mpiexec -n {meta_batch}) or raise "
-                         "--meta-batch")
+                          f"least one task, so run at most {meta_batch} (mpiexec -n {meta_batch}) or raise "
+                          "--meta-batch")
     if not batched and state_policy == "carry":
         raise ConfigError("the serial meta-batch (outer.batched = false) carries the inner state from task to task, "
-                         "so it cannot be split over processes: use --batched or --state-policy reset")
+                          "so it cannot be split over processes: use --batched or --state-policy reset")
+
+
+def task_results(learner, comm: Single, state, tasks) -> meta.TaskResults:
+    """Every task's results of the meta-batch ``tasks``, this rank adapting its share (module docstring)."""
+    if comm.size == 1:
+        return learner.task_results(state, tasks)
+    lo, hi = parallel.share(len(tasks), comm.rank, comm.size)
+    mine = meta.results_to_host(learner.task_results(state, tasks[lo:hi]))
+    return meta.results_to_backend(meta.concat_results(comm.allgather(mine)), learner.backend)
 
 
 def make_step(learner, comm: Single):
-    """``step(state, tasks) -> (state, info)``: ``learner.step``, or on several ranks its
-    data-parallel version (module docstring); raises as :func:`check_training`."""
-    if comm.size == 1:
-        return learner.step
+    """``step(state, tasks) -> (state, info)``: :meth:`~fometa.meta.MetaLearner.step` with this world's
+    ranks sharing the tasks; raises as :func:`check_training`."""
     c = learner.config
     check_training(comm, c.meta_batch, c.batched, c.state_policy)
-    carry = c.state_policy == "carry"
-
-    def step(state, tasks):
-        n = len(tasks)
-        lo, hi = share(n, comm.rank, comm.size)
-        g, inner, losses = learner.pseudo_gradient(state, tasks[lo:hi])
-        mine = (hi - lo, tree.to_host(g), optim.state_to_host(inner) if carry else None, losses)
-        parts = comm.allgather(mine)
-        g = tree.to_backend(weighted_mean([(p[0], p[1]) for p in parts], n), learner.backend)
-        if carry and isinstance(inner, optim.AdamState):  # every rank's count is the same
-            mu = weighted_mean([(p[0], p[2].mu) for p in parts], n)
-            nu = weighted_mean([(p[0], p[2].nu) for p in parts], n)
-            inner = optim.AdamState(inner.count, tree.to_backend(mu, learner.backend),
-                                    tree.to_backend(nu, learner.backend))
-        losses = np.concatenate([p[3] for p in parts], axis=1)
-        # the outer step, as MetaLearner.step takes it
-        updates, outer = learner.outer_opt.update(g, state.outer_state, state.iteration,
-                                                  learner.inner_opt.step_size(inner))
-        params = tree.add(state.params, updates)
-        info = {"loss_first": float(losses[0].mean()), "loss_last": float(losses[-1].mean())}
-        return state._replace(params=params, inner_state=inner, outer_state=outer, iteration=state.iteration + 1), info
-
-    return step
+    return lambda state, tasks: learner.apply(state, task_results(learner, comm, state, tasks))
 
 
 def check_same(comm: Single, params) -> None:
     """Raise :class:`RuntimeError` unless every rank holds bit for bit the same ``params``."""
     if comm.size == 1:
         return
-    import hashlib
-
-    digest = hashlib.sha256()
-    for name, value in tree.to_host(params).items():
-        digest.update(name.encode())
-        digest.update(np.ascontiguousarray(value).tobytes())
-    digests = comm.allgather(digest.hexdigest())
+    digests = comm.allgather(tree_digest(params))
     if len(set(digests)) != 1:
         raise RuntimeError("the ranks' parameters differ (ranks " +
                            ", ".join(str(r) for r, d in enumerate(digests) if d != digests[0]) + " from rank 0)")
-
-
-# ------------------------------------------------------------------------------------------
-# evaluation
-# ------------------------------------------------------------------------------------------
-def evaluate(model, params, ds, rng: np.random.Generator, cfg, inner_opt, inner_state=None, *, tasks: int = 10_000,
-             chunk: int = 250, backend=None, progress=None, modes=None, comm: Single | None = None, resume=None,
-             on_chunk=None):
-    """:func:`fometa.evaluate.evaluate` over the ranks of ``comm`` (default :func:`world`).
-
-    Same arguments and results, on every rank; ``chunk`` is the tasks each rank adapts at once.
-    ``progress`` is called on rank 0 only.
-    """
-    from fometa import evaluate as ev
-
-    comm = world() if comm is None else comm
-    return ev.evaluate(model, params, ds, rng, cfg, inner_opt, inner_state, tasks=tasks, chunk=chunk, backend=backend,
-                       progress=progress, modes=modes, comm=None if comm.size == 1 else comm, resume=resume,
-                       on_chunk=on_chunk)

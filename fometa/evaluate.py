@@ -16,45 +16,32 @@ one of three batch-norm modes:
                   support set only: no query influences any prediction but its own output.
 
 Tasks are drawn one after another from ``rng`` (task, then its mini-batch indices), so the
-result does not depend on how many tasks run at once (``chunk``).
+result does not depend on how many tasks run at once (``chunk``). The settings are a
+:class:`~fometa.config.EvaluationConfig` (the same type a run's configuration holds); the number
+of ways is the model's number of outputs.
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from fometa import optim, parallel, tree
+from fometa import atomic, optim, parallel, tree
 from fometa.backends import array_module, get_backend
 from fometa.checkpoint import make_rng, rng_state
-from fometa.distributed import share
-from fometa.layers.softmax_cross_entropy import accuracy as _accuracy
+from fometa.config import EVAL_MODES as MODES
+from fometa.config import EvaluationConfig
 from fometa.inner import adapt
+from fometa.layers.softmax_cross_entropy import accuracy as _accuracy
+from fometa.parallel import share
 from fometa.tasks import mini_batches, sample_task, split_support_query
 
-MODES = ("transductive", "per-query", "support-stats")
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    ways: int = 5
-    shots: int = 1
-    inner_batch: int = 5
-    inner_iters: int = 50
-    queries_per_class: int = 1
-    replacement: bool = False
-    mode: str = "transductive"
-
-    def __post_init__(self):
-        if self.mode not in MODES:
-            raise ValueError(f"unknown evaluation mode {self.mode!r}; expected one of {MODES}")
-        if self.inner_batch > self.ways * self.shots:
-            raise ValueError(
-                f"evaluation mini-batch of {self.inner_batch} is larger than the support set "
-                f"({self.ways} ways x {self.shots} shots = {self.ways * self.shots})"
-            )
+__all__ = ["MODES", "EvaluationConfig", "EvalProgress", "EvalResult", "mean_ci95", "draw_tasks", "adapt_on_support",
+           "predict", "evaluate", "PartialError", "save_partial", "load_partial"]
 
 
 @dataclass(frozen=True)
@@ -89,11 +76,12 @@ def mean_ci95(values) -> tuple[float, float]:
     return float(v.mean()), float(half)
 
 
-def draw_tasks(ds, rng: np.random.Generator, n: int, cfg: EvalConfig):
-    """``n`` evaluation tasks: support ``(n, S, ...)``/``(n, S)``, queries ``(n, Q, ...)``/``(n, Q)``, batch indices ``(n, iters, batch)``."""
+def draw_tasks(ds, rng: np.random.Generator, n: int, cfg: EvaluationConfig, ways: int):
+    """``n`` ``ways``-way evaluation tasks: support ``(n, S, ...)``/``(n, S)``, queries ``(n, Q, ...)``/``(n, Q)``,
+    batch indices ``(n, iters, batch)``."""
     sx, sy, qx, qy, idx = [], [], [], [], []
     for _ in range(n):
-        task = sample_task(ds, rng, cfg.ways, cfg.shots + cfg.queries_per_class)
+        task = sample_task(ds, rng, ways, cfg.shots + cfg.queries_per_class)
         support, query = split_support_query(task, cfg.queries_per_class)
         sx.append(support.x)
         sy.append(support.y)
@@ -133,7 +121,7 @@ def evaluate(
     params,
     ds,
     rng: np.random.Generator,
-    cfg: EvalConfig,
+    cfg: EvaluationConfig,
     inner_opt,
     inner_state=None,
     *,
@@ -148,7 +136,7 @@ def evaluate(
 ):
     """Mean query accuracy over ``tasks`` tasks with its 95% confidence interval.
 
-    ``params`` and ``inner_state`` are single-task (the meta-learned initialization and the
+    Each task has as many classes as ``model`` has outputs. ``params`` and ``inner_state`` are single-task (the meta-learned initialization and the
     inner optimizer's state to start each task from; fresh when ``None``). ``progress(done, total)``
     is called after every chunk. With ``modes`` (several batch-norm modes), each task is adapted
     once and predicted in every mode: the result is then a ``dict`` mode -> :class:`EvalResult`
@@ -166,6 +154,8 @@ def evaluate(
     generator state replaces ``rng`` and its tasks count towards ``tasks``, so the result equals
     the uninterrupted evaluation's, task for task.
     """
+    ways = model.output_shape[-1]
+    cfg.check_ways(ways)
     if tasks < 1:
         raise ValueError(f"tasks must be at least 1, got {tasks}")
     if chunk < 1:
@@ -192,7 +182,7 @@ def evaluate(
     while done < tasks:
         m = min(chunk * size, tasks - done)
         lo, hi = (0, m) if comm is None else share(m, comm.rank, size)
-        mine = _chunk_accuracies(model, params, inner_opt, inner_state, draw_tasks(ds, rng, m, cfg), lo, hi, be, wanted)
+        mine = _chunk_accuracies(model, params, inner_opt, inner_state, draw_tasks(ds, rng, m, cfg, ways), lo, hi, be, wanted)
         for part in [mine] if comm is None else comm.allgather(mine):
             for mode, acc in part.items():
                 accs[mode].append(acc)
@@ -239,10 +229,6 @@ class PartialError(ValueError):
 
 def save_partial(path, settings: dict, progress: EvalProgress) -> None:
     """Write ``progress`` and the ``settings`` it belongs to as JSON, atomically (the old file or the new one)."""
-    import json
-
-    from fometa import atomic
-
     record = {"settings": settings, "done": progress.done, "seconds": progress.seconds,
               "rng_state": progress.rng_state,
               "accuracies": {m: [float(v) for v in a] for m, a in progress.accuracies.items()}}
@@ -252,9 +238,6 @@ def save_partial(path, settings: dict, progress: EvalProgress) -> None:
 def load_partial(path, settings: dict) -> EvalProgress | None:
     """The progress kept in ``path`` (``None`` if there is no file); :class:`PartialError` if it was written for
     other ``settings`` or cannot be read."""
-    import json
-    from pathlib import Path
-
     path = Path(path)
     if not path.exists():
         return None

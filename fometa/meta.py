@@ -23,6 +23,16 @@ optimizer's state flowing from task to task under the ``carry`` policy: the refe
 or *task-batched* (all tasks in one pass on the task axis; under ``carry`` the next iteration
 starts from the mean of the tasks' final states). Under ``reset`` every task starts from a fresh
 state, and the two modes compute the same update.
+
+One meta-iteration is two halves. A *provider* runs the meta-batch's inner loops and returns,
+per task and in task order, ``G_i``, the task's final inner state ``s_i`` and its inner losses
+(:class:`TaskResults`); :meth:`MetaLearner.task_results` is the provider of one process.
+:meth:`MetaLearner.apply` is the outer step, written once: it reduces the per-task results in
+task order (``G = mean_i G_i``; the carried state ``mean_i s_i``, or the last task's when
+serial) and applies the outer optimizer. Other ways of running are other providers of the same
+per-task results: several seeds on one task axis (:mod:`fometa.seeds`) and the tasks of a
+meta-batch split over MPI processes (:mod:`fometa.distributed`); the numbers each task gets do
+not depend on its company, so every provider gives the outer step the same input.
 """
 from __future__ import annotations
 
@@ -32,7 +42,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from fometa import optim, tree
-from fometa.backends import array_module, get_backend
+from fometa.backends import get_backend
 from fometa.hvp import hvp
 from fometa.inner import Trajectory, adapt  # noqa: F401 - Trajectory re-exported
 from fometa.tasks import stack_tasks, training_batches
@@ -201,6 +211,14 @@ class MetaState(NamedTuple):
     iteration: int
 
 
+class TaskResults(NamedTuple):
+    """What a provider hands the outer step: per-task results of a meta-batch, in task order."""
+
+    g: dict  # G_i of each task: leaves (T, ...)
+    inner: object  # each task's final inner-optimizer state (task-batched, T tasks)
+    losses: np.ndarray  # the inner losses L_1 .. L_k of each task, host (k, T)
+
+
 @dataclass
 class MetaLearner:
     """Meta-training of ``model``'s initialization with one algorithm, inner and outer optimizer."""
@@ -230,48 +248,83 @@ class MetaLearner:
             for _ in range(c.meta_batch)
         ]
 
-    def _to_backend(self, steps):
+    def to_backend(self, steps):
+        """Host ``(x, y)`` steps as arrays of this learner's backend."""
         be = self.backend
         return [(be.asarray(x), be.asarray(y)) for x, y in steps]
 
-    def _inner_state_for(self, carried, params, tasks: int):
-        """The inner state a task starts from: the carried one, or a fresh one under ``reset``."""
-        single = carried if self.config.state_policy == "carry" else self.inner_opt.init(params)
+    def start_state(self, state: MetaState, tasks: int):
+        """The inner state ``tasks`` tasks start from: the carried one, or a fresh one under ``reset``."""
+        single = state.inner_state if self.config.state_policy == "carry" else self.inner_opt.init(state.params)
         return optim.state_broadcast(single, tasks)
+
+    def run_tasks(self, phi, steps, inner):
+        """The algorithm on task-batched ``phi``, ``steps`` and start state ``inner``: ``(G_i, s_i, losses (k, T))``."""
+        g, inner, losses = self.algorithm.pseudo_gradient(self.model, phi, steps, self.inner_opt, inner)
+        return g, inner, np.stack([self.backend.to_host(loss) for loss in losses])
+
+    def task_results(self, state: MetaState, tasks) -> TaskResults:
+        """The provider of one process: every task of the meta-batch ``tasks`` adapted from ``state``.
+
+        Task-batched, all tasks go through one pass; serially, task ``i`` starts from the state
+        task ``i - 1`` left (under ``carry``), so the tasks run one after another.
+        """
+        if self.config.batched:
+            n = len(tasks)
+            return TaskResults(*self.run_tasks(tree.broadcast(state.params, n), self.to_backend(stack_tasks(tasks)),
+                                               self.start_state(state, n)))
+        phi, carried, parts = tree.broadcast(state.params, 1), state, []
+        for task in tasks:
+            g, inner, losses = self.run_tasks(phi, self.to_backend(stack_tasks([task])), self.start_state(carried, 1))
+            parts.append(TaskResults(g, inner, losses))
+            carried = carried._replace(inner_state=optim.state_mean_tasks(inner))
+        return concat_results(parts)
+
+    def reduce(self, state: MetaState, results: TaskResults):
+        """``(G, carried inner state)`` of a meta-batch's per-task results, reduced in task order."""
+        g = tree.mean_tasks(results.g)
+        if self.config.state_policy == "reset":
+            return g, state.inner_state
+        if self.config.batched:
+            return g, optim.state_mean_tasks(results.inner)
+        last = results.losses.shape[1] - 1  # serial: the state the last task left
+        return g, optim.state_mean_tasks(optim.state_take_task(results.inner, slice(last, last + 1)))
 
     def pseudo_gradient(self, state: MetaState, tasks):
         """Mean pseudo-gradient over the meta-batch ``tasks``, the next inner state, and losses ``(k, T)``."""
-        alg, opt = self.algorithm, self.inner_opt
-        if self.config.batched:
-            steps = self._to_backend(stack_tasks(tasks))
-            phi = tree.broadcast(state.params, len(tasks))
-            inner = self._inner_state_for(state.inner_state, state.params, len(tasks))
-            g, inner, losses = alg.pseudo_gradient(self.model, phi, steps, opt, inner)
-            g = tree.mean_tasks(g)
-            carried = optim.state_mean_tasks(inner)
-            losses = [self.backend.to_host(loss) for loss in losses]
-        else:
-            gs, losses, carried = [], [], state.inner_state
-            phi = tree.broadcast(state.params, 1)
-            for task in tasks:
-                inner = self._inner_state_for(carried, state.params, 1)
-                g, inner, task_losses = alg.pseudo_gradient(self.model, phi, self._to_backend(stack_tasks([task])), opt, inner)
-                gs.append(g)
-                carried = optim.state_mean_tasks(inner)
-                losses.append([self.backend.to_host(loss)[0] for loss in task_losses])
-            g = tree.mean_tasks(tree.map(lambda *xs: array_module(xs[0]).concatenate(xs), *gs))
-            losses = [np.array(col) for col in zip(*losses)]
-        if self.config.state_policy == "reset":
-            carried = state.inner_state
-        return g, carried, np.stack(losses)
+        results = self.task_results(state, tasks)
+        return (*self.reduce(state, results), results.losses)
+
+    def apply(self, state: MetaState, results: TaskResults) -> tuple[MetaState, dict]:
+        """The outer step: reduce a provider's per-task ``results`` and apply the outer optimizer."""
+        g, inner = self.reduce(state, results)
+        updates, outer = self.outer_opt.update(g, state.outer_state, state.iteration, self.inner_opt.step_size(inner))
+        params = tree.add(state.params, updates)
+        info = {"loss_first": float(results.losses[0].mean()), "loss_last": float(results.losses[-1].mean())}
+        return MetaState(params, inner, outer, state.iteration + 1), info
 
     def step(self, state: MetaState, tasks) -> tuple[MetaState, dict]:
         """One meta-iteration on the drawn meta-batch ``tasks`` (see :meth:`sample`)."""
-        g, inner, losses = self.pseudo_gradient(state, tasks)
-        updates, outer = self.outer_opt.update(g, state.outer_state, state.iteration, self.inner_opt.step_size(inner))
-        params = tree.add(state.params, updates)
-        info = {"loss_first": float(losses[0].mean()), "loss_last": float(losses[-1].mean())}
-        return MetaState(params, inner, outer, state.iteration + 1), info
+        return self.apply(state, self.task_results(state, tasks))
 
     def train_step(self, state: MetaState, ds, rng: np.random.Generator):
         return self.step(state, self.sample(ds, rng))
+
+
+def concat_results(parts) -> TaskResults:
+    """Per-task results of consecutive groups of tasks joined along the task axis, in order."""
+    if len(parts) == 1:
+        return parts[0]
+    return TaskResults(tree.concat_tasks([p.g for p in parts]), optim.state_concat_tasks([p.inner for p in parts]),
+                       np.concatenate([p.losses for p in parts], axis=1))
+
+
+def results_to_host(results: TaskResults) -> TaskResults:
+    """``results`` as host arrays (to send to other processes)."""
+    return TaskResults(tree.to_host(results.g), optim.state_to_host(results.inner), results.losses)
+
+
+def results_to_backend(results: TaskResults, backend) -> TaskResults:
+    """``results`` on ``backend``."""
+    return TaskResults(tree.to_backend(results.g, backend), optim.state_to_backend(results.inner, backend),
+                       results.losses)

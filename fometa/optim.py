@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fometa import tree
-from fometa.backends import array_module
+from fometa.backends import array_module, get_backend
 
 
 def _per_task(value, like):
@@ -78,7 +78,8 @@ class Adam:
         count = xp.zeros(() if tasks is None else (tasks,), dtype=xp.int64)
         return AdamState(count, tree.zeros_like(params), tree.zeros_like(params))
 
-    def _lr_t(self, count, xp):
+    def lr_t(self, count, xp):
+        """The step size ``lr * sqrt(1 - b2^t) / (1 - b1^t)`` after ``count`` steps (float64, per task)."""
         t = count.astype(xp.float64)
         return self.lr * xp.sqrt(1.0 - self.beta2**t) / (1.0 - self.beta1**t)
 
@@ -99,7 +100,7 @@ class Adam:
             return out
 
         nu = tree.map(second_moment, state.nu, grads)
-        lr_t = self._lr_t(count, xp)  # float64, per task
+        lr_t = self.lr_t(count, xp)  # float64, per task
         first = grads if b1 == 0.0 else mu
 
         def step(m, v):  # -lr_t * m / (sqrt(v) + eps), in the parameters' precision
@@ -114,7 +115,7 @@ class Adam:
     def precondition(self, state: AdamState, vector):
         """``lr_t * v / (sqrt(nu) + eps)`` with the state after the step (``nu`` held fixed)."""
         xp = array_module(next(iter(vector.values())))
-        lr_t = self._lr_t(state.count, xp)
+        lr_t = self.lr_t(state.count, xp)
         return tree.map(
             lambda x, v: (_per_task(lr_t, x) * x / (xp.sqrt(v) + self.eps)).astype(x.dtype, copy=False),
             vector,
@@ -148,6 +149,24 @@ def state_broadcast(state, tasks: int):
 def state_take_task(state, index):
     if isinstance(state, AdamState):
         return AdamState(state.count[index], tree.take_task(state.mu, index), tree.take_task(state.nu, index))
+    return state
+
+
+def state_concat_tasks(states):
+    """Join task-batched optimizer states along their task axis, in order."""
+    first = states[0]
+    if isinstance(first, AdamState) and len(states) > 1:
+        xp = array_module(first.count)
+        return AdamState(xp.concatenate([s.count for s in states], axis=0), tree.concat_tasks([s.mu for s in states]),
+                         tree.concat_tasks([s.nu for s in states]))
+    return first
+
+
+def state_to_backend(state, backend):
+    """The state with its arrays on ``backend`` (a name or a :class:`~fometa.backends.Backend`)."""
+    if isinstance(state, AdamState):
+        return AdamState(get_backend(backend).asarray(state.count), tree.to_backend(state.mu, backend),
+                         tree.to_backend(state.nu, backend))
     return state
 
 

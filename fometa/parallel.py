@@ -25,7 +25,8 @@ import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["set_threads", "get_threads", "available_cores", "map_blocks", "blocks", "set_blas_threads", "tune_allocator"]
+__all__ = ["set_threads", "get_threads", "available_cores", "map_blocks", "blocks", "share", "set_blas_threads",
+           "tune_allocator"]
 
 _THREADS: int | None = None  # None: not chosen yet (FOMETA_THREADS, else the cores)
 _POOL: ThreadPoolExecutor | None = None
@@ -146,6 +147,17 @@ def blocks(tasks: int, parts: int) -> list[slice]:
         out.append(slice(start, stop))
         start = stop
     return out
+
+
+def share(n: int, rank: int, size: int) -> tuple[int, int]:
+    """Worker ``rank``'s contiguous share ``[lo, hi)`` of ``n`` items split over ``size`` workers.
+
+    The shares are :func:`blocks`'s (the first ``n mod size`` one item longer), empty for the
+    workers beyond ``n``; concatenated in rank order they are ``range(n)``.
+    """
+    base, extra = divmod(n, size)
+    lo = rank * base + min(rank, extra)
+    return lo, lo + base + (rank < extra)
 
 
 _IN_BLOCK = threading.local()

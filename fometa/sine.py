@@ -1,39 +1,23 @@
-"""The sine-wave toy problem (paper, Section 6 / Figure 1; the reference's Reptile sine demo).
+"""The sine-wave task family (paper, Section 6 / Figure 1; the reference's Reptile sine demo).
 
 Tasks: ``y = A sin(x + b)``, ``A ~ U(0.1, 5)``, ``b ~ U(0, 2 pi)``; inputs on a grid of 50
-points in ``[-5, 5]``. Meta-training, per iteration: one task, one epoch over the 50 points
-in shuffled mini-batches of 10 (5 inner SGD steps, lr 0.02), outer step 0.1 annealed linearly
-to 0 over the run. Weights start as PyTorch's ``nn.Linear`` draws them, as in the reference
-demo (TensorFlow's Glorot init with zero biases starts every tanh unit centred at x = 0 and
-learns the phase far more slowly; ``SineConfig(init="glorot")`` selects it). Evaluation, per test task: 10 points drawn from the grid (with replacement,
-as the reference), 32 full-batch SGD steps on them, mean squared error over the whole grid.
+points in ``[-5, 5]``. A training task is one epoch over the 50 points in shuffled mini-batches
+(:func:`training_steps`); evaluation (:func:`evaluate`) draws points from the grid (with
+replacement, as the reference), takes full-batch SGD steps on them and scores the mean squared
+error over the whole grid. The settings (the ``sine`` preset of :mod:`fometa.config`: batches
+of 10, lr 0.02, outer step 0.1 annealed to 0 over 30,000 iterations, 32 steps on 10 points) reach
+these functions through :class:`fometa.problems.SineProblem`; ``fometa sine`` is the Figure 1
+experiment (:mod:`fometa.experiments.sine_wave`).
 """
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-
 import numpy as np
 
-from fometa import meta, models, optim, tree
+from fometa import models, optim, tree
+
+__all__ = ["GRID", "draw_sine", "sine_values", "training_steps", "evaluate", "plot"]
 
 GRID = np.linspace(-5, 5, 50, dtype=np.float32)[:, None]
-
-
-@dataclass(frozen=True)
-class SineConfig:
-    algorithm: str = "reptile"
-    meta_iters: int = 30_000
-    inner_lr: float = 0.02
-    inner_batch: int = 10
-    inner_epochs: int = 1
-    meta_step: float = 0.1
-    meta_step_final: float = 0.0
-    eval_tasks: int = 500
-    eval_points: int = 10
-    eval_steps: int = 32
-    seed: int = 0
-    init: str = "torch"  # the reference demo is PyTorch: nn.Linear's default initialization
 
 
 def draw_sine(rng: np.random.Generator, n: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -50,69 +34,46 @@ def sine_values(amp, phase, x):
     return (amp * np.sin(x + phase)).astype(np.float32)
 
 
-def training_steps(rng: np.random.Generator, cfg: SineConfig):
-    """One training task's inner mini-batches: ``[(x (B, 1), y (B, 1)), ...]``."""
+def training_steps(rng: np.random.Generator, batch: int = 10, epochs: int = 1):
+    """One training task's inner mini-batches: ``epochs`` shuffled passes over the grid, ``[(x (B, 1), y (B, 1)), ...]``."""
     amp, phase = draw_sine(rng)
     y_all = sine_values(amp, phase, GRID)[0]
     steps = []
-    for _ in range(cfg.inner_epochs):
+    for _ in range(epochs):
         order = rng.permutation(len(GRID))
-        for start in range(0, len(GRID), cfg.inner_batch):
-            sel = order[start : start + cfg.inner_batch]
+        for start in range(0, len(GRID), batch):
+            sel = order[start : start + batch]
             steps.append((GRID[sel], y_all[sel]))
     return steps
 
 
-def make_learner(cfg: SineConfig, backend=None) -> meta.MetaLearner:
-    steps = cfg.inner_epochs * -(-len(GRID) // cfg.inner_batch)
-    return meta.MetaLearner(
-        model=models.sine_mlp(init=cfg.init),
-        algorithm=meta.make_algorithm(cfg.algorithm),
-        inner_opt=optim.SGD(cfg.inner_lr),
-        outer_opt=meta.Interpolate(cfg.meta_step, cfg.meta_step_final, cfg.meta_iters),
-        config=meta.MetaConfig(ways=1, shots=1, inner_batch=cfg.inner_batch, inner_iters=steps, meta_batch=1, batched=False),
-        backend=backend,
-    )
+def evaluate(params, rng: np.random.Generator, *, tasks: int = 500, points: int = 10, steps: int = 32,
+             lr: float = 0.02, record_steps=(0, 1, 32)):
+    """Grid MSE after ``steps`` full-batch SGD steps (learning rate ``lr``) on ``points`` points, over
+    ``tasks`` tasks at once.
 
-
-def train(cfg: SineConfig, backend=None, progress=None):
-    """Meta-train the sine MLP; returns the learned (host) parameters and the untrained ones."""
-    rng = np.random.default_rng(cfg.seed)
-    learner = make_learner(cfg, backend)
-    init = learner.model.init(rng)
-    state = learner.init(init)
-    for i in range(cfg.meta_iters):
-        state, _ = learner.step(state, [training_steps(rng, cfg)])
-        if progress is not None and (i + 1) % 1000 == 0:
-            progress(i + 1, cfg.meta_iters)
-    return tree.to_host(state.params), init
-
-
-def evaluate(params, cfg: SineConfig, rng: np.random.Generator, record_steps=(0, 1, 32)):
-    """Grid MSE after ``eval_steps`` full-batch SGD steps on ``eval_points`` points, over ``eval_tasks`` tasks at once.
-
-    Returns the per-task MSE after the last step ``(n,)``, the mean MSE at each step in
+    Returns the per-task MSE after the last step ``(tasks,)``, the mean MSE at each step in
     ``record_steps``, and the predictions on the grid at those steps for the first task
     (for the figure), along with that task's amplitude, phase and points.
     """
-    model = models.sine_mlp(init=cfg.init)
-    n = cfg.eval_tasks
+    model = models.sine_mlp()
+    n = tasks
     amp, phase = draw_sine(rng, n)
-    pick = np.stack([rng.choice(len(GRID), size=cfg.eval_points) for _ in range(n)])
+    pick = np.stack([rng.choice(len(GRID), size=points) for _ in range(n)])
     xs = GRID[pick]  # (n, P, 1)
     ys = sine_values(amp, phase, xs)
     grid = np.broadcast_to(GRID, (n,) + GRID.shape).copy()
     truth = sine_values(amp, phase, grid)
     p = tree.broadcast(tree.astype(params, np.float32), n)
-    opt = optim.SGD(cfg.inner_lr)
+    opt = optim.SGD(lr)
     state = opt.init(p)
     by_step, curves = {}, {}
-    for step in range(cfg.eval_steps + 1):
+    for step in range(steps + 1):
         if step in record_steps:
             pred = model.forward(p, grid)
             by_step[step] = float(((pred - truth) ** 2).mean())
             curves[step] = pred[0, :, 0]
-        if step == cfg.eval_steps:
+        if step == steps:
             break
         _, g = model.loss_and_grad(p, xs, ys)
         upd, state = opt.update(g, state)
@@ -141,28 +102,3 @@ def plot(example, path, title: str = ""):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def run(cfg: SineConfig, backend=None, progress=None, plot_path=None) -> dict:
-    start = time.perf_counter()
-    trained, untrained = train(cfg, backend, progress)
-    train_seconds = time.perf_counter() - start
-    eval_rng = np.random.default_rng([cfg.seed, 1])
-    final_t, steps_t, example_t = evaluate(trained, cfg, eval_rng)
-    eval_rng = np.random.default_rng([cfg.seed, 1])  # the same test tasks for both
-    final_u, steps_u, _ = evaluate(untrained, cfg, eval_rng)
-    if plot_path is not None:
-        plot(example_t, plot_path, f"{cfg.algorithm}, {cfg.meta_iters} meta-iterations")
-    return {
-        "algorithm": cfg.algorithm,
-        "meta_iters": cfg.meta_iters,
-        "seed": cfg.seed,
-        "eval_tasks": cfg.eval_tasks,
-        "mse_trained": float(final_t.mean()),
-        "mse_trained_ci95": float(1.96 * final_t.std(ddof=1) / np.sqrt(len(final_t))),
-        "mse_untrained": float(final_u.mean()),
-        "mse_trained_by_step": {str(k): v for k, v in steps_t.items()},
-        "mse_untrained_by_step": {str(k): v for k, v in steps_u.items()},
-        "train_seconds": train_seconds,
-        "seconds": time.perf_counter() - start,
-    }

@@ -56,6 +56,8 @@ import numpy as np
 from fometa import tree
 from fometa.backends import array_module
 from fometa.hvp import default_step, hvp
+from fometa.layers import ReLU
+from fometa.tasks import stack_tasks
 
 __all__ = [
     "Quadratic", "SGDPath", "sgd_path", "hessian_vector", "reptile_gradient", "fomaml_gradient",
@@ -322,8 +324,6 @@ def task_moments(model, params, batches, hvp_step: float | None = None) -> Momen
 
 
 def _stack_tasks(tasks):
-    from fometa.tasks import stack_tasks
-
     return stack_tasks([list(t) for t in tasks])
 
 
@@ -417,8 +417,6 @@ def relu_pattern(model, params, x) -> np.ndarray | None:
     piece of the network's loss on that batch (barring a unit that crosses its kink and back
     between them), where Taylor expansions and difference quotients mean what they say.
     """
-    from fometa.layers import ReLU
-
     relu = {name for name, layer in getattr(model, "layers", ()) if isinstance(layer, ReLU)}
     if not relu:
         return None

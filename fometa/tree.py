@@ -10,7 +10,7 @@ from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
-from fometa.backends import array_module, get_backend
+from fometa.backends import array_module, backend_of, get_backend
 
 Tree = dict  # dict[str, array], insertion-ordered
 
@@ -98,6 +98,16 @@ def unstack(a: Mapping) -> list[Tree]:
     return [{k: v[i] for k, v in a.items()} for i in range(n)]
 
 
+def concat_tasks(trees: Iterable[Mapping]) -> Tree:
+    """Join task-batched trees along their task axis, in order: ``[(T1, ...), (T2, ...)] -> (T1 + T2, ...)``."""
+    trees = list(trees)
+    if not trees:
+        raise ValueError("cannot join an empty sequence of parameter trees")
+    if len(trees) == 1:
+        return trees[0]
+    return map(lambda *xs: array_module(xs[0]).concatenate(xs, axis=0), *trees)
+
+
 def take_task(a: Mapping, index) -> Tree:
     """Select task(s) ``index`` (an int or a slice) from a task-batched tree."""
     return map(lambda x: x[index], a)
@@ -135,8 +145,6 @@ def to_backend(a: Mapping, backend) -> Tree:
 
 def to_host(a: Mapping) -> Tree:
     """Move every leaf to host NumPy arrays."""
-    from fometa.backends import backend_of
-
     return map(lambda x: backend_of(x).to_host(x), a)
 
 

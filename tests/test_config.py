@@ -5,6 +5,7 @@ import json
 import pytest
 
 from fometa import config as C
+from fometa.commands.options import FLAGS
 
 # (ways, eval shots, inner batch, inner iters, train shots, Adam lr, meta-iters, eval inner batch):
 # Appendix A of the paper / the reference's README commands
@@ -38,9 +39,13 @@ def test_presets_hold_the_papers_hyperparameters(name):
 
 
 def test_sine_preset_matches_fometa_sine():
-    from fometa.sine import SineConfig
+    """The paper's sine toy: inner SGD lr 0.02 on batches of 10 (one epoch over the 50-point grid), outer step
+    0.1 annealed to 0 over 30,000 iterations, evaluation by 32 steps on 10 points."""
+    from types import SimpleNamespace
 
-    cfg, ref = C.preset("sine"), SineConfig()
+    cfg = C.preset("sine")
+    ref = SimpleNamespace(inner_lr=0.02, inner_batch=10, inner_epochs=1, meta_step=0.1, meta_step_final=0.0,
+                          meta_iters=30_000, eval_points=10, eval_steps=32)
     assert (cfg.inner.optimizer, cfg.inner.lr, cfg.inner.batch) == ("sgd", ref.inner_lr, ref.inner_batch)
     assert cfg.inner.iters == ref.inner_epochs * 50 // ref.inner_batch
     assert (cfg.outer.meta_step, cfg.outer.meta_step_final, cfg.outer.meta_batch) == (ref.meta_step, ref.meta_step_final, 1)
@@ -92,9 +97,9 @@ def test_invalid_or_contradictory_settings_are_refused_by_name(overrides, messag
 def test_every_setting_has_a_flag():
     fixed = {"preset", "data.kind", "model.arch"}  # chosen by the preset
     settings = set(C.settings())
-    assert set(C.FLAGS.values()) <= settings, set(C.FLAGS.values()) - settings
-    assert settings - fixed == set(C.FLAGS.values()), settings - fixed - set(C.FLAGS.values())
-    assert len(set(C.FLAGS.values())) == len(C.FLAGS), "two flags for one setting"
+    assert set(FLAGS.values()) <= settings, set(FLAGS.values()) - settings
+    assert settings - fixed == set(FLAGS.values()), settings - fixed - set(FLAGS.values())
+    assert len(set(FLAGS.values())) == len(FLAGS), "two flags for one setting"
 
 
 def test_diff_names_each_differing_setting():
@@ -148,3 +153,9 @@ def test_configs_are_frozen():
 def test_one_and_five_shot_presets_train_alike(one, five):
     """As in the reference, both train on 10-shot tasks and differ only in evaluation (so one run serves both)."""
     assert C.diff(C.preset(one), C.preset(five)) == [("preset", one, five), ("eval.shots", 1, 5)]
+
+
+def test_every_setting_is_described_once():
+    """The settings' descriptions (the command line's help and the documentation's table) cover every setting."""
+    assert set(C.DESCRIPTIONS) == set(C.settings()), set(C.DESCRIPTIONS) ^ set(C.settings())
+    assert all(len(text) > 15 for text in C.DESCRIPTIONS.values())

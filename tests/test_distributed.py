@@ -1,5 +1,5 @@
-"""fometa.distributed without MPI: shares, the weighted combine, and data-parallel steps and evaluation
-on ranks simulated by threads (the real ``mpiexec`` runs are in tests/commands/test_mpi.py)."""
+"""fometa.distributed without MPI: shares, and data-parallel steps and evaluation on ranks simulated
+by threads (the real ``mpiexec`` runs are in tests/commands/test_mpi.py)."""
 import subprocess
 import sys
 import threading
@@ -8,27 +8,17 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from fometa import distributed, meta, models, optim, tree
+from fometa import distributed, meta, models, optim, parallel, tree
 from fometa import evaluate as E
 from fometa.tasks import ArrayClasses
 
 
 @given(n=st.integers(0, 50), size=st.integers(1, 9))
 def test_shares_are_contiguous_balanced_and_in_rank_order(n, size):
-    shares = [distributed.share(n, r, size) for r in range(size)]
+    shares = [parallel.share(n, r, size) for r in range(size)]
     assert [i for lo, hi in shares for i in range(lo, hi)] == list(range(n))
     counts = [hi - lo for lo, hi in shares]
     assert max(counts) - min(counts) <= 1 and counts == sorted(counts, reverse=True)
-
-
-@given(seed=st.integers(0, 2**32 - 1), tasks=st.integers(1, 7))
-def test_weighted_mean_of_single_tasks_is_numpy_mean_bit_for_bit(seed, tasks):
-    rng = np.random.default_rng(seed)
-    g = {"w": rng.standard_normal((tasks, 3, 4)).astype(np.float32),
-         "b": rng.standard_normal((tasks, 5)).astype(np.float32)}
-    combined = distributed.weighted_mean([(1, tree.take_task(g, i)) for i in range(tasks)], tasks)
-    for k in g:
-        assert np.array_equal(combined[k], g[k].mean(axis=0)), f"{k}: not NumPy's mean"
 
 
 def test_world_size_from_env():
@@ -119,7 +109,7 @@ def _learner(inner, policy, meta_batch, batched=True, outer=None):
 @given(seed=st.integers(0, 2**32 - 1), meta_batch=st.integers(1, 6), size=st.integers(1, 4),
        policy=st.sampled_from(["carry", "reset"]), adam_outer=st.booleans(), batched=st.booleans())
 def test_data_parallel_steps_equal_one_process(seed, meta_batch, size, policy, adam_outer, batched):
-    """Uneven shares weighted correctly: parameters, carried Adam state and losses as one process's."""
+    """Any shares, uneven ones included: parameters, carried Adam state and losses are one process's, bit for bit."""
     if size > 1 and (size > meta_batch or (not batched and policy == "carry")):
         with pytest.raises(ValueError, match="meta-batch"):
             distributed.make_step(_learner(optim.Adam(0.01), policy, meta_batch, batched),
@@ -148,8 +138,11 @@ def test_data_parallel_steps_equal_one_process(seed, meta_batch, size, policy, a
             assert a == pytest.approx(b, rel=1e-12)
     for state, _ in ranks[1:]:  # every rank holds bit for bit rank 0's numbers
         assert all(np.array_equal(state.params[k], ranks[0][0].params[k]) for k in phi)
-    if meta_batch == size:  # one task a rank: the sums run in NumPy's order
-        assert all(np.array_equal(ranks[0][0].params[k], one.params[k]) for k in phi), "not bit for bit"
+    for state, infos in ranks:  # the per-task results are joined in task order and reduced as one process does
+        assert all(np.array_equal(state.params[k], one.params[k]) for k in phi), "parameters not bit for bit"
+        assert all(np.array_equal(state.inner_state.nu[k], one.inner_state.nu[k]) for k in phi), "Adam's nu"
+        assert all(np.array_equal(state.inner_state.mu[k], one.inner_state.mu[k]) for k in phi), "Adam's mu"
+        assert infos == one_infos, "the losses differ"
 
 
 NET = models.conv_net("tiny", 3, (6, 6), filters=4, blocks=2, stride=2)
@@ -162,14 +155,14 @@ def test_data_parallel_evaluation_gives_one_process_per_task_results(seed, tasks
     protos = rng.random((5, 6, 6)).astype(np.float32)
     ds = ArrayClasses([protos[c] + 0.3 * rng.standard_normal((6, 6, 6)).astype(np.float32) for c in range(5)])
     params, opt = NET.init(rng), optim.Adam(0.01)
-    cfg = E.EvalConfig(ways=3, shots=2, inner_batch=3, inner_iters=4)
+    cfg = E.EvaluationConfig(shots=2, inner_batch=3, inner_iters=4)
     modes = ("transductive", "per-query")
     one = E.evaluate(NET, params, ds, np.random.default_rng(seed), cfg, opt, tasks=tasks, chunk=chunk, modes=modes)
     calls = []
 
     def run(comm):
-        return distributed.evaluate(NET, params, ds, np.random.default_rng(seed), cfg, opt, tasks=tasks, chunk=chunk,
-                                    modes=modes, comm=comm, progress=lambda done, total: calls.append(comm.rank))
+        return E.evaluate(NET, params, ds, np.random.default_rng(seed), cfg, opt, tasks=tasks, chunk=chunk,
+                          modes=modes, comm=comm, progress=lambda done, total: calls.append(comm.rank))
 
     for res in on_ranks(size, run):
         for mode in modes:

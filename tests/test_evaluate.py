@@ -61,7 +61,7 @@ def test_evaluate_learns_separable_tasks_and_reports_a_ci():
     rng = np.random.default_rng(0)
     ds = _separable(rng)
     params = NET.init(rng)
-    cfg = E.EvalConfig(ways=3, shots=2, inner_batch=6, inner_iters=30)
+    cfg = E.EvaluationConfig(shots=2, inner_batch=6, inner_iters=30)
     res = E.evaluate(NET, params, ds, np.random.default_rng(1), cfg, optim.Adam(0.01), tasks=40, chunk=16,
                      modes=E.MODES)
     assert set(res) == set(E.MODES)
@@ -81,7 +81,7 @@ def test_evaluate_does_not_depend_on_the_chunk_size_and_keeps_the_state():
     opt = optim.Adam(0.01)
     state = opt.update(tree.map(np.ones_like, params), opt.init(params))[1]
     before = tree.copy(state.nu)
-    cfg = E.EvalConfig(ways=3, shots=1, inner_batch=3, inner_iters=5, mode="per-query")
+    cfg = E.EvaluationConfig(shots=1, inner_batch=3, inner_iters=5, mode="per-query")
     a = E.evaluate(NET, params, ds, np.random.default_rng(5), cfg, opt, state, tasks=9, chunk=9)
     b = E.evaluate(NET, params, ds, np.random.default_rng(5), cfg, opt, state, tasks=9, chunk=4)
     np.testing.assert_allclose(a.per_task, b.per_task)
@@ -92,7 +92,7 @@ def test_resume_from_any_chunk_equals_the_uninterrupted_evaluation(tmp_path):
     rng = np.random.default_rng(3)
     ds = _separable(rng)
     params = NET.init(rng)
-    cfg = E.EvalConfig(ways=3, shots=1, inner_batch=3, inner_iters=4)
+    cfg = E.EvaluationConfig(shots=1, inner_batch=3, inner_iters=4)
     opt = optim.Adam(0.01)
     kept = []
     full = E.evaluate(NET, params, ds, np.random.default_rng(7), cfg, opt, tasks=13, chunk=4, modes=E.MODES,
@@ -125,9 +125,9 @@ def test_mean_ci95():
 
 def test_config_errors():
     with pytest.raises(ValueError, match="unknown evaluation mode"):
-        E.EvalConfig(mode="inductive")
+        E.EvaluationConfig(mode="inductive")
     with pytest.raises(ValueError, match="larger than the support set"):
-        E.EvalConfig(ways=5, shots=1, inner_batch=10)
+        E.EvaluationConfig(shots=1, inner_batch=10).check_ways(5)
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError, match="unknown evaluation mode"):
-        E.evaluate(NET, NET.init(rng), _separable(rng), rng, E.EvalConfig(3, 1, 3, 1), optim.SGD(0.1), tasks=1, modes=["x"])
+        E.evaluate(NET, NET.init(rng), _separable(rng), rng, E.EvaluationConfig(shots=1, inner_batch=3, inner_iters=1), optim.SGD(0.1), tasks=1, modes=["x"])

@@ -43,7 +43,7 @@ def test_meta_step_matches_numpy(gpu_backend, algorithm):
 
 def test_evaluation_matches_numpy(gpu_backend):
     net, ds, init = _setup()
-    cfg = E.EvalConfig(ways=5, shots=1, inner_batch=5, inner_iters=5)
+    cfg = E.EvaluationConfig(shots=1, inner_batch=5, inner_iters=5)
     out = [
         E.evaluate(net, init, ds, np.random.default_rng(2), cfg, optim.Adam(1e-3), tasks=40, chunk=20,
                    backend=b, modes=E.MODES)

@@ -9,6 +9,7 @@ import pytest
 from fometa import checkpoint, config as C, meta, models, optim, seeds, train as T
 from fometa.backends import get_backend
 from fometa.data import ArraySplit
+from fometa.runfolder import RunFolder
 
 
 def _dataset(seed=0, classes=10, examples=8):
@@ -144,11 +145,11 @@ def _cfg(**overrides) -> C.RunConfig:
 
 
 def _metrics(run):
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in T.RunFolder(run).read_log()]
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in RunFolder(run).read_log()]
 
 
 def _ckpt(run):
-    return checkpoint.load(T.RunFolder(run).checkpoint_path)
+    return checkpoint.load(RunFolder(run).checkpoint_path)
 
 
 def _assert_same_run(a, b):
@@ -170,7 +171,7 @@ def test_group_writes_one_ordinary_run_per_seed_equal_to_the_seed_alone(tmp_path
     for s in SEEDS:
         T.train(_cfg(seed=s), tmp_path / f"alone{s}", _splits(), progress=False)
         _assert_same_run(tmp_path / f"alone{s}", tmp_path / "g" / f"seed{s}")
-        assert [r["iteration"] for r in T.RunFolder(tmp_path / "g" / f"seed{s}").read_log()] == [0, 4, 8, 12]
+        assert [r["iteration"] for r in RunFolder(tmp_path / "g" / f"seed{s}").read_log()] == [0, 4, 8, 12]
 
 
 @pytest.mark.parametrize("stop_at", [5, 7])
@@ -221,12 +222,12 @@ def test_non_finite_loss_names_the_seed_and_keeps_every_checkpoint(tmp_path):
     cfgs = [_cfg(seed=s, meta_iters=5) for s in SEEDS[:2]]
     dirs = [tmp_path / f"seed{s}" for s in SEEDS[:2]]
     seeds.train_group(cfgs, dirs, _splits(), progress=False)
-    before = [T.RunFolder(d).checkpoint_path.read_bytes() for d in dirs]
+    before = [RunFolder(d).checkpoint_path.read_bytes() for d in dirs]
     nan = {k: ArraySplit([np.full((8, 28, 28), np.nan, np.float32)] * len(v)) for k, v in _splits().items()}
     longer = [C.apply_overrides(c, {"meta_iters": 9}) for c in cfgs]
     with pytest.raises(T.TrainingError, match=r"seed 0 .*non-finite .*meta-iteration 6 .*iteration 5, is kept"):
         seeds.train_group(longer, dirs, nan, resumes=[_ckpt(d) for d in dirs], progress=False)
-    assert [T.RunFolder(d).checkpoint_path.read_bytes() for d in dirs] == before
+    assert [RunFolder(d).checkpoint_path.read_bytes() for d in dirs] == before
 
 
 class _SignalingSplit(ArraySplit):

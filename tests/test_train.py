@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from fometa import checkpoint, config as C, train as T
+from fometa.build import check_data
 from fometa.data import ArraySplit
+from fometa.runfolder import RunFolder
 
 
 def _splits(seed=0, classes=(12, 8), examples=8, nan=False):
@@ -32,7 +34,7 @@ def _same_params(a, b):
 
 
 def _metrics(run):
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in T.RunFolder(run).read_log()]
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in RunFolder(run).read_log()]
 
 
 def test_a_run_writes_log_and_final_checkpoint(tmp_path):
@@ -41,7 +43,7 @@ def test_a_run_writes_log_and_final_checkpoint(tmp_path):
     assert (result.status, result.iteration) == ("finished", 12)
     ck = checkpoint.load(tmp_path / "checkpoint.h5")
     assert ck.iteration == 12 and C.from_dict(ck.config) == cfg
-    log = T.RunFolder(tmp_path).read_log()
+    log = RunFolder(tmp_path).read_log()
     assert [r["iteration"] for r in log] == [0, 4, 8, 12]
     for r in log[1:]:
         assert {"loss_first", "loss_last", "train_accuracy", "test_accuracy", "meta_step", "seconds"} <= set(r)
@@ -58,7 +60,7 @@ def test_resumed_run_equals_uninterrupted_run_bit_for_bit(tmp_path, stop_at):
     ck = checkpoint.load(tmp_path / "part" / "checkpoint.h5")
     assert ck.iteration == stop_at
     # log lines written after the checkpoint (as by a run killed later) are dropped on resume
-    T.RunFolder(tmp_path / "part").append_log({"iteration": stop_at + 1, "train_accuracy": 0.0})
+    RunFolder(tmp_path / "part").append_log({"iteration": stop_at + 1, "train_accuracy": 0.0})
     result = T.train(cfg, tmp_path / "part", _splits(), resume=ck, progress=False)
     assert result.iteration == 12
     full = checkpoint.load(tmp_path / "full" / "checkpoint.h5")
@@ -133,29 +135,29 @@ def test_signal_finishes_the_iteration_writes_a_checkpoint_and_returns(tmp_path,
 
 def test_data_checks_name_the_problem():
     with pytest.raises(C.ConfigError, match="evaluation needs 9 shots \\+ 1 query per class, but a class of the train split has only 8"):
-        T.check_data(_cfg(**{"eval.shots": 9}), _splits())
+        check_data(_cfg(**{"eval.shots": 9}), _splits())
     with pytest.raises(C.ConfigError, match="training tasks need 9 train shots per class, but .* only 8 examples"):
-        T.check_data(_cfg(**{"inner.shots": 9}), _splits())
+        check_data(_cfg(**{"inner.shots": 9}), _splits())
     with pytest.raises(C.ConfigError, match="a 10-way task needs 10 classes, but the test split has 8"):
-        T.check_data(_cfg(**{"model.ways": 10}), _splits())
+        check_data(_cfg(**{"model.ways": 10}), _splits())
 
 
 def test_sine_preset_trains_and_logs_mse(tmp_path):
     cfg = C.apply_overrides(C.preset("sine"), {"meta_iters": 20, "eval_interval": 10, "interval_tasks": 5})
     result = T.train(cfg, tmp_path, None, progress=False)
     assert result.status == "finished"
-    log = T.RunFolder(tmp_path).read_log()
+    log = RunFolder(tmp_path).read_log()
     assert [r["iteration"] for r in log] == [0, 10, 20]
     assert all(r["test_mse"] > 0 and "test_accuracy" not in r for r in log)
 
 
 def test_sine_learner_matches_fometa_sine(tmp_path):
-    """The sine preset trains exactly what ``fometa.sine.train`` trains."""
-    from fometa import sine
+    """The sine preset in a run folder trains exactly what ``fometa sine`` trains in memory."""
+    from fometa.experiments import sine_wave
 
     cfg = C.apply_overrides(C.preset("sine"), {"meta_iters": 15, "eval_interval": 0})
     T.train(cfg, tmp_path, None, progress=False)
-    ref, _ = sine.train(sine.SineConfig(meta_iters=15))
+    ref = T.train(sine_wave.config(meta_iters=15), None, None, progress=False).state.params
     assert _same_params(ref, checkpoint.load(tmp_path / "checkpoint.h5").params)
 
 
@@ -179,8 +181,8 @@ def test_progress_bar_lines_when_not_a_terminal():
 
 def test_config_file_of_a_run_round_trips(tmp_path):
     cfg = _cfg()
-    T.RunFolder(tmp_path).write_config(cfg)
-    assert T.RunFolder(tmp_path).read_config() == cfg
+    RunFolder(tmp_path).write_config(cfg)
+    assert RunFolder(tmp_path).read_config() == cfg
     assert json.loads((tmp_path / "config.json").read_text())["inner"]["shots"] == 4
 
 

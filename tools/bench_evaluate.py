@@ -31,7 +31,7 @@ def main(argv=None):
     model = models.omniglot_cnn(5)
     ds = ArrayClasses([rng.random((20, 28, 28), dtype=np.float32) for _ in range(50)])
     params = model.init(rng)
-    cfg = evaluate.EvalConfig(ways=5, shots=args.shots, inner_batch=5, inner_iters=50)
+    cfg = evaluate.EvaluationConfig(shots=args.shots, inner_batch=5, inner_iters=50)
     times, accs = [], None
     for _ in range(args.repeat):
         start = time.perf_counter()

@@ -15,18 +15,19 @@ import time
 
 import numpy as np
 
-from fometa import meta, models, optim, sine
+from fometa import config, meta, models, optim
+from fometa.build import build_learner
+from fometa.problems import make_problem
 from fometa.tasks import ArrayClasses
 
 
 def learners(model_name):
     if model_name == "sine":
-        cfg = sine.SineConfig()
-        out = {}
-        for alg in ("reptile", "fomaml", "maml"):
-            out[alg] = sine.make_learner(sine.SineConfig(algorithm=alg))
+        out = {alg: build_learner(config.apply_overrides(config.preset("sine"), {"outer.algorithm": alg}))
+               for alg in ("reptile", "fomaml", "maml")}
+        problem = make_problem(config.preset("sine"), None)
         rng = np.random.default_rng(0)
-        return out, (lambda: [sine.training_steps(rng, cfg)]), out["reptile"].model.init(rng)
+        return out, (lambda: problem.sample(out["reptile"], rng)), out["reptile"].model.init(rng)
     model = models.omniglot_cnn(5)
     rng = np.random.default_rng(0)
     ds = ArrayClasses([rng.random((20, 28, 28), dtype=np.float32) for _ in range(50)])

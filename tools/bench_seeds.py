@@ -17,7 +17,8 @@ import time
 
 import numpy as np
 
-from fometa import config, seeds, train
+from fometa import config, seeds
+from fometa.build import build_learner, load_splits
 from fometa.tasks import ArrayClasses
 
 
@@ -31,11 +32,11 @@ def main(argv=None):
     args = ap.parse_args(argv)
     cfg = config.apply_overrides(config.preset(args.preset), {"backend": args.backend, "data.path": args.data})
     if args.data:
-        ds = train.load_splits(cfg.data)["train"]
+        ds = load_splits(cfg.data)["train"]
     else:
         rng = np.random.default_rng(0)
         ds = ArrayClasses([rng.random((20, 28, 28), dtype=np.float32) for _ in range(50)])
-    learner = train.build_learner(cfg)
+    learner = build_learner(cfg)
     be = learner.backend
     rngs = [np.random.default_rng(s) for s in range(args.seeds)]
     states = [learner.init(learner.model.init(r)) for r in rngs]

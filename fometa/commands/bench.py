@@ -94,17 +94,17 @@ def _problem(cfg, seed: int):
     """The preset's training problem on random data of the right shape."""
     import numpy as np
 
-    from fometa import train
+    from fometa.problems import make_problem
     from fometa.tasks import ArrayClasses
 
     if cfg.data.kind == "sine":
-        return train.make_problem(cfg, None)
+        return make_problem(cfg, None)
     rng = np.random.default_rng(seed)
     shape = (28, 28) if cfg.data.kind == "omniglot" else (84, 84, 3)
     per_class = max(cfg.inner.shots + (cfg.outer.tail_shots or 0), cfg.eval.shots + cfg.eval.queries_per_class, 20)
     classes = max(cfg.model.ways, 25)
     ds = ArrayClasses([rng.random((per_class,) + shape, dtype=np.float32) for _ in range(classes)])
-    return train.make_problem(cfg, {"train": ds, "test": ds, "val": ds})
+    return make_problem(cfg, {"train": ds, "test": ds, "val": ds})
 
 
 def _summary(times, count: int) -> dict:
@@ -121,11 +121,11 @@ def bench_meta(preset: str, algorithm: str, batched: bool, backend, repeat: int,
     import numpy as np
 
     from fometa import config as C
-    from fometa import train
+    from fometa.build import build_learner
 
     cfg = C.preset(preset)
     cfg = replace(cfg, outer=replace(cfg.outer, algorithm=algorithm, batched=batched, tail_shots=None))
-    learner = train.build_learner(cfg, backend=backend)
+    learner = build_learner(cfg, backend=backend)
     problem = _problem(cfg, seed)
     rng = np.random.default_rng(seed)
     state = learner.init(learner.model.init(rng))
@@ -146,18 +146,20 @@ def bench_meta(preset: str, algorithm: str, batched: bool, backend, repeat: int,
 
 def bench_eval(preset: str, shots, chunk: int, modes: tuple, backend, repeat: int, warmup: int, seed: int) -> dict:
     """Median wall time of evaluating ``chunk`` tasks of ``preset`` in ``modes``."""
+    from dataclasses import replace
+
     import numpy as np
 
     from fometa import config as C
-    from fometa import train
+    from fometa.build import build_learner
 
     cfg = C.preset(preset)
-    learner = train.build_learner(cfg, backend=backend)
+    learner = build_learner(cfg, backend=backend)
     problem = _problem(cfg, seed)
     rng = np.random.default_rng(seed)
     params = learner.model.init(rng)
     inner_state = learner.inner_opt.init(params)
-    kwargs = {} if cfg.data.kind == "sine" else {"eval_cfg": problem.eval_config(shots=shots)}
+    kwargs = {} if cfg.data.kind == "sine" else {"eval_cfg": replace(cfg.eval, shots=shots or cfg.eval.shots)}
     modes = modes if cfg.data.kind != "sine" else None
 
     def run():
@@ -187,8 +189,8 @@ def _text(fig: dict) -> str:
 def run(args) -> int:
     from fometa import config as C
     from fometa import get_backend, models, parallel
-    from fometa.cli import CLIError
-    from fometa.commands import apply_threads
+    from fometa.commands.options import CLIError
+    from fometa.commands.options import apply_threads
 
     backend = get_backend(args.backend)
     apply_threads(args)

@@ -13,10 +13,23 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import sys
 from pathlib import Path
+
+import numpy as np
+
+from fometa import checkpoint, config, distributed
+from fometa.backends import BackendError
+from fometa.build import build_learner, check_data, load_splits, restore_state
+from fometa.commands.options import (CLIError, add_setting_arguments, add_threads_argument, apply_threads,
+                                     check_backend, overrides_from_args)
+from fometa.data import DataError
+from fometa.evaluate import PartialError, load_partial, save_partial
+from fometa.problems import make_problem
+from fometa.progress import ProgressBar
+from fometa.runfolder import RunFolder
+from fometa.signals import StopSignals
 
 #: flag -> setting overridable here (the rest of the configuration is the run's)
 EVAL_FLAGS = {
@@ -33,8 +46,6 @@ EVAL_FLAGS = {
 
 
 def add_arguments(p):
-    from fometa.commands import add_threads_argument
-
     p.add_argument("run", metavar="RUN", help="a run folder (its checkpoint.h5) or a checkpoint file")
     p.add_argument("--mode", default=None,
                    help="transductive, per-query or support-stats, or several joined by commas (default: the run's)")
@@ -45,30 +56,23 @@ def add_arguments(p):
                         "exists: a long evaluation can be stopped (SIGINT/SIGTERM) and resumed, with the result "
                         "of an uninterrupted one")
     add_threads_argument(p)
-    for flag, name in EVAL_FLAGS.items():
-        p.add_argument(flag, dest="setting:" + name, default=None, metavar=name.rsplit(".", 1)[-1].upper(),
-                       help=f"{name} (default: the run's)")
+    add_setting_arguments(p, EVAL_FLAGS, "the run's")
 
 
 def run(args) -> int:
-    import numpy as np
-
-    from fometa import checkpoint, config, distributed
-    from fometa.backends import BackendError
-    from fometa.cli import CLIError
-    from fometa.commands import apply_threads
-    from fometa.commands.train import check_backend, overrides_from_args
-    from fometa.data import DataError
-    from fometa.progress import ProgressBar
-    from fometa.train import (CHECKPOINT_FILE, StopSignals, build_learner, check_data, load_splits, make_problem,
-                              restore_state)
-
     comm = distributed.world()  # mpiexec -n N: the tasks are split over N ranks; rank 0 prints
     path = Path(args.run)
-    ckpt_path = path / CHECKPOINT_FILE if path.is_dir() else path
     try:
         apply_threads(args)
-        ckpt = checkpoint.load(ckpt_path)
+        if path.is_dir():  # a run folder: its latest usable checkpoint
+            folder = RunFolder(path)
+            ckpt, note = folder.load_checkpoint()
+            ckpt_path = folder.previous_checkpoint_path if note else folder.checkpoint_path
+            if note and comm.is_root:
+                print(f"fometa eval: {note}", file=sys.stderr, flush=True)
+        else:
+            ckpt_path = path
+            ckpt = checkpoint.load(ckpt_path)
         cfg = config.from_dict(ckpt.config)
         overrides = overrides_from_args(args, EVAL_FLAGS)
         if args.mode is not None:
@@ -90,7 +94,7 @@ def run(args) -> int:
     except (config.ConfigError, checkpoint.CheckpointError, DataError, BackendError) as exc:
         raise CLIError(str(exc)) from None
     learner = build_learner(cfg, backend=comm.backend_name(cfg.backend))
-    problem = make_problem(cfg, splits)
+    problem = make_problem(cfg, splits, comm)
     state = restore_state(ckpt, learner.backend)
     ev = cfg.eval
     keep = None
@@ -116,7 +120,7 @@ def run(args) -> int:
     bar.close()
     common = {"split": ev.split, "ways": cfg.model.ways, "shots": ev.shots, "inner_iters": ev.inner_iters,
               "inner_batch": ev.inner_batch, "seed": args.seed, "preset": cfg.preset, "iteration": ckpt.iteration,
-              "checkpoint": os.path.abspath(ckpt_path)}
+              "checkpoint": str(ckpt_path)}
     for res in results.values() if comm.is_root else ():
         print(json.dumps({**res.as_dict(), **common}), flush=True)
     return 0
@@ -133,8 +137,6 @@ def _partial_settings(cfg, ckpt, params, modes, seed) -> dict:
 
     Not the number of tasks: the first ``n`` tasks of a seed are the same for any total, so a kept
     evaluation can also be extended (``--tasks 2000``, then ``--tasks 10000``)."""
-    from fometa import checkpoint, config
-
     d = config.to_dict(cfg)
     settings = {"params_sha256": checkpoint.tree_digest(params), "iteration": ckpt.iteration, "seed": seed,
                 "modes": list(modes),
@@ -148,9 +150,6 @@ class _Partial:
     """``fometa eval --partial FILE``: the kept progress, saved after every chunk (rank 0 writes)."""
 
     def __init__(self, path: Path, settings: dict, tasks: int, comm):
-        from fometa.cli import CLIError
-        from fometa.evaluate import PartialError, load_partial
-
         self.path, self.settings, self.tasks, self.comm = path, settings, tasks, comm
         try:
             self.resume = load_partial(path, settings)
@@ -160,8 +159,6 @@ class _Partial:
             raise CLIError(f"--partial: {path} already holds {self.resume.done} tasks, more than the {tasks} asked for")
 
     def save(self, progress, stop) -> None:
-        from fometa.evaluate import save_partial
-
         if self.comm.is_root:
             save_partial(self.path, self.settings, progress)
         signal_name = next(filter(None, self.comm.allgather(stop.name)), "")  # a signal to any rank stops all

@@ -1,6 +1,6 @@
 """``fometa experiment combinations|fomaml-tail``: the paper's Section 6 experiments on Omniglot.
 
-``fometa experiment combinations --data ../shared/data/omniglot --out runs/combinations``
+``fometa experiment combinations --data path/to/omniglot --out runs/combinations``
 writes ``runs/combinations/combinations.jsonl`` (one JSON object per line) and
 ``runs/combinations/combinations.png``; ``fomaml-tail`` likewise. ``--data`` is a packed
 Omniglot file or the folder of the two zips (packed once into ``--out``). The defaults are
@@ -11,6 +11,11 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
+
+from fometa.commands.options import CLIError
+from fometa.data import DataError
+from fometa.experiments import combinations, common, fomaml_tail
 
 EXPERIMENTS = ("combinations", "fomaml-tail")
 
@@ -39,12 +44,6 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from pathlib import Path
-
-    from fometa.cli import CLIError
-    from fometa.data import DataError
-    from fometa.experiments import combinations, common, fomaml_tail
-
     module = combinations if args.experiment == "combinations" else fomaml_tail
     default = module.DEFAULT_BUDGET
     try:

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fometa.commands.options import CLIError
+from fometa.config import ConfigError
+from fometa.runfolder import RunFolder
+
 
 def add_arguments(p):
     p.add_argument("run", metavar="RUN_DIR", help="a run folder (holding log.jsonl)")
@@ -55,9 +59,6 @@ def plot_log(records, out, title: str = "") -> Path:
 
 
 def run(args) -> int:
-    from fometa.cli import CLIError
-    from fometa.train import RunFolder
-
     folder = RunFolder(args.run)
     if not folder.path.is_dir():
         raise CLIError(f"{folder.path}: no such run folder")
@@ -72,8 +73,6 @@ def run(args) -> int:
     if title is None:
         title = folder.path.name
         if folder.config_path.exists():
-            from fometa.config import ConfigError
-
             try:
                 title = f"{folder.read_config().preset} ({folder.path.name})"
             except ConfigError:  # a damaged config.json only costs the title

@@ -9,73 +9,65 @@ line per run. Called by :mod:`fometa.commands.train`, which owns the arguments.
 from __future__ import annotations
 
 import json
-import os
 import sys
+
+from fometa import checkpoint, config, seeds
+from fometa.backends import BackendError
+from fometa.build import check_data, load_splits
+from fometa.commands.options import (CLIError, check_backend, default_run_folder, new_config, overrides_from_args,
+                                     resumed_config)
+from fometa.data import DataError
+from fometa.lock import LockedError, hold
+from fometa.runfolder import RunFolder
+from fometa.train import TrainingError
 
 
 def is_group(path) -> bool:
     """Whether ``path`` is the folder of a group of seeds (it holds ``seeds.json``)."""
-    from fometa.seeds import SeedGroup
-
-    return path is not None and SeedGroup(path).holds_group()
+    return path is not None and seeds.SeedGroup(path).holds_group()
 
 
 def _resume_group(args, file_settings, flags):
-    from fometa import checkpoint, config
-    from fometa.cli import CLIError
-    from fometa.commands.train import _describe
-    from fometa.seeds import SeedGroup
-    from fometa.train import RunFolder
-
     if args.preset or args.out or args.seeds:
         raise CLIError("--resume continues a group of seeds with its own configuration; it takes neither --preset, "
                        "--out nor --seeds (override single settings with flags)")
     if "seed" in flags:
         raise CLIError("--seed: the runs of a group keep their seeds")
-    group = SeedGroup(args.resume)
+    group = seeds.SeedGroup(args.resume)
     cfgs, dirs, resumes = [], [], []
     for seed, path in group.read():
         folder = RunFolder(path)
         if not folder.path.is_dir() or not folder.holds_run():
             raise CLIError(f"{folder.path}: the run of seed {seed} is missing (no {folder.config_path.name} or "
                            f"{folder.checkpoint_path.name})")
-        resume = checkpoint.load(folder.checkpoint_path) if folder.checkpoint_path.exists() else None
+        resume = None
+        if folder.has_checkpoint():
+            resume, note = folder.load_checkpoint()
+            if note and not args.quiet:
+                print(f"fometa train: {note}", file=sys.stderr, flush=True)
         saved = config.from_dict(resume.config) if resume is not None else folder.read_config()
         if saved.seed != seed:
             raise CLIError(f"{folder.path}: its run has seed {saved.seed}, but {group.file} says {seed}")
-        if file_settings.get("preset") not in (None, saved.preset):
-            raise CLIError(f"{args.config} names preset {file_settings['preset']!r}, the runs are {saved.preset!r}")
-        cfg = config.apply_overrides(saved, {**{k: v for k, v in file_settings.items() if k not in ("preset", "seed")},
-                                             **flags})
-        differences = config.diff(saved, cfg, ignore=config.RESUME_FREE)
-        if differences and not args.force:
-            raise CLIError(f"the configuration differs from the run's ({folder.path}): {_describe(differences)} "
-                           "(use --force to resume with the new settings anyway)")
-        cfgs.append(cfg)
+        cfgs.append(resumed_config(saved, file_settings, flags, args.force, f" ({folder.path})",
+                                   keep=("preset", "seed")))
         dirs.append(folder.path)
         resumes.append(resume)
     return group, cfgs, dirs, resumes
 
 
 def _new_group(args, file_settings, flags):
-    from fometa import config
-    from fometa.cli import CLIError
-    from fometa.commands.train import _new_config
-    from fometa.seeds import SeedGroup, parse_seeds
-    from fometa.train import RunFolder
-
     try:
-        seeds = parse_seeds(args.seeds)
+        seed_list = seeds.parse_seeds(args.seeds)
     except ValueError as exc:
         raise CLIError(f"--seeds: {exc}") from None
     if "seed" in flags:
         raise CLIError("give --seed or --seeds, not both")
-    base = _new_config(args, file_settings, flags)
-    cfgs = [config.apply_overrides(base, {"seed": s}) for s in seeds]
-    group = SeedGroup(args.out or os.path.join("runs", base.preset))
+    base = new_config(args, file_settings, flags)
+    cfgs = [config.apply_overrides(base, {"seed": s}) for s in seed_list]
+    group = seeds.SeedGroup(args.out or default_run_folder(base))
     if group.path.exists() and not group.path.is_dir():
         raise CLIError(f"{group.path}: exists and is not a folder")
-    dirs = group.run_dirs(seeds)
+    dirs = group.run_dirs(seed_list)
     if group.holds_group() or RunFolder(group.path).holds_run() or any(RunFolder(d).holds_run() for d in dirs):
         raise CLIError(f"{group.path}: already holds a run; continue it with --resume {group.path} "
                        "or choose another --out")
@@ -83,14 +75,6 @@ def _new_group(args, file_settings, flags):
 
 
 def run_group(args) -> int:
-    from fometa import checkpoint, config, seeds
-    from fometa.backends import BackendError
-    from fometa.cli import CLIError
-    from fometa.commands.train import check_backend, check_graph, overrides_from_args
-    from fometa.data import DataError
-    from fometa.lock import LockedError, hold
-    from fometa.train import RunFolder, TrainingError, check_data, load_splits
-
     try:
         file_settings = config.load_file(args.config) if args.config else {}
         flags = overrides_from_args(args)
@@ -98,7 +82,6 @@ def run_group(args) -> int:
         group, cfgs, dirs, resumes = make(args, file_settings, flags)
         seeds.check_group(cfgs)
         check_backend(cfgs[0].backend)  # before any folder is made
-        check_graph(cfgs[0])
         splits = load_splits(cfgs[0].data)
         check_data(cfgs[0], splits)
         # one writer: the group's folder and every seed's run folder (fometa/lock.py)

@@ -25,14 +25,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-from fometa import evaluate, meta, models, optim, tree
+from fometa import data, evaluate, meta, models, optim, tree
 from fometa.backends import get_backend
+from fometa.config import EvaluationConfig
 from fometa.layers import softmax_cross_entropy
+from fometa.train import RunProgress, Schedule, run_loop
 
 WAYS = 5
 
 # Evaluation as in the paper's Section 6: 5-shot 5-way, 5 inner SGD steps at batch 25, transductive.
-EVAL_CONFIG = evaluate.EvalConfig(ways=WAYS, shots=5, inner_batch=25, inner_iters=5, queries_per_class=1, mode="transductive")
+EVAL_CONFIG = EvaluationConfig(shots=5, inner_batch=25, inner_iters=5, queries_per_class=1, mode="transductive")
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,6 @@ def load_omniglot(path, cache_dir=None) -> dict:
     ``images_evaluation.zip`` (or one of them): those are packed once into
     ``cache_dir/omniglot.h5`` and read from there.
     """
-    from fometa import data
-
     path = Path(path)
     if path.is_file() and path.suffix in (".h5", ".hdf5"):
         return data.load_omniglot(path)
@@ -155,7 +155,7 @@ def evaluate_params(model, params, split, budget: Budget, inner_lr: float, backe
     accs, losses, done = [], [], 0
     while done < budget.eval_tasks:
         n = min(budget.eval_chunk, budget.eval_tasks - done)
-        sx, sy, qx, qy, idx = evaluate.draw_tasks(split, rng, n, EVAL_CONFIG)
+        sx, sy, qx, qy, idx = evaluate.draw_tasks(split, rng, n, EVAL_CONFIG, WAYS)
         sx, sy, qx, qy = be.asarray(sx), be.asarray(sy), be.asarray(qx), be.asarray(qy)
         params_t = tree.broadcast(params, n)
         params_t = evaluate.adapt_on_support(model, params_t, opt, opt.init(params_t), sx, sy, be.asarray(idx))
@@ -169,50 +169,67 @@ def evaluate_params(model, params, split, budget: Budget, inner_lr: float, backe
     return Evaluation(acc, acc_ci, loss, loss_ci, time.perf_counter() - start, accs, losses)
 
 
+class _Curve:
+    """A curve as the training loop's problem: its tasks, and the evaluation its log records carry."""
+
+    def __init__(self, model, train_split, test_split, budget: Budget, inner_lr: float, backend, shared: dict):
+        self.model, self.train, self.test, self.budget = model, train_split, test_split, budget
+        self.inner_lr, self.backend, self.shared = inner_lr, backend, shared
+        self.eval_seconds = 0.0
+
+    def sample(self, learner, rng):
+        return learner.sample(self.train, rng)
+
+    def interval_metrics(self, learner, state, iteration) -> dict:
+        if iteration == 0 and "initial" in self.shared:  # every curve starts from the same initialization
+            result = self.shared["initial"]
+        else:
+            result = evaluate_params(self.model, state.params, self.test, self.budget, self.inner_lr, self.backend)
+            if iteration == 0:
+                self.shared["initial"] = result
+        train_seconds = -self.eval_seconds  # the log record's seconds include the earlier evaluations
+        self.eval_seconds += result.seconds
+        return {"accuracy": result.accuracy, "ci95": result.ci95, "query_loss": result.loss,
+                "query_loss_ci95": result.loss_ci95, "train_seconds": train_seconds, "eval_seconds": result.seconds,
+                "per_task_accuracy": [round(float(v), 4) for v in result.per_task_accuracy],
+                "per_task_loss": [round(float(v), 5) for v in result.per_task_loss]}
+
+
 def run_curves(experiment: str, curves, splits, budget: Budget, inner_lr: float, log: JsonLog,
                settings: dict | None = None, backend=None, progress=None) -> list[dict]:
-    """Meta-train and evaluate every curve; returns the evaluation records (also written to ``log``)."""
+    """Meta-train and evaluate every curve; returns the evaluation records (also written to ``log``).
+
+    Each curve is one run of the training loop (:func:`fometa.train.run_loop`) in memory, its log
+    records made into this experiment's.
+    """
     start = time.perf_counter()
     model = models.omniglot_cnn(WAYS)
     init = model.init(np.random.default_rng(budget.seed))
     log.write({"event": "start", "experiment": experiment, "budget": asdict(budget), "inner_lr": inner_lr,
                "eval": asdict(EVAL_CONFIG), "curves": [c.name for c in curves], **(settings or {})})
-    records, initial = [], None
-    points = set(budget.eval_points())
+    records, shared = [], {}
+    schedule = Schedule(budget.meta_iters, budget.eval_every)
     for index, curve in enumerate(curves):
         learner = make_learner(model, curve, inner_lr, budget.meta_iters, backend)
-        state = learner.init(init)
-        rng = np.random.default_rng(budget.seed)
-        losses, train_seconds = [], 0.0
-        for it in range(budget.meta_iters + 1):
-            if it in points:
-                if it == 0 and initial is not None:
-                    result = initial
-                else:
-                    result = evaluate_params(model, state.params, splits["test"], budget, inner_lr, backend)
-                    if it == 0:
-                        initial = result
-                record = {
-                    "event": "eval", "experiment": experiment, "curve": curve.name, **curve.fields,
-                    "meta_step": curve.meta_step, "iteration": it, "accuracy": result.accuracy, "ci95": result.ci95,
-                    "query_loss": result.loss, "query_loss_ci95": result.loss_ci95,
-                    "loss_first": float(np.mean([l[0] for l in losses])) if losses else None,
-                    "loss_last": float(np.mean([l[1] for l in losses])) if losses else None,
-                    "train_seconds": train_seconds, "eval_seconds": result.seconds,
-                    "per_task_accuracy": [round(float(v), 4) for v in result.per_task_accuracy],
-                    "per_task_loss": [round(float(v), 5) for v in result.per_task_loss],
-                }
-                log.write(record)
-                records.append(record)
-                losses = []
-                if progress is not None:
-                    progress(index, len(curves), curve.name, it, budget.meta_iters, result.accuracy)
-            if it == budget.meta_iters:
-                break
-            t = time.perf_counter()
-            state, info = learner.train_step(state, splits["train"], rng)
-            train_seconds += time.perf_counter() - t
-            losses.append((info["loss_first"], info["loss_last"]))
+        problem = _Curve(model, splits["train"], splits["test"], budget, inner_lr, backend, shared)
+
+        def on_log(rec, curve=curve, index=index):
+            metrics = {k: v for k, v in rec.items() if k not in ("iteration", "loss_first", "loss_last", "meta_step",
+                                                                  "seconds", "train_seconds")}
+            record = {"event": "eval", "experiment": experiment, "curve": curve.name, **curve.fields,
+                      "meta_step": curve.meta_step, "iteration": rec["iteration"], "accuracy": metrics.pop("accuracy"),
+                      "ci95": metrics.pop("ci95"), "query_loss": metrics.pop("query_loss"),
+                      "query_loss_ci95": metrics.pop("query_loss_ci95"), "loss_first": rec.get("loss_first"),
+                      "loss_last": rec.get("loss_last"), "train_seconds": rec["seconds"] + rec["train_seconds"],
+                      **metrics}
+            log.write(record)
+            records.append(record)
+            if progress is not None:
+                progress(index, len(curves), curve.name, rec["iteration"], budget.meta_iters, record["accuracy"])
+
+        member = RunProgress(None, None, problem, learner, start=(learner.init(init), np.random.default_rng(budget.seed)),
+                             on_log=on_log)
+        run_loop(learner, [member], schedule, progress=False, handle_signals=False)
     log.write({"event": "done", "experiment": experiment, "seconds": time.perf_counter() - start})
     return records
 

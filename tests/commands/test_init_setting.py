@@ -6,7 +6,8 @@ from cli_helpers import FAST, fometa_cli
 
 from fometa import config as C
 from fometa.layers import Conv2D, Dense
-from fometa.train import RunFolder, build_model
+from fometa.build import build_model
+from fometa.runfolder import RunFolder
 
 
 def _schemes(model):

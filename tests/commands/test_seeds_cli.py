@@ -1,4 +1,4 @@
-"""``fometa train --seeds`` and ``--graph``: folders, resume of the group, a seed's run used alone, errors."""
+"""``fometa train --seeds``: folders, resume of the group, a seed's run used alone, errors."""
 import json
 import os
 
@@ -56,25 +56,12 @@ def test_seeds_write_a_run_folder_each_equal_to_the_seed_alone(capsys, tiny_omni
     (["--seeds", "0,0"], "--seeds: seeds must be distinct"),
     (["--seeds", "x"], "--seeds: seeds are non-negative integers"),
     (["--seeds", "0,1", "--seed", "2"], "give --seed or --seeds, not both"),
-    (["--graph", "on"], "--graph on needs the cupy backend"),
-    (["--seeds", "0,1", "--graph", "on"], "--graph on needs the cupy backend"),
-    (["--graph", "sometimes"], "graph must be one of auto, on, off"),
 ])
-def test_seed_and_graph_errors(capsys, tiny_omniglot, tmp_path, flags, message):
+def test_seed_errors(capsys, tiny_omniglot, tmp_path, flags, message):
     err = _error(capsys, "train", "--preset", "omniglot-5way-1shot", "--data", tiny_omniglot, "--out",
                  tmp_path / "r", *FAST, "--quiet", *flags)
     assert message in err, err
     assert not (tmp_path / "r").exists()
-
-
-def test_graph_off_and_auto_train_on_numpy(capsys, tiny_omniglot, tmp_path):
-    for mode in ("off", "auto"):
-        rc, _, err = _train(capsys, tiny_omniglot, "--out", tmp_path / mode, "--meta-iters", "2", "--graph", mode)
-        assert rc == 0, err
-        assert json.loads((tmp_path / mode / "config.json").read_text())["graph"] == mode
-    # a run-time option: resuming with another value needs no --force
-    rc, _, err = fometa_cli(capsys, "train", "--resume", tmp_path / "off", "--graph", "auto", "--quiet")
-    assert rc == 0, err
 
 
 def test_group_folder_errors(capsys, tiny_omniglot, tmp_path):

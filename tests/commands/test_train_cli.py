@@ -8,6 +8,7 @@ import pytest
 from cli_helpers import FAST, fometa_cli, fometa_process
 
 from fometa import checkpoint
+from fometa.runfolder import RunFolder
 
 
 def _train(capsys, tiny_omniglot, out, *extra):
@@ -235,3 +236,40 @@ def test_unavailable_backend_is_refused_before_a_run_folder_is_made(capsys, tiny
     err = _error(capsys, "train", "--preset", "omniglot-5way-1shot", "--data", tiny_omniglot, "--out", tmp_path / "r",
                  "--backend", "tpu")
     assert "tpu" in err and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("damage", ["cut in half", "a flipped byte"])
+def test_a_damaged_checkpoint_costs_only_the_iterations_since_the_previous_one(capsys, tiny_omniglot, tmp_path,
+                                                                               damage):
+    """The run folder keeps the previous checkpoint; a resume that finds the latest unreadable or failing its
+    SHA-256 says so, continues from the previous one and ends where an undamaged run ends, bit for bit."""
+    whole, damaged = tmp_path / "whole", tmp_path / "damaged"
+    for run in (whole, damaged):
+        rc, _, err = _train(capsys, tiny_omniglot, run, "--meta-iters", "6", "--checkpoint-every", "2",
+                            "--eval-interval", "2")
+        assert rc == 0, err
+    assert checkpoint.load(damaged / "checkpoint.prev.h5").iteration == 4, "the previous checkpoint is not kept"
+    latest = damaged / "checkpoint.h5"
+    data = bytearray(latest.read_bytes())
+    if damage == "cut in half":
+        data = data[: len(data) // 2]
+    else:
+        stored = checkpoint.load(latest).params["conv0/kernel"]
+        at = bytes(data).find(stored.tobytes()[:64])
+        assert at > 0
+        data[at + 3] ^= 0x40
+    latest.write_bytes(bytes(data))
+    rc, _, err = fometa_cli(capsys, "train", "--resume", damaged, "--quiet")
+    assert rc == 0, err
+    assert "checkpoint.h5" in err and "continuing from the previous checkpoint" in err, err
+    assert "at meta-iteration 4" in err, err
+    a, b = checkpoint.load(whole / "checkpoint.h5"), checkpoint.load(damaged / "checkpoint.h5")
+    assert a.iteration == b.iteration == 6
+    for k in a.params:
+        assert np.array_equal(a.params[k], b.params[k]), f"{k} differs after resuming from the previous checkpoint"
+    untimed = [[{k: v for k, v in r.items() if k != "seconds"} for r in RunFolder(run).read_log()]
+               for run in (whole, damaged)]
+    assert untimed[0] == untimed[1]
+    segments = RunFolder(damaged).read_segments()
+    assert [(s["start"], s["stop"]) for s in segments] == [(0, 6), (4, 6)], segments
+    assert all(s["fometa"] and len(s["source_sha256"]) == 64 for s in segments)

@@ -1,5 +1,6 @@
 """Fixtures for the data tests: tiny generated Omniglot and Mini-ImageNet inputs, and the real
-archives of ``../shared/data`` (tests using those skip when they are absent).
+archives found through ``FOMETA_DATA_DIR`` (tests using those skip when they are absent, saying how to
+point them at the data).
 
 Generated inputs mirror the real layouts: Omniglot ``images_<set>/<Alphabet>/characterNN/<ID>_<DD>.png``
 (105x105 mode '1'), Mini-ImageNet ``miniimagenet/{train,val,test}/<wnid>/<wnid><NNNNNNNN>.jpg`` (84x84
@@ -17,9 +18,13 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED_DATA = Path(os.environ.get("FOMETA_SHARED_DATA", REPO.parent / "shared" / "data"))
-REAL_OMNIGLOT = SHARED_DATA / "omniglot"
-REAL_MINI = SHARED_DATA / "miniimagenet" / "miniimagenet.tar.gz"
+#: The real data sets are found through FOMETA_DATA_DIR: the folder holding omniglot/images_background.zip,
+#: omniglot/images_evaluation.zip and miniimagenet/miniimagenet.tar.gz, laid out as the official downloads.
+DATA_DIR = Path(os.environ.get("FOMETA_DATA_DIR") or "FOMETA_DATA_DIR-is-not-set")
+HOW = ("set FOMETA_DATA_DIR to the folder holding omniglot/images_background.zip, omniglot/images_evaluation.zip "
+       "and miniimagenet/miniimagenet.tar.gz to run it")
+REAL_OMNIGLOT = DATA_DIR / "omniglot"
+REAL_MINI = DATA_DIR / "miniimagenet" / "miniimagenet.tar.gz"
 
 # alphabet -> number of characters, per set
 OMNIGLOT_SPEC = {"background": {"Alpha": 2, "Beta": 1}, "evaluation": {"Gamma": 2}}
@@ -158,10 +163,10 @@ def mini_packed(tmp_path_factory, mini_folder):
 
 @pytest.fixture(scope="session")
 def real_omniglot_packed(tmp_path_factory):
-    """Omniglot packed from ../shared/data once per session (skips when the archives are absent)."""
+    """Omniglot packed from the real archives once per session (skips when they are absent)."""
     zips = [REAL_OMNIGLOT / "images_background.zip", REAL_OMNIGLOT / "images_evaluation.zip"]
     if not all(z.is_file() for z in zips):
-        pytest.skip(f"real Omniglot archives not found in {REAL_OMNIGLOT}")
+        pytest.skip(f"real Omniglot archives not found in {REAL_OMNIGLOT}: {HOW}")
     from fometa.data.pack_omniglot import pack_omniglot
 
     return pack_omniglot(zips, tmp_path_factory.mktemp("real_omniglot") / "omniglot.h5", progress=False)
@@ -187,6 +192,6 @@ def gen():
         make_png=make_png, make_omniglot=make_omniglot, zip_folder=zip_folder,
         make_omniglot_zips=make_omniglot_zips, make_jpeg=make_jpeg, make_mini=make_mini,
         tar_folder=tar_folder, truncate=truncate, MINI_N=MINI_N, MINI_SPEC=MINI_SPEC,
-        OMNIGLOT_SPEC=OMNIGLOT_SPEC, REPO=REPO, SHARED_DATA=SHARED_DATA, REAL_OMNIGLOT=REAL_OMNIGLOT,
+        OMNIGLOT_SPEC=OMNIGLOT_SPEC, REPO=REPO, DATA_DIR=DATA_DIR, HOW=HOW, REAL_OMNIGLOT=REAL_OMNIGLOT,
         REAL_MINI=REAL_MINI,
     )

@@ -147,10 +147,10 @@ def test_tool_wrapper_shows_progress(mini_folder, tmp_path, gen):
     assert "pack miniimagenet" in r.stderr and "12/12" in r.stderr and r.stdout == ""
 
 
-# -- the real archive (../shared/data): the validation split, all 9,600 images --------------
+# -- the real archive (FOMETA_DATA_DIR): the validation split, all 9,600 images --------------
 def test_real_miniimagenet_val_split_is_pixel_identical(gen, tmp_path):
     if not gen.REAL_MINI.is_file():
-        pytest.skip(f"real Mini-ImageNet archive not found at {gen.REAL_MINI}")
+        pytest.skip(f"real Mini-ImageNet archive not found at {gen.REAL_MINI}: {gen.HOW}")
     out = pack_miniimagenet(gen.REAL_MINI, tmp_path / "val.h5", MiniImageNetPackConfig(splits=("val",)),
                             progress=False)
     with h5py.File(out, "r") as f:

@@ -1,5 +1,5 @@
 """Packing Omniglot: contents, pixel identity with the PNGs, the reference 28x28 preprocessing,
-determinism, source forms, and (when ../shared/data is present) the real archives."""
+determinism, source forms, and (when FOMETA_DATA_DIR points at them) the real archives."""
 from __future__ import annotations
 
 import io
@@ -124,7 +124,7 @@ def test_tool_wrapper_runs_as_a_script(omniglot_zips, tmp_path, gen):
     assert (tmp_path / "o.h5").is_file() and r.stderr == ""
 
 
-# -- the real archives (../shared/data) ------------------------------------------------------
+# -- the real archives (FOMETA_DATA_DIR) ------------------------------------------------------
 def test_real_omniglot_counts_and_checksums(real_omniglot_packed, gen):
     arrays, attrs, _ = _read(real_omniglot_packed)
     assert len(set(arrays["alphabet"])) == 50
@@ -132,7 +132,7 @@ def test_real_omniglot_counts_and_checksums(real_omniglot_packed, gen):
     assert int(attrs["num_drawings"]) == 32460 == arrays["drawing"].size
     assert (arrays["set"] == "background").sum() == 964 and (arrays["set"] == "evaluation").sum() == 659
     assert len(set(arrays["alphabet"][arrays["set"] == "background"])) == 30
-    known = dict(line.split()[::-1] for line in (gen.SHARED_DATA / "SHA256SUMS").read_text().splitlines())
+    known = dict(line.split()[::-1] for line in (gen.DATA_DIR / "SHA256SUMS").read_text().splitlines())
     for s in json.loads(attrs["sources"]):
         assert s["sha256"] == known[f"omniglot/{s['file']}"]
 

@@ -1,7 +1,7 @@
 """The Section 6 experiments: their configurations, and both commands end to end on tiny budgets.
 
 Synthetic class-indexed data checks the machinery cheaply (and that mini-batches overlap exactly
-as each configuration says); the real Omniglot of ``../shared/data`` runs the CLI commands (skipped
+as each configuration says); the real Omniglot (``FOMETA_DATA_DIR``) runs the CLI commands (skipped
 with a reason when the archives are absent).
 """
 from __future__ import annotations

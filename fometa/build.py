@@ -1,0 +1,119 @@
+"""From settings to objects: the one place a resolved :class:`~fometa.config.RunConfig` becomes
+the network, the inner and outer optimizers, the meta-learner, the data and the meta-state.
+
+Everything downstream (the training loop, evaluation, the commands, the Python API) takes the
+objects made here and never reads the configuration again for what they hold.
+"""
+from __future__ import annotations
+
+from fometa import checkpoint as ckpt_io
+from fometa import data  # h5py and Pillow load inside its functions
+from fometa import config as C
+from fometa import meta, models, optim, tree
+from fometa.backends import get_backend
+
+__all__ = ["build_model", "inner_optimizer", "outer_optimizer", "meta_config", "build_learner", "load_splits",
+           "check_data", "restore_state"]
+
+
+def build_model(cfg: C.ModelConfig):
+    """The network of ``cfg`` (the paper's, or a narrower one when ``filters`` is set) with ``cfg.init``'s
+    initializer."""
+    if cfg.arch == "sine_mlp":
+        return models.sine_mlp(init=cfg.init)  # the sine preset: "torch", as the reference demo
+    if cfg.arch == "omniglot_cnn":
+        if cfg.filters is None:
+            return models.omniglot_cnn(cfg.ways, init=cfg.init)
+        return models.conv_net(f"omniglot_cnn({cfg.ways}, filters={cfg.filters})", cfg.ways, (28, 28),
+                               filters=cfg.filters, blocks=4, stride=2, init=cfg.init)
+    if cfg.filters is None:
+        return models.miniimagenet_cnn(cfg.ways, init=cfg.init)
+    return models.conv_net(f"miniimagenet_cnn({cfg.ways}, filters={cfg.filters})", cfg.ways, (84, 84, 3),
+                           filters=cfg.filters, blocks=4, pool=True, init=cfg.init)
+
+
+def inner_optimizer(cfg: C.InnerConfig):
+    """The inner loop's optimizer (training and evaluation use the same one)."""
+    if cfg.optimizer == "sgd":
+        return optim.SGD(cfg.lr)
+    return optim.Adam(cfg.lr, cfg.beta1, cfg.beta2, cfg.eps)
+
+
+def outer_optimizer(cfg: C.OuterConfig, meta_iters: int):
+    """The outer step's optimizer: the paper's annealed interpolation, or Adam on the pseudo-gradient."""
+    if cfg.optimizer == "adam":
+        return meta.OuterAdam(cfg.adam_lr)
+    return meta.Interpolate(cfg.meta_step, cfg.meta_step_final, meta_iters)
+
+
+def meta_config(cfg: C.RunConfig) -> meta.MetaConfig:
+    """How the meta-learner samples and runs a meta-batch."""
+    inner, outer = cfg.inner, cfg.outer
+    ways, shots = (1, 1) if cfg.data.kind == "sine" else (cfg.model.ways, inner.shots)
+    return meta.MetaConfig(ways=ways, shots=shots, inner_batch=inner.batch, inner_iters=inner.iters,
+                           meta_batch=outer.meta_batch, replacement=inner.replacement, batched=outer.batched,
+                           state_policy=inner.state_policy)
+
+
+def build_learner(cfg: C.RunConfig, backend=None) -> meta.MetaLearner:
+    """The :class:`~fometa.meta.MetaLearner` of ``cfg`` (``backend`` overrides ``cfg.backend``)."""
+    return meta.MetaLearner(
+        model=build_model(cfg.model),
+        algorithm=meta.make_algorithm(cfg.outer.algorithm, tail_shots=cfg.outer.tail_shots),
+        inner_opt=inner_optimizer(cfg.inner),
+        outer_opt=outer_optimizer(cfg.outer, cfg.meta_iters),
+        config=meta_config(cfg),
+        backend=backend if backend is not None else cfg.backend,
+    )
+
+
+def load_splits(cfg: C.DataConfig) -> dict | None:
+    """The class-indexed splits of ``cfg``'s packed file (``None`` for sine); raises ``fometa.data.DataError``."""
+    if cfg.kind == "sine":
+        return None
+    if cfg.path is None:
+        raise data.DataError("<no file>", f"no {cfg.kind} data file given (use --data FILE.h5)")
+    if cfg.kind == "omniglot":
+        data.inspect_packed(cfg.path, "omniglot")
+        try:
+            return data.load_omniglot(cfg.path, protocol=cfg.protocol, seed=cfg.split_seed,
+                                      train_characters=cfg.train_characters, augment_rotations=cfg.augment_rotations)
+        except ValueError as exc:  # e.g. more train characters than the file holds
+            raise data.DataError(cfg.path, str(exc)) from None
+    data.inspect_packed(cfg.path, "miniimagenet")
+    return data.load_miniimagenet(cfg.path)
+
+
+def _min_examples(split) -> int:
+    return min(split.num_examples(c) for c in range(len(split)))
+
+
+def check_data(cfg: C.RunConfig, splits, eval_splits=("train", "test")) -> None:
+    """Raise :class:`~fometa.config.ConfigError` where ``cfg`` asks more of ``splits`` than they hold."""
+    if splits is None:
+        return
+    w = cfg.model.ways
+    need_train = cfg.inner.shots + (cfg.outer.tail_shots or 0)
+    need_eval = cfg.eval.shots + cfg.eval.queries_per_class
+    for name in dict.fromkeys(("train",) + tuple(eval_splits)):
+        if name not in splits:
+            raise C.ConfigError(f"the data file has no {name!r} split (it has {', '.join(splits)})")
+        split = splits[name]
+        if w > len(split):
+            raise C.ConfigError(f"a {w}-way task needs {w} classes, but the {name} split has {len(split)}")
+        have = _min_examples(split)
+        if name == "train" and need_train > have:
+            extra = f" + {cfg.outer.tail_shots} tail shots" if cfg.outer.tail_shots else ""
+            raise C.ConfigError(f"training tasks need {cfg.inner.shots} train shots{extra} per class, but a class of "
+                                f"the train split has only {have} examples")
+        if name in eval_splits and need_eval > have:
+            raise C.ConfigError(f"evaluation needs {cfg.eval.shots} shots + {cfg.eval.queries_per_class} "
+                                f"quer{'y' if cfg.eval.queries_per_class == 1 else 'ies'} per class, but a class "
+                                f"of the {name} split has only {have} examples")
+
+
+def restore_state(ckpt: ckpt_io.Checkpoint, backend) -> meta.MetaState:
+    """The :class:`~fometa.meta.MetaState` a checkpoint holds, on ``backend``."""
+    be = get_backend(backend)
+    return meta.MetaState(tree.to_backend(ckpt.params, be), optim.state_to_backend(ckpt.inner_state, be),
+                          optim.state_to_backend(ckpt.outer_state, be), ckpt.iteration)

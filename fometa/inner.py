@@ -88,13 +88,32 @@ def _state_concat(states):
     return first
 
 
+def _step_in_place(fast, opt, flat, g, state):
+    """One Adam step on the flat buffers in place with the compiled kernels (``fast``): the
+    numbers of ``opt.update`` followed by adding the update, without their temporaries.
+    Returns the new state, or ``None`` where the compiled kernels do not run ``opt``."""
+    if fast is None or not isinstance(opt, optim.Adam):
+        return None
+    count = state.count + 1
+    fast.adam_flat(flat, g, state.nu["flat"], state.mu["flat"], -opt.lr_t(count, array_module(flat)),
+                   opt.beta1, opt.beta2, opt.eps)
+    return optim.AdamState(count, state.mu, state.nu)
+
+
 def _adapt_block(net, opt, flat, steps, fstate, keep):
-    """The inner loop of one block of tasks on flat buffers (``flat`` is updated in place
-    unless ``keep``). Returns ``(flat, state, losses, params_i, directions_i, states_i)``."""
+    """The inner loop of one block of tasks on flat buffers (``flat`` and the state's flat
+    leaves are updated in place unless ``keep``). Returns
+    ``(flat, state, losses, params_i, directions_i, states_i)``."""
     layout = net.layout
+    fast = None if keep else backend_of(flat).compiled()
     losses, params_i, directions, states = [], [], [], []
     for x, y in steps:
         loss, g = net.loss_and_grad(layout.views(flat), x, y)
+        stepped = _step_in_place(fast, opt, flat, g, fstate)
+        if stepped is not None:
+            fstate = stepped
+            losses.append(loss)
+            continue
         updates, fstate = opt.update({"flat": g}, fstate)
         if keep:
             flat = flat + updates["flat"]

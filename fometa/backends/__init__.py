@@ -9,6 +9,12 @@ that a backend may override. Every generic kernel is written once against ``xp``
 Names: ``"numpy"``, ``"cupy"`` (device 0) and ``"cupy:N"``. ``get_backend()`` with no
 name reads the ``FOMETA_BACKEND`` environment variable and falls back to ``"numpy"``.
 CuPy is imported only when a CuPy backend is asked for.
+
+The NumPy backend has compiled kernels (:mod:`fometa.backends.numba_kernels`) when numba is
+installed (the ``fast`` extra): :meth:`Backend.compiled` returns them, and the hot kernels
+above use them. ``FOMETA_NUMBA=0`` turns them off (the NumPy code then runs, as without
+numba); ``FOMETA_NUMBA=1`` insists on them (an error where numba is missing). numba is
+imported on the first call that could use it, never by ``import fometa``.
 """
 from __future__ import annotations
 
@@ -18,9 +24,41 @@ import numpy as np
 
 from fometa.backends import kernels
 
-__all__ = ["Backend", "BackendError", "UnknownBackendError", "get_backend", "backend_of", "array_module", "kernels"]
+__all__ = [
+    "Backend", "BackendError", "UnknownBackendError", "get_backend", "backend_of", "array_module", "kernels",
+    "compiled_kernels",
+]
 
 ENV_VAR = "FOMETA_BACKEND"
+NUMBA_ENV_VAR = "FOMETA_NUMBA"
+_UNRESOLVED = object()
+_NUMBA_KERNELS = _UNRESOLVED  # the module, None where numba is missing, or _UNRESOLVED
+
+
+def compiled_kernels():
+    """The compiled CPU kernels (:mod:`fometa.backends.numba_kernels`), or ``None``.
+
+    ``None`` where ``FOMETA_NUMBA`` is ``0`` or numba is not installed; with ``FOMETA_NUMBA=1``
+    a missing numba raises :class:`BackendError`. The variable is read on every call (so a test
+    or benchmark can compare both paths in one process); numba is imported once, on the first
+    call that wants it.
+    """
+    global _NUMBA_KERNELS
+    flag = os.environ.get(NUMBA_ENV_VAR, "").strip()
+    if flag not in ("", "0", "1"):
+        raise BackendError(f"{NUMBA_ENV_VAR} must be 0 (NumPy kernels) or 1 (compiled kernels), got {flag!r}")
+    if flag == "0":
+        return None
+    if _NUMBA_KERNELS is _UNRESOLVED:
+        try:
+            from fometa.backends import numba_kernels
+        except ImportError:
+            numba_kernels = None
+        _NUMBA_KERNELS = numba_kernels
+    if _NUMBA_KERNELS is None and flag == "1":
+        raise BackendError(f"{NUMBA_ENV_VAR}=1 asks for compiled kernels, but numba is not installed "
+                           "(pip install 'fometa[fast]')")
+    return _NUMBA_KERNELS
 
 
 class BackendError(RuntimeError):
@@ -69,6 +107,11 @@ class Backend:
         return max(1, min(count, self.chunk_bytes // max(1, bytes_each)))
 
     # -- hot kernels (generic versions; a backend may override) --------------
+    def compiled(self):
+        """This backend's compiled kernels (:func:`compiled_kernels` on the CPU), or ``None``:
+        the fused engine and the flat-buffer inner loop run them in place of their NumPy code."""
+        return compiled_kernels()
+
     def im2col(self, xpad, kh, kw, stride, out_h, out_w):
         return kernels.im2col(xpad, kh, kw, stride, out_h, out_w)
 
@@ -76,9 +119,15 @@ class Backend:
         return kernels.col2im(cols, padded_shape, kh, kw, stride)
 
     def im2col_unpadded(self, x, kh, kw, stride, top, left, out_h, out_w):
+        fast = self.compiled()
+        if fast is not None:
+            return fast.im2col_unpadded(x, kh, kw, stride, top, left, out_h, out_w)
         return kernels.im2col_unpadded(x, kh, kw, stride, top, left, out_h, out_w)
 
     def col2im_unpadded(self, cols, in_shape, kh, kw, stride, top, left):
+        fast = self.compiled()
+        if fast is not None:
+            return fast.col2im_unpadded(cols, in_shape, kh, kw, stride, top, left)
         return kernels.col2im_unpadded(cols, in_shape, kh, kw, stride, top, left)
 
 

@@ -44,11 +44,8 @@ PATCH_BLOCK_BYTES = 2 << 20
 class _BlockCache(NamedTuple):
     x: object  # block input (T, B, H, W, C), to rebuild patches when they were not kept
     cols: object  # patch matrix (T, B * pix, depth), or None
-    xhat: object  # normalized conv output (T, B * pix, C_out)
-    inv: object  # 1 / sqrt(var + eps), (T, C_out)
-    rows: int  # rows that supplied the batch statistics
-    pool: object  # (which window offset won (uint8), pre-pool shape), or None
-    out: object  # block output after ReLU
+    fast: object  # the compiled kernels that ran the batch norm (then ``bn`` is theirs), or None
+    bn: object  # NumPy: (xhat (T, B * pix, C_out), 1 / sqrt(var + eps) (T, C_out), rows, pool, out)
 
 
 class ConvBlock:
@@ -73,6 +70,7 @@ class ConvBlock:
 
     def forward(self, p, x, stats_batch=None, train=True):
         xp, be = array_module(x), backend_of(x)
+        fast = be.compiled()
         geo = self._geometry(x)
         t, b, h, w, c, kh, kw, oh, ow, top, left = geo
         co = self.conv.out_channels
@@ -88,21 +86,26 @@ class ConvBlock:
             for t0, t1, b0, b1 in blocks:
                 cb = self._patches(be, x[t0:t1, b0:b1], geo)
                 xp.matmul(cb, kmat[t0:t1], out=z[t0:t1, b0 * pix : b1 * pix])
-        z += p[self.param_keys[1]][:, None, :]
-        # batch norm on the batch's statistics (the first ``stats_batch`` examples' when given),
-        # computed exactly as fometa.layers.batchnorm does, in place on z
         m = b * pix
         rows = m if stats_batch is None or stats_batch >= b else stats_batch * pix
         if rows < 1:
             raise ValueError(f"stats_batch must be at least 1, got {stats_batch}")
+        bias, scale, offset = (p[k] for k in self.param_keys[1:])
+        if fast is not None:  # bias, batch norm, pool and ReLU in two passes over z
+            y, saved = fast.bn_act_forward(z, bias, scale, offset, self.bn.eps, rows, (b, oh, ow),
+                                           self.pool is not None, train)
+            return y, (_BlockCache(x, cols, fast, saved) if train else None)
+        z += bias[:, None, :]
+        # batch norm on the batch's statistics (the first ``stats_batch`` examples' when given),
+        # computed exactly as fometa.layers.batchnorm does, in place on z
         mu = xp.einsum("tmc->tc", z[:, :rows]) / rows
         z -= mu[:, None, :]
         ref = z[:, :rows]
         var = xp.einsum("tmc,tmc->tc", ref, ref) / rows
         inv = 1.0 / xp.sqrt(var + self.bn.eps)
         z *= inv[:, None, :]
-        y = z * p[self.param_keys[2]][:, None, :]
-        y += p[self.param_keys[3]][:, None, :]
+        y = z * scale[:, None, :]
+        y += offset[:, None, :]
         y = y.reshape(t, b, oh, ow, co)
         pool = None
         if self.pool is not None:
@@ -111,7 +114,7 @@ class ConvBlock:
         xp.maximum(y, 0, out=y)
         if not train:
             return y, None
-        return y, _BlockCache(x, cols, z, inv, rows, pool, y)
+        return y, _BlockCache(x, cols, None, (z, inv, rows, pool, y))
 
     def backward(self, p, cache: _BlockCache, dy, need_dx=True):
         """``(dx, grads)`` with grads ``{key: (T, ...)}`` for the block's four parameters."""
@@ -119,14 +122,19 @@ class ConvBlock:
         geo = self._geometry(cache.x)
         t, b, h, w, c, kh, kw, oh, ow, top, left = geo
         co = self.conv.out_channels
-        d = dy * (cache.out > 0)
-        if self.pool is not None:
-            d = _pool_backward(*cache.pool, d)
-        # batch norm's own backward pass (fometa/layers/batchnorm.py) on the cached statistics
-        dz, bn_grads = self.bn.backward({"scale": p[self.param_keys[2]]}, (cache.xhat, cache.inv, cache.rows), d)
-        dz = dz.reshape(cache.xhat.shape)
-        grads = {self.param_keys[2]: bn_grads["scale"], self.param_keys[3]: bn_grads["offset"],
-                 self.param_keys[1]: xp.einsum("tmc->tc", dz)}
+        if cache.fast is not None:
+            dz, dbias, dscale, doffset = cache.fast.bn_act_backward(cache.bn, *(p[k] for k in self.param_keys[1:]), dy)
+            grads = {self.param_keys[2]: dscale, self.param_keys[3]: doffset, self.param_keys[1]: dbias}
+        else:
+            xhat, inv, rows, pool, out = cache.bn
+            d = dy * (out > 0)
+            if self.pool is not None:
+                d = _pool_backward(*pool, d)
+            # batch norm's own backward pass (fometa/layers/batchnorm.py) on the cached statistics
+            dz, bn_grads = self.bn.backward({"scale": p[self.param_keys[2]]}, (xhat, inv, rows), d)
+            dz = dz.reshape(xhat.shape)
+            grads = {self.param_keys[2]: bn_grads["scale"], self.param_keys[3]: bn_grads["offset"],
+                     self.param_keys[1]: xp.einsum("tmc->tc", dz)}
         kernel = p[self.param_keys[0]]
         pix, depth = oh * ow, kh * kw * c
         kmat = kernel.reshape(t, depth, co)

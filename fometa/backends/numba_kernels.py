@@ -1,0 +1,442 @@
+"""Compiled (numba) kernels for the NumPy backend's fused fast path.
+
+The fused engine (:mod:`fometa.models.fused`) spends about half of an Omniglot meta-iteration
+outside its matrix products, in passes over memory that NumPy cannot fuse: batch norm, ReLU and
+the 2x2 max-pool (about a dozen array calls a block, each a pass over the conv output), patch
+gathering and scattering, Adam over the flat ``(T, P)`` buffers. Here each of them is one loop,
+compiled once and cached on disk (``cache=True``), and runs without the GIL (``nogil=True``)
+so that the task-block threads of :mod:`fometa.parallel` run it side by side.
+
+Every kernel computes what its generic counterpart computes (:mod:`fometa.backends.kernels`,
+the fused engine's NumPy code, :class:`fometa.optim.Adam`), per task and in the same
+precision, so a task's numbers do not depend on the tasks beside it; where the order of a sum
+differs the results agree to round-off (``tests/backends/test_numba_kernels.py``):
+
+* **batch norm + (2x2 max-pool) + ReLU, forward** (:func:`bn_act_forward`): one pass over the
+  conv output ``z`` for the batch statistics (shifted sums in float64), one that writes the
+  block output. Nothing else is stored: ``xhat``, the ReLU mask and the pool's winners are
+  recomputed from ``z`` by the backward pass with the same arithmetic, so they are bit for bit
+  the forward pass's.
+* **batch norm + (max-pool) + ReLU, backward** (:func:`bn_act_backward`): one pass that sums
+  ``dgamma`` and ``dbeta`` and one that writes ``dz`` (and sums the conv bias's gradient).
+* **patches** (:func:`im2col_unpadded`, :func:`col2im_unpadded`): the gather writes each patch
+  row once, zeros where the window leaves the input; the scatter is written as a gather (each
+  input position sums the taps that reach it), so every output is written once and nothing is
+  zero-filled first.
+* **Adam** (:func:`adam_flat`): the moment and parameter update over the flat buffers in one
+  pass, in place, with TensorFlow's arithmetic in the parameters' precision (bit for bit the
+  generic update).
+
+This module imports numba at its top: :func:`fometa.backends.compiled_kernels` imports it only
+when the ``fast`` extra is installed and ``FOMETA_NUMBA`` is not ``0``.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = ["bn_act_forward", "bn_act_backward", "im2col_unpadded", "col2im_unpadded", "adam_flat", "warm_up"]
+
+# error_model="numpy": a division by zero gives inf or nan as in NumPy instead of raising, which
+# also lets LLVM vectorize the loops that divide
+_jit = numba.njit(nogil=True, cache=True, error_model="numpy")
+
+
+# --------------------------------------------------------------------------------------
+# batch norm on batch statistics, (2x2 max-pool), ReLU
+# --------------------------------------------------------------------------------------
+# The NumPy fast path sums over rows with einsum, which (for more than one channel) adds the
+# rows one after another in the array's precision; the sums here do the same, in the same
+# order, so that means, variances, xhat and every decision of the pool and the ReLU are bit
+# for bit the NumPy path's (and training runs the same with and without these kernels).
+
+
+@_jit
+def _bn_stats(z, bias, rows, eps, mu, inv):
+    """Per task and channel, the mean of ``v = z + bias`` over the first ``rows`` rows of ``z``
+    ``(T, M, C)`` and ``1 / sqrt(var + eps)`` with ``var`` the mean of ``(v - mu)^2``, into
+    ``mu`` and ``inv`` ``(T, C)``: two passes, as ``fometa.layers.batchnorm`` computes them.
+    ``rows`` and ``eps`` come in ``z``'s precision."""
+    t_count, _, c_count = z.shape
+    one = z.dtype.type(1)
+    acc = np.empty(c_count, z.dtype)
+    for t in range(t_count):
+        acc[:] = 0
+        for m in range(int(rows)):
+            for c in range(c_count):
+                acc[c] += z[t, m, c] + bias[t, c]
+        for c in range(c_count):
+            mu[t, c] = acc[c] / rows
+        acc[:] = 0
+        for m in range(int(rows)):
+            for c in range(c_count):
+                d = (z[t, m, c] + bias[t, c]) - mu[t, c]
+                acc[c] += d * d
+        for c in range(c_count):
+            inv[t, c] = one / np.sqrt(acc[c] / rows + eps)
+
+
+@_jit
+def _bn_relu_forward(z, bias, mu, inv, scale, offset, y):
+    """``y = relu(((z + bias) - mu) * inv * scale + offset)``, ``z`` and ``y`` ``(T, M, C)``."""
+    t_count, m_count, c_count = z.shape
+    zero = z.dtype.type(0)
+    for t in range(t_count):
+        for m in range(m_count):
+            for c in range(c_count):
+                v = ((z[t, m, c] + bias[t, c]) - mu[t, c]) * inv[t, c] * scale[t, c] + offset[t, c]
+                y[t, m, c] = v if v > zero else zero
+
+
+@_jit
+def _bn_pool_relu_forward(z, bias, mu, inv, scale, offset, batch, h, w, y, winner):
+    """The same with a 2x2 max-pool (stride 2, 'same') between batch norm and ReLU: ``z`` is
+    ``(T, batch * h * w, C)`` in row-major ``(batch, h, w)`` order, ``y`` ``(T, batch, ph, pw, C)``.
+    ``winner`` (same shape, uint8): which offset (row-major in the window) holds the window's
+    first maximum; positions past an odd edge never win (TensorFlow's -inf padding)."""
+    t_count, _, c_count = z.shape
+    ph, pw = y.shape[2], y.shape[3]
+    zero = z.dtype.type(0)
+    for t in range(t_count):
+        for b in range(batch):
+            for i in range(ph):
+                r0 = 2 * i
+                r1 = min(r0 + 1, h - 1)  # an odd height's last window has one row: r1 == r0 never wins
+                for j in range(pw):
+                    c0 = 2 * j
+                    c1 = min(c0 + 1, w - 1)
+                    m00 = (b * h + r0) * w + c0
+                    m01 = (b * h + r0) * w + c1
+                    m10 = (b * h + r1) * w + c0
+                    m11 = (b * h + r1) * w + c1
+                    for c in range(c_count):
+                        bc, mc, ic, sc, oc = bias[t, c], mu[t, c], inv[t, c], scale[t, c], offset[t, c]
+                        best = ((z[t, m00, c] + bc) - mc) * ic * sc + oc
+                        k = 0
+                        v = ((z[t, m01, c] + bc) - mc) * ic * sc + oc
+                        if v > best:
+                            best, k = v, 1
+                        v = ((z[t, m10, c] + bc) - mc) * ic * sc + oc
+                        if v > best:
+                            best, k = v, 2
+                        v = ((z[t, m11, c] + bc) - mc) * ic * sc + oc
+                        if v > best:
+                            best, k = v, 3
+                        y[t, b, i, j, c] = best if best > zero else zero
+                        winner[t, b, i, j, c] = k
+
+
+@_jit
+def _dz(d, xh, a, k0, k1, inside, full):
+    """Batch norm's input gradient at one entry, with fometa.layers.batchnorm's arithmetic:
+    ``(d - (xh k1 + k0)) a`` when every row supplied the statistics, else ``d a - (xh k1 + k0) a``
+    for a row that did and ``d a`` for one that did not."""
+    if full:
+        return (d - (xh * k1 + k0)) * a
+    if inside:
+        return d * a - (xh * k1 + k0) * a
+    return d * a
+
+
+# The backward kernels sum into small arrays of their own and read one row of each array at a
+# time: with fewer arrays that might overlap, LLVM vectorizes the channel loops.
+
+
+@_jit
+def _bn_relu_backward(z, bias, mu, inv, scale, offset, dy, rows, dz, dbias, dscale, doffset):
+    """Gradients of :func:`_bn_relu_forward`: ``dz`` ``(T, M, C)`` and the per-channel sums."""
+    t_count, m_count, c_count = z.shape
+    zero = z.dtype.type(0)
+    full = int(rows) == m_count
+    sg = np.empty(c_count, z.dtype)
+    sb = np.empty(c_count, z.dtype)
+    sz = np.empty(c_count, z.dtype)
+    for t in range(t_count):
+        bt, mt, it, st, ot = bias[t], mu[t], inv[t], scale[t], offset[t]
+        sg[:] = 0
+        sb[:] = 0
+        sz[:] = 0
+        for m in range(m_count):
+            zr, dyr = z[t, m], dy[t, m]
+            for c in range(c_count):
+                xh = ((zr[c] + bt[c]) - mt[c]) * it[c]
+                d = dyr[c] if xh * st[c] + ot[c] > zero else zero
+                sg[c] += d * xh
+                sb[c] += d
+        a = st * it
+        k1 = sg / rows
+        k0 = sb / rows
+        for m in range(m_count):
+            zr, dyr, dzr = z[t, m], dy[t, m], dz[t, m]
+            inside = m < rows
+            for c in range(c_count):
+                xh = ((zr[c] + bt[c]) - mt[c]) * it[c]
+                d = dyr[c] if xh * st[c] + ot[c] > zero else zero
+                g = _dz(d, xh, a[c], k0[c], k1[c], inside, full)
+                dzr[c] = g
+                sz[c] += g
+        dscale[t] = sg
+        doffset[t] = sb
+        dbias[t] = sz
+
+
+@_jit
+def _bn_pool_relu_backward(z, bias, mu, inv, scale, offset, winner, dy, rows, batch, h, w, dz, dbias, dscale, doffset):
+    """Gradients of :func:`_bn_pool_relu_forward` (``dy`` and ``winner`` ``(T, batch, ph, pw, C)``):
+    each window's gradient goes to its winner when the window's maximum is positive (ReLU).
+    The rows of ``z`` are visited in order, as the NumPy path's sums visit them."""
+    t_count, m_count, c_count = z.shape
+    zero = z.dtype.type(0)
+    full = int(rows) == m_count
+    sg = np.empty(c_count, z.dtype)
+    sb = np.empty(c_count, z.dtype)
+    sz = np.empty(c_count, z.dtype)
+    for t in range(t_count):
+        bt, mt, it, st, ot = bias[t], mu[t], inv[t], scale[t], offset[t]
+        sg[:] = 0
+        sb[:] = 0
+        sz[:] = 0
+        for b in range(batch):
+            for r in range(h):
+                i, kr = r // 2, 2 * (r % 2)
+                for q in range(w):
+                    k = kr + q % 2
+                    zr, wr, dyr = z[t, (b * h + r) * w + q], winner[t, b, i, q // 2], dy[t, b, i, q // 2]
+                    for c in range(c_count):
+                        xh = ((zr[c] + bt[c]) - mt[c]) * it[c]
+                        d = dyr[c] if (wr[c] == k) & (xh * st[c] + ot[c] > zero) else zero
+                        sg[c] += d * xh
+                        sb[c] += d
+        a = st * it
+        k1 = sg / rows
+        k0 = sb / rows
+        for b in range(batch):
+            for r in range(h):
+                i, kr = r // 2, 2 * (r % 2)
+                for q in range(w):
+                    k = kr + q % 2
+                    m = (b * h + r) * w + q
+                    zr, wr, dyr, dzr = z[t, m], winner[t, b, i, q // 2], dy[t, b, i, q // 2], dz[t, m]
+                    inside = m < rows
+                    for c in range(c_count):
+                        xh = ((zr[c] + bt[c]) - mt[c]) * it[c]
+                        d = dyr[c] if (wr[c] == k) & (xh * st[c] + ot[c] > zero) else zero
+                        g = _dz(d, xh, a[c], k0[c], k1[c], inside, full)
+                        dzr[c] = g
+                        sz[c] += g
+        dscale[t] = sg
+        doffset[t] = sb
+        dbias[t] = sz
+
+
+def _params(dt, *arrays):
+    return tuple(np.ascontiguousarray(a, dtype=dt) for a in arrays)
+
+
+def bn_act_forward(z, bias, scale, offset, eps, rows, spatial, pool, train=True):
+    """Batch norm (statistics of the first ``rows`` rows), optional 2x2 max-pool, ReLU.
+
+    ``z`` ``(T, M, C)``: the conv output without its bias, ``M = B * h * w`` rows in
+    ``(B, h, w)`` order, ``spatial = (B, h, w)``. Returns ``(y, saved)``: ``y`` ``(T, B, h', w', C)``
+    and what :func:`bn_act_backward` needs (``None`` unless ``train``)."""
+    t, m, c = z.shape
+    b, h, w = spatial
+    dt = z.dtype
+    mu = np.empty((t, c), dt)
+    inv = np.empty((t, c), dt)
+    bias, scale, offset = _params(dt, bias, scale, offset)
+    _bn_stats(z, bias, dt.type(rows), dt.type(eps), mu, inv)
+    winner = None
+    if pool:
+        y = np.empty((t, b, -(-h // 2), -(-w // 2), c), dt)
+        winner = np.empty(y.shape, np.uint8)
+        _bn_pool_relu_forward(z, bias, mu, inv, scale, offset, b, h, w, y, winner)
+    else:
+        y = np.empty((t, m, c), dt)
+        _bn_relu_forward(z, bias, mu, inv, scale, offset, y)
+        y = y.reshape(t, b, h, w, c)
+    return y, ((z, mu, inv, rows, spatial, winner) if train else None)
+
+
+def bn_act_backward(saved, bias, scale, offset, dy):
+    """Gradients of :func:`bn_act_forward` for the block output's gradient ``dy``:
+    ``(dz (T, M, C), dbias, dscale, doffset)`` with the three ``(T, C)``."""
+    z, mu, inv, rows, (b, h, w), winner = saved
+    t, m, c = z.shape
+    dt = z.dtype
+    bias, scale, offset, dy = _params(dt, bias, scale, offset, dy)
+    dz = np.empty_like(z)
+    dbias, dscale, doffset = np.empty((t, c), dt), np.empty((t, c), dt), np.empty((t, c), dt)
+    if winner is not None:
+        _bn_pool_relu_backward(z, bias, mu, inv, scale, offset, winner, dy, dt.type(rows), b, h, w, dz, dbias, dscale,
+                               doffset)
+    else:
+        _bn_relu_backward(z, bias, mu, inv, scale, offset, dy.reshape(t, m, c), dt.type(rows), dz, dbias, dscale,
+                          doffset)
+    return dz, dbias, dscale, doffset
+
+
+# --------------------------------------------------------------------------------------
+# patches
+# --------------------------------------------------------------------------------------
+@_jit
+def _im2col(x, shape, kh, kw, stride, top, left, oh, ow, out):
+    """``out`` (flat ``(T, B, oh, ow, kh * kw * C)``) from ``x`` (flat ``(T, B, h, w, C)``, ``shape``
+    its ``(T * B, h, w, C)``): for each output position and window row, the ``kw * C`` values are
+    one contiguous run of ``x`` (zeros where the window leaves the input)."""
+    n_images, h, w, c_count = shape
+    run = kw * c_count
+    depth = kh * run
+    zero = x.dtype.type(0)
+    o = 0
+    for n in range(n_images):
+        image = n * h * w * c_count
+        for i in range(oh):
+            for j in range(ow):
+                q0 = j * stride - left
+                lo = max(0, -q0) * c_count  # the part of a window row that lies inside the input
+                hi = max(lo, min(kw, w - q0) * c_count)
+                for di in range(kh):
+                    r = i * stride + di - top
+                    # unsigned indices: no negative-index wraparound test, so the copies vectorize
+                    if r < 0 or r >= h:
+                        for e in range(run):
+                            out[np.uint64(o + e)] = zero
+                    elif run < 8:  # a short run: one loop with a select beats three short ones
+                        src = image + (r * w + q0) * c_count
+                        for e in range(run):
+                            inside = lo <= e < hi
+                            out[np.uint64(o + e)] = x[np.uint64(src + e if inside else 0)] if inside else zero
+                    else:
+                        src = image + (r * w + q0) * c_count
+                        for e in range(lo):
+                            out[np.uint64(o + e)] = zero
+                        for e in range(lo, hi):
+                            out[np.uint64(o + e)] = x[np.uint64(src + e)]
+                        for e in range(hi, run):
+                            out[np.uint64(o + e)] = zero
+                    o += run
+
+
+def im2col_unpadded(x, kh, kw, stride, top, left, out_h, out_w):
+    """:func:`fometa.backends.kernels.im2col_unpadded`, compiled."""
+    t, b, h, w, c = x.shape
+    out = np.empty((t, b, out_h, out_w, kh * kw, c), x.dtype)
+    _im2col(np.ascontiguousarray(x).reshape(-1), (t * b, h, w, c), kh, kw, stride, top, left, out_h, out_w,
+            out.reshape(-1))
+    return out
+
+
+@_jit
+def _col2im(cols, kh, kw, stride, top, left, taps, counts, dx):
+    t_count, b_count, h, w, c_count = dx.shape
+    oh, ow = cols.shape[2], cols.shape[3]
+    acc = np.empty(c_count, dx.dtype)
+    for t in range(t_count):
+        for b in range(b_count):
+            for r in range(h):
+                for q in range(w):
+                    acc[:] = 0
+                    rc, qc = r % stride, q % stride
+                    for n in range(counts[rc, qc]):
+                        di, dj = taps[rc, qc, n, 0], taps[rc, qc, n, 1]
+                        i = (r + top - di) // stride  # the output position that reaches (r, q) through tap (di, dj)
+                        j = (q + left - dj) // stride
+                        if 0 <= i < oh and 0 <= j < ow:
+                            k = di * kw + dj
+                            for c in range(c_count):
+                                acc[c] += cols[t, b, i, j, k, c]
+                    for c in range(c_count):
+                        dx[t, b, r, q, c] = acc[c]
+
+
+def _col2im_taps(h, w, kh, kw, stride, top, left, out_h, out_w):
+    """For each class ``(r % stride, q % stride)`` of input positions, the taps ``(di, dj)`` that
+    reach it, in the order in which :func:`fometa.backends.kernels.col2im_unpadded` adds them
+    (a tap covering its whole class first, then the others row-major), so that every sum is
+    the generic kernel's bit for bit."""
+    taps = np.zeros((stride, stride, kh * kw, 2), np.int64)
+    counts = np.zeros((stride, stride), np.int64)
+    for r0 in range(min(stride, h)):
+        for c0 in range(min(stride, w)):
+            nq, nw = -(-(h - r0) // stride), -(-(w - c0) // stride)
+            found = []
+            for di in range(kh):
+                if (r0 + top - di) % stride:
+                    continue
+                si = (r0 + top - di) // stride
+                q0, q1 = max(0, -si), min(nq, out_h - si)
+                if q1 <= q0:
+                    continue
+                for dj in range(kw):
+                    if (c0 + left - dj) % stride:
+                        continue
+                    sj = (c0 + left - dj) // stride
+                    w0, w1 = max(0, -sj), min(nw, out_w - sj)
+                    if w1 <= w0:
+                        continue
+                    full = q0 == 0 and q1 == nq and w0 == 0 and w1 == nw
+                    found.append((not full, di, dj))
+            found.sort(key=lambda tap: tap[0])
+            counts[r0, c0] = len(found)
+            for n, (_, di, dj) in enumerate(found):
+                taps[r0, c0, n] = di, dj
+    return taps, counts
+
+
+def col2im_unpadded(cols, in_shape, kh, kw, stride, top, left):
+    """:func:`fometa.backends.kernels.col2im_unpadded`, compiled (as a gather: each input
+    position sums the taps that reach it, so nothing is zero-filled and added to)."""
+    dx = np.empty(in_shape, cols.dtype)
+    taps, counts = _col2im_taps(in_shape[2], in_shape[3], kh, kw, stride, top, left, cols.shape[2], cols.shape[3])
+    _col2im(np.ascontiguousarray(cols), kh, kw, stride, top, left, taps, counts, dx)
+    return dx
+
+
+# --------------------------------------------------------------------------------------
+# Adam on the flat buffers
+# --------------------------------------------------------------------------------------
+@_jit
+def _adam(flat, grad, nu, mu, neg_lr, b1, one_minus_b1, b2, one_minus_b2, eps, first):
+    t_count, p_count = flat.shape
+    for t in range(t_count):
+        s = neg_lr[t]
+        for p in range(p_count):
+            g = grad[t, p]
+            v = g * g * one_minus_b2 + nu[t, p] * b2
+            nu[t, p] = v
+            if first:
+                m = mu[t, p] * b1 + g * one_minus_b1
+                mu[t, p] = m
+            else:
+                m = g
+            flat[t, p] += m / (np.sqrt(v) + eps) * s
+
+
+def adam_flat(flat, grad, nu, mu, neg_lr, beta1, beta2, eps):
+    """One Adam step in place on ``(T, P)`` buffers, as :meth:`fometa.optim.Adam.update`
+    followed by adding the update: ``nu <- b2 nu + (1 - b2) g^2``, ``mu <- b1 mu + (1 - b1) g``
+    (when ``beta1 != 0``; else ``mu`` is unused), ``flat += neg_lr * m / (sqrt(nu) + eps)``,
+    with ``neg_lr`` ``(T,)`` the step's ``-lr_t`` per task, all in ``flat``'s precision."""
+    dt = flat.dtype.type
+    first = beta1 != 0.0
+    _adam(flat, grad, nu, mu if first else nu, neg_lr.astype(flat.dtype), dt(beta1), dt(1 - beta1), dt(beta2),
+          dt(1 - beta2), dt(eps), first)
+
+
+def warm_up(dtypes=(np.float32, np.float64)):
+    """Compile (or load from the on-disk cache) every kernel for ``dtypes``; returns nothing.
+    The first call in a fresh environment compiles; later processes load the cache."""
+    for dt in dtypes:
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((1, 2, 4, 4, 2)).astype(dt)
+        cols = im2col_unpadded(x, 3, 3, 1, 1, 1, 4, 4)
+        col2im_unpadded(cols, x.shape, 3, 3, 1, 1, 1)
+        z = cols.reshape(1, 32, 18)[:, :, :2].copy()
+        p = np.ones((1, 2), dt)
+        for pool in (False, True):
+            y, saved = bn_act_forward(z, p, p, p, 1e-3, 32, (2, 4, 4), pool)
+            bn_act_backward(saved, p, p, p, np.ones_like(y))
+        flat = np.zeros((1, 3), dt)
+        for b1 in (0.0, 0.9):
+            adam_flat(flat, flat.copy(), flat.copy(), flat.copy(), np.ones(1), b1, 0.999, 1e-8)

@@ -12,24 +12,42 @@ from fometa import config as C
 from fometa import meta, models, optim, tree
 from fometa.backends import get_backend
 
-__all__ = ["build_model", "inner_optimizer", "outer_optimizer", "meta_config", "build_learner", "load_splits",
+__all__ = ["build_model", "input_shape", "inner_optimizer", "outer_optimizer", "meta_config", "build_learner", "load_splits",
            "check_data", "restore_state"]
 
 
-def build_model(cfg: C.ModelConfig):
-    """The network of ``cfg`` (the paper's, or a narrower one when ``filters`` is set) with ``cfg.init``'s
-    initializer."""
+#: each image network's paper input shape, filters and blocks
+_PAPER_NETS = {"omniglot_cnn": ((28, 28), 64, {"stride": 2}), "miniimagenet_cnn": ((84, 84, 3), 32, {"pool": True})}
+
+
+def build_model(cfg: C.ModelConfig, input_shape: tuple[int, ...] | None = None):
+    """The network of ``cfg`` with ``cfg.init``'s initializer, on examples of ``input_shape``
+    (``(H, W)`` or ``(H, W, 3)``; ``None``: the paper's for the architecture).
+
+    The paper's network exactly when nothing differs from it; otherwise the same family
+    (:func:`fometa.models.conv_net`) with ``cfg.filters``, ``cfg.depth`` blocks and the input
+    shape, named after what differs.
+    """
     if cfg.arch == "sine_mlp":
         return models.sine_mlp(init=cfg.init)  # the sine preset: "torch", as the reference demo
-    if cfg.arch == "omniglot_cnn":
-        if cfg.filters is None:
-            return models.omniglot_cnn(cfg.ways, init=cfg.init)
-        return models.conv_net(f"omniglot_cnn({cfg.ways}, filters={cfg.filters})", cfg.ways, (28, 28),
-                               filters=cfg.filters, blocks=4, stride=2, init=cfg.init)
-    if cfg.filters is None:
-        return models.miniimagenet_cnn(cfg.ways, init=cfg.init)
-    return models.conv_net(f"miniimagenet_cnn({cfg.ways}, filters={cfg.filters})", cfg.ways, (84, 84, 3),
-                           filters=cfg.filters, blocks=4, pool=True, init=cfg.init)
+    shape, paper_filters, family = _PAPER_NETS[cfg.arch]
+    input_shape = shape if input_shape is None else tuple(input_shape)
+    filters = paper_filters if cfg.filters is None else cfg.filters
+    depth = 4 if cfg.depth is None else cfg.depth
+    if (input_shape, filters, depth) == (shape, paper_filters, 4):
+        make = models.omniglot_cnn if cfg.arch == "omniglot_cnn" else models.miniimagenet_cnn
+        return make(cfg.ways, init=cfg.init)
+    differs = [f"filters={cfg.filters}"] if filters != paper_filters else []
+    differs += [f"depth={depth}"] if depth != 4 else []
+    differs += [f"input={'x'.join(map(str, input_shape))}"] if input_shape != shape else []
+    return models.conv_net(f"{cfg.arch}({cfg.ways}, {', '.join(differs)})", cfg.ways, input_shape, filters=filters,
+                           blocks=depth, init=cfg.init, **family)
+
+
+def input_shape(cfg: C.RunConfig) -> tuple[int, ...] | None:
+    """The shape of one network input of ``cfg``'s data (``None`` for sine)."""
+    spec = C.input_spec(cfg.data)
+    return None if spec is None else spec.shape
 
 
 def inner_optimizer(cfg: C.InnerConfig):
@@ -58,7 +76,7 @@ def meta_config(cfg: C.RunConfig) -> meta.MetaConfig:
 def build_learner(cfg: C.RunConfig, backend=None) -> meta.MetaLearner:
     """The :class:`~fometa.meta.MetaLearner` of ``cfg`` (``backend`` overrides ``cfg.backend``)."""
     return meta.MetaLearner(
-        model=build_model(cfg.model),
+        model=build_model(cfg.model, input_shape(cfg)),
         algorithm=meta.make_algorithm(cfg.outer.algorithm, tail_shots=cfg.outer.tail_shots),
         inner_opt=inner_optimizer(cfg.inner),
         outer_opt=outer_optimizer(cfg.outer, cfg.meta_iters),
@@ -68,19 +86,26 @@ def build_learner(cfg: C.RunConfig, backend=None) -> meta.MetaLearner:
 
 
 def load_splits(cfg: C.DataConfig) -> dict | None:
-    """The class-indexed splits of ``cfg``'s packed file (``None`` for sine); raises ``fometa.data.DataError``."""
+    """The class-indexed splits of ``cfg``'s packed file (``None`` for sine); raises ``fometa.data.DataError``,
+    also for a file whose preprocessing is not the recorded ``cfg.image_spec``."""
     if cfg.kind == "sine":
         return None
     if cfg.path is None:
         raise data.DataError("<no file>", f"no {cfg.kind} data file given (use --data FILE.h5)")
+    data.inspect_packed(cfg.path, cfg.kind)
+    if cfg.image_spec is not None:
+        found = data.ImageSpec.for_packed(cfg.path)
+        if found != cfg.image_spec:
+            raise data.DataError(cfg.path, f"its images are made as {found.as_dict()}, but the run's were made as "
+                                           f"{cfg.image_spec.as_dict()}")
+    if cfg.kind == "folder":
+        return data.load_folder(cfg.path)
     if cfg.kind == "omniglot":
-        data.inspect_packed(cfg.path, "omniglot")
         try:
             return data.load_omniglot(cfg.path, protocol=cfg.protocol, seed=cfg.split_seed,
                                       train_characters=cfg.train_characters, augment_rotations=cfg.augment_rotations)
         except ValueError as exc:  # e.g. more train characters than the file holds
             raise data.DataError(cfg.path, str(exc)) from None
-    data.inspect_packed(cfg.path, "miniimagenet")
     return data.load_miniimagenet(cfg.path)
 
 

@@ -2,8 +2,8 @@
 
 A :class:`RunConfig` aggregates
 
-* :class:`DataConfig`  - which data set, its packed file and split protocol;
-* :class:`ModelConfig` - the network and its number of ways;
+* :class:`DataConfig`  - which data set, its packed file, split protocol and input preprocessing;
+* :class:`ModelConfig` - the network, its width and depth, and its number of ways;
 * :class:`InnerConfig` - the inner loop of meta-training (optimizer, mini-batch, steps, train shots);
 * :class:`OuterConfig` - the meta-algorithm and the outer step (meta-step annealing, meta-batch);
 * :class:`EvaluationConfig` - few-shot evaluation (shots, inner steps, batch-norm mode, tasks);
@@ -11,7 +11,10 @@ A :class:`RunConfig` aggregates
 plus the run-level settings (seed, backend, meta-iterations, evaluation and checkpoint cadence).
 
 :data:`PRESETS` holds the paper's settings (Nichol et al. 2018, Appendix A, reference scripts of
-openai/supervised-reptile). A configuration is built as ``preset -> config file -> flags``:
+openai/supervised-reptile). For a packed file of any other images (``data.kind = "folder"``),
+:func:`closest_preset` picks the paper's setting nearest to its images and :func:`for_images` fits a
+configuration to them (the network follows the images; the preprocessing is recorded in
+``data.image_spec``). A configuration is built as ``preset -> config file -> flags``:
 :func:`apply_overrides` takes dotted setting names (``"inner.lr"``, ``"meta_iters"``) and
 :func:`load_file` reads the same names from TOML (tables for the sections) or JSON.
 :func:`to_dict` / :func:`from_dict` convert to plain dicts for JSON and HDF5; :func:`diff`
@@ -25,14 +28,24 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fometa.data.images import ImageSpec
+
 __all__ = [
     "ConfigError", "DataConfig", "ModelConfig", "InnerConfig", "OuterConfig", "EvaluationConfig",
     "RunConfig", "PRESETS", "preset", "to_dict", "from_dict", "flatten", "apply_overrides", "load_file",
-    "diff", "settings", "parse_value", "RESUME_FREE", "RETIRED",
+    "diff", "settings", "parse_value", "RESUME_FREE", "RETIRED", "KIND_IMAGES", "input_spec", "closest_preset",
+    "for_images",
 ]
 
-DATASETS = ("omniglot", "miniimagenet", "sine")
+DATASETS = ("omniglot", "miniimagenet", "folder", "sine")
+#: the paper's network of each of its data sets (a ``folder`` file takes either image network)
 ARCHS = {"omniglot": "omniglot_cnn", "miniimagenet": "miniimagenet_cnn", "sine": "sine_mlp"}
+IMAGE_ARCHS = ("omniglot_cnn", "miniimagenet_cnn")
+#: The preprocessing of the paper's data sets as ``fometa data`` packs them by default
+#: (:meth:`ImageSpec.for_packed <fometa.data.ImageSpec.for_packed>` of such files): the input
+#: preprocessing of a run that did not record its own (runs written before ``data.image_spec``).
+KIND_IMAGES = {"omniglot": ImageSpec(28, 28, 1, resize="nearest", bilevel=True),
+               "miniimagenet": ImageSpec(84, 84, 3, resize="lanczos")}
 INITS = ("glorot", "torch")
 ALGORITHMS = ("reptile", "fomaml", "maml")
 EVAL_MODES = ("transductive", "per-query", "support-stats")
@@ -49,9 +62,13 @@ def _require(cond: bool, message: str):
 
 @dataclass(frozen=True)
 class DataConfig:
-    """The data set: ``kind`` (omniglot, miniimagenet or sine) and, for images, the packed HDF5 file.
+    """The data set: ``kind`` (omniglot, miniimagenet, folder or sine) and, for images, the packed HDF5 file.
 
     ``path`` is kept as given; a relative one is relative to the folder fometa runs in.
+    ``image_spec`` is how a raw image becomes one of the file's examples
+    (:class:`~fometa.data.ImageSpec`), recorded from the file when a run starts so that every
+    later use of the trained model prepares new images the same way; ``None`` (runs from before
+    it was recorded) stands for the paper kind's :data:`KIND_IMAGES` (see :func:`input_spec`).
 
     Omniglot's split: ``protocol`` ``"paper"`` (``train_characters`` characters chosen with
     ``split_seed``, the rest for testing) or ``"background"``; ``augment_rotations`` adds the
@@ -64,9 +81,17 @@ class DataConfig:
     split_seed: int = 0
     train_characters: int = 1200
     augment_rotations: bool = True
+    image_spec: ImageSpec | None = None
 
     def __post_init__(self):
         _require(self.kind in DATASETS, f"data.kind must be one of {', '.join(DATASETS)}, got {self.kind!r}")
+        if self.image_spec is not None and not isinstance(self.image_spec, ImageSpec):  # its dict (to_dict's)
+            object.__setattr__(self, "image_spec", _parse_spec("data.image_spec", self.image_spec))
+        _require(self.kind != "folder" or self.image_spec is not None,
+                 "data.kind 'folder' needs data.image_spec, the file's preprocessing (fometa train records it "
+                 "from the file)")
+        _require(self.kind != "sine" or self.image_spec is None, "the sine data set has no images: "
+                 "data.image_spec must be none")
         _require(self.protocol in ("paper", "background"),
                  f"data.protocol must be 'paper' or 'background', got {self.protocol!r}")
         _require(self.train_characters >= 1, f"data.train_characters must be at least 1, got {self.train_characters}")
@@ -76,8 +101,13 @@ class DataConfig:
 class ModelConfig:
     """The network: ``arch`` (omniglot_cnn, miniimagenet_cnn or sine_mlp) with ``ways`` outputs.
 
-    ``filters`` replaces the paper's number of conv filters (64 for Omniglot, 32 for Mini-ImageNet);
-    ``None`` keeps it (small values serve quick tests). ``init`` draws every conv and dense layer's
+    The two image networks are the paper's: ``omniglot_cnn`` is ``depth`` x [conv 3x3 stride 2
+    'same', batch norm, ReLU], ``miniimagenet_cnn`` ``depth`` x [conv 3x3 'same', batch norm,
+    2x2 max-pool, ReLU], then a dense layer; their input is the data's examples
+    (:func:`input_spec`: 28x28 grey for Omniglot, 84x84 RGB for Mini-ImageNet, a folder file's
+    own). ``filters`` replaces the paper's number of conv filters (64 for Omniglot, 32 for
+    Mini-ImageNet) and ``depth`` its 4 blocks; ``None`` keeps them (small values serve quick
+    tests). ``init`` draws every conv and dense layer's
     parameters: ``"glorot"`` (TensorFlow's ``tf.layers`` defaults, the reference's: Glorot-uniform
     kernels, zero biases) or ``"torch"`` (PyTorch's ``nn.Conv2d``/``nn.Linear`` defaults: kernels
     and biases uniform on ``+-1/sqrt(fan_in)``, ``fan_in = kh*kw*C_in`` for a conv). The
@@ -89,12 +119,15 @@ class ModelConfig:
     ways: int = 5
     filters: int | None = None
     init: str = "glorot"
+    depth: int | None = None
 
     def __post_init__(self):
         _require(self.arch in ARCHS.values(), f"model.arch must be one of {', '.join(ARCHS.values())}, got {self.arch!r}")
         _require(self.ways >= 1, f"model.ways must be at least 1, got {self.ways}")
         _require(self.filters is None or self.filters >= 1, f"model.filters must be at least 1, got {self.filters}")
         _require(self.init in INITS, f"model.init must be one of {', '.join(INITS)}, got {self.init!r}")
+        _require(self.depth is None or self.depth >= 1, f"model.depth must be at least 1, got {self.depth}")
+        _require(self.depth is None or self.arch != "sine_mlp", "model.depth applies to the conv networks, not sine_mlp")
 
 
 @dataclass(frozen=True)
@@ -224,9 +257,10 @@ class RunConfig:
         _require(self.checkpoint_every >= 0,
                  f"checkpoint_every must be non-negative (0: only at the end), got {self.checkpoint_every}")
         _require(self.interval_tasks >= 2, f"interval_tasks must be at least 2, got {self.interval_tasks}")
-        _require(ARCHS[self.data.kind] == self.model.arch,
+        expected = IMAGE_ARCHS if self.data.kind == "folder" else (ARCHS[self.data.kind],)
+        _require(self.model.arch in expected,
                  f"model.arch {self.model.arch!r} does not fit data.kind {self.data.kind!r} "
-                 f"(expected {ARCHS[self.data.kind]!r})")
+                 f"(expected {' or '.join(map(repr, expected))})")
         w, inner, ev = self.model.ways, self.inner, self.eval
         if self.data.kind == "sine":
             steps = -(-50 // inner.batch)
@@ -245,7 +279,8 @@ class RunConfig:
                  f"train shots = {w * inner.shots} examples)")
         _require(tail == 0 or inner.iters >= 2, "outer.tail_shots needs inner.iters of at least 2")
         ev.check_ways(w)
-        _require(ev.split != "val" or self.data.kind == "miniimagenet", "only Mini-ImageNet has a 'val' split")
+        _require(ev.split != "val" or self.data.kind in ("miniimagenet", "folder"),
+                 "only Mini-ImageNet has a 'val' split (and folder files packed with one)")
 
 
 # ------------------------------------------------------------------------------------------
@@ -305,6 +340,53 @@ def preset(name: str) -> RunConfig:
 
 
 # ------------------------------------------------------------------------------------------
+# any packed images: the nearest paper setting, the network following the images
+# ------------------------------------------------------------------------------------------
+def input_spec(data: DataConfig) -> ImageSpec | None:
+    """How a raw image becomes an input of the run: ``data.image_spec``, or for runs that did not
+    record it the paper kind's :data:`KIND_IMAGES` (``None`` for sine)."""
+    return data.image_spec if data.image_spec is not None else KIND_IMAGES.get(data.kind)
+
+
+def _image_family(spec: ImageSpec) -> str:
+    """``"omniglot"`` for grey images nearer Omniglot's 28x28 than Mini-ImageNet's 84x84 (on a log
+    scale: fewer than 28 x 84 pixels), else ``"miniimagenet"``."""
+    return "omniglot" if spec.channels == 1 and spec.height * spec.width <= 28 * 84 else "miniimagenet"
+
+
+def closest_preset(spec: ImageSpec, ways: int | None = None, shots: int | None = None) -> str:
+    """The paper preset nearest to images made by ``spec`` for ``ways``-way ``shots``-shot tasks.
+
+    Omniglot's for small grey images (fewer pixels than 28 x 84, nearer 28x28 than 84x84 on a log
+    scale), Mini-ImageNet's for colour or larger ones; 20-way rather than 5-way (Omniglot only)
+    for more than 10 ways, 5-shot rather than 1-shot from 3 shots (nearest on a log scale too).
+    The chosen preset gives the hyperparameters; ``ways`` and ``shots`` themselves are settings.
+    """
+    family = _image_family(spec)
+    shot = "5shot" if shots is not None and shots >= 3 else "1shot"
+    way = "20way" if family == "omniglot" and ways is not None and ways > 10 else "5way"
+    return f"{family}-{way}-{shot}"
+
+
+def for_images(cfg: RunConfig, kind: str, spec: ImageSpec) -> RunConfig:
+    """``cfg`` fitted to a packed file of ``kind`` whose examples ``spec`` makes.
+
+    A ``folder`` file sets ``data.kind = "folder"`` and the network of its images' family
+    (:func:`closest_preset`: ``omniglot_cnn`` for small grey images, else ``miniimagenet_cnn``),
+    on the file's input shape; a paper kind keeps its network. Either way ``data.image_spec``
+    records ``spec``. A file of the other paper kind than ``cfg``'s is left for the loader to
+    refuse.
+    """
+    if kind == "folder":
+        arch = ARCHS[_image_family(spec)]
+        return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, kind=kind, image_spec=spec),
+                                   model=dataclasses.replace(cfg.model, arch=arch))
+    if kind != cfg.data.kind:
+        return cfg
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, image_spec=spec))
+
+
+# ------------------------------------------------------------------------------------------
 # plain dicts, dotted setting names, overrides
 # ------------------------------------------------------------------------------------------
 def to_dict(cfg: RunConfig) -> dict:
@@ -313,10 +395,11 @@ def to_dict(cfg: RunConfig) -> dict:
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
-    """``{"inner": {"lr": 1e-3}}`` -> ``{"inner.lr": 1e-3}``."""
+    """``{"inner": {"lr": 1e-3}}`` -> ``{"inner.lr": 1e-3}`` (sections are one level deep: a setting's
+    own value may be a table, as ``data.image_spec``)."""
     out = {}
     for k, v in d.items():
-        if isinstance(v, dict):
+        if isinstance(v, dict) and not prefix:
             out.update(flatten(v, f"{prefix}{k}."))
         else:
             out[f"{prefix}{k}"] = v
@@ -357,6 +440,8 @@ def parse_value(name: str, value):
         raise ConfigError(f"setting {name!r} cannot be none")
     if isinstance(value, str) and t is str and optional and value.lower() in ("none", "null"):
         return None
+    if t is ImageSpec:
+        return _parse_spec(name, value)
     try:
         if t is bool:
             if isinstance(value, bool):
@@ -383,6 +468,17 @@ def parse_value(name: str, value):
         pass
     raise ConfigError(f"setting {name!r} needs a{'n' if t is int else ''} {t.__name__}"
                       f"{' or none' if optional else ''}, got {value!r}")
+
+
+def _parse_spec(name: str, value) -> ImageSpec:
+    """An :class:`ImageSpec` from itself, its dict (:meth:`ImageSpec.as_dict`) or that dict as JSON text."""
+    if isinstance(value, ImageSpec):
+        return value
+    try:
+        return ImageSpec.from_dict(json.loads(value) if isinstance(value, str) else value)
+    except ValueError as exc:
+        raise ConfigError(f"setting {name!r} needs an image spec (a table of height, width, channels, ...): "
+                          f"{exc}") from None
 
 
 def apply_overrides(cfg: RunConfig, overrides: dict) -> RunConfig:
@@ -489,17 +585,21 @@ DESCRIPTIONS: dict[str, str] = {
     "eval_interval": "log few-task train/test accuracy every this many meta-iterations (0: never)",
     "interval_tasks": "tasks of each split behind each logged accuracy",
     "checkpoint_every": "write a checkpoint every this many meta-iterations (0: only at the end)",
-    "data.kind": "the data set: omniglot, miniimagenet or sine",
+    "data.kind": "the data set: omniglot, miniimagenet, folder (any packed images: fometa data folder) or sine",
     "data.path": "the packed HDF5 data file (fometa data ...); relative to the folder fometa runs in",
     "data.protocol": "Omniglot's split: paper (random characters for training, the rest for testing) "
                      "or background (the background set for training)",
     "data.split_seed": "seed of the paper protocol's random choice of training characters",
     "data.train_characters": "characters for meta-training under the paper protocol (1200)",
     "data.augment_rotations": "add each training character rotated by 90, 180 and 270 degrees as new classes",
-    "model.arch": "the network: omniglot_cnn, miniimagenet_cnn or sine_mlp",
+    "data.image_spec": "how a raw image becomes an input (size, channels, resize filter, ink convention, value "
+                       "scale), recorded from the data file; none: the paper data set's",
+    "model.arch": "the network: omniglot_cnn (conv stride 2) or miniimagenet_cnn (conv, 2x2 max-pool) for "
+                  "images, sine_mlp for the sine toy",
     "model.ways": "classes per task (N in N-way), the network's outputs",
     "model.filters": "conv filters per layer (none: the paper's, 64 for Omniglot and 32 for Mini-ImageNet)",
     "model.init": "initializer: glorot (TensorFlow's, the reference's) or torch (PyTorch's defaults)",
+    "model.depth": "conv blocks of the image network (none: the paper's 4)",
     "inner.optimizer": "the inner loop's optimizer: adam (beta1 = 0 in the paper) or sgd",
     "inner.lr": "the inner optimizer's learning rate (the paper's Adam step size)",
     "inner.beta1": "Adam's first-moment decay in the inner loop (0 in the paper)",

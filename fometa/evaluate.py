@@ -40,8 +40,8 @@ from fometa.layers.softmax_cross_entropy import accuracy as _accuracy
 from fometa.parallel import share
 from fometa.tasks import mini_batches, sample_task, split_support_query
 
-__all__ = ["MODES", "EvaluationConfig", "EvalProgress", "EvalResult", "mean_ci95", "draw_tasks", "adapt_on_support",
-           "predict", "evaluate", "PartialError", "save_partial", "load_partial"]
+__all__ = ["MODES", "EvaluationConfig", "EvalProgress", "EvalResult", "mean_ci95", "draw_tasks", "support_steps",
+           "adapt_on_support", "predict", "evaluate", "PartialError", "save_partial", "load_partial"]
 
 
 @dataclass(frozen=True)
@@ -91,11 +91,16 @@ def draw_tasks(ds, rng: np.random.Generator, n: int, cfg: EvaluationConfig, ways
     return np.stack(sx), np.stack(sy), np.stack(qx), np.stack(qy), np.stack(idx)
 
 
+def support_steps(sx, sy, idx) -> list:
+    """The inner loop's mini-batches ``[(x (T, batch, ...), y (T, batch)), ...]``: step ``i`` takes the
+    support examples ``idx[:, i]`` (``idx`` ``(T, iters, batch)``) of each task."""
+    task_rows = array_module(idx).arange(idx.shape[0])[:, None]
+    return [(sx[task_rows, idx[:, i]], sy[task_rows, idx[:, i]]) for i in range(idx.shape[1])]
+
+
 def adapt_on_support(model, params_t, inner_opt, inner_state_t, sx, sy, idx):
     """Run the inner loop of ``T`` tasks at once; ``idx`` ``(T, iters, batch)`` picks each step's examples."""
-    task_rows = array_module(idx).arange(idx.shape[0])[:, None]
-    steps = [(sx[task_rows, idx[:, i]], sy[task_rows, idx[:, i]]) for i in range(idx.shape[1])]
-    params_t, _, _ = adapt(model, params_t, steps, inner_opt, inner_state_t)
+    params_t, _, _ = adapt(model, params_t, support_steps(sx, sy, idx), inner_opt, inner_state_t)
     return params_t
 
 

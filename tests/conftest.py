@@ -1,13 +1,15 @@
-"""Shared test configuration: hypothesis profiles and the GPU marker's skip logic.
+"""Shared test configuration: hypothesis profiles, the GPU marker's skip logic and a tiny trained
+image classifier (its data, its run folder).
 
 ``HYPOTHESIS_PROFILE=ci`` (the default; 50 examples a property, the same ones on every run) or
 ``dev`` (10 random ones, for quick local runs). Numerical properties have no deadline.
 
-Tests marked ``gpu`` run only where CuPy is installed and a GPU is visible (see the end of this file).
+Tests marked ``gpu`` run only where CuPy is installed and a GPU is visible (see below).
 """
 import os
 import warnings
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -56,3 +58,51 @@ def gpu_backend():
     if backend is None:
         pytest.skip(reason)
     return backend
+
+
+# -- a tiny trained image classifier ------------------------------------------------------------
+# Well-separated generated classes (each a random blob pattern, its examples with 5% of the pixels
+# flipped), packed with fometa.data.pack_arrays, and a run meta-trained on them for
+# a few iterations by `fometa train`: the model the few-shot, predict and registry tests use.
+TINY_WAYS = 3
+
+
+def _tiny_class(rng, n: int = 10):
+    base = np.kron(rng.random((6, 6)) < 0.4, np.ones((2, 2), dtype=bool))
+    out = np.empty((n, 12, 12), dtype=np.uint8)
+    for i in range(n):
+        out[i] = np.where(base ^ (rng.random((12, 12)) < 0.05), 0, 255)  # dark ink on white, as Omniglot
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_classes():
+    """``{split: {class name: uint8 (10, 12, 12)}}``: 10 training and 6 test classes."""
+    rng = np.random.default_rng(7)
+    return {"train": {f"t{c:02d}": _tiny_class(rng) for c in range(10)},
+            "test": {f"s{c:02d}": _tiny_class(rng) for c in range(6)}}
+
+
+@pytest.fixture(scope="session")
+def tiny_images(tmp_path_factory, tiny_classes):
+    """The tiny classes packed into a 'folder' file."""
+    pytest.importorskip("PIL")
+    from fometa.data import pack_arrays
+
+    return pack_arrays(tiny_classes, tmp_path_factory.mktemp("tiny_images") / "tiny.h5")
+
+
+#: `fometa train` flags of the tiny run: a 3-way, 8-filter Omniglot-style net, 30 meta-iterations
+TINY_TRAIN = ["--ways", str(TINY_WAYS), "--filters", "8", "--meta-iters", "30", "--train-shots", "5",
+              "--inner-iters", "3", "--eval-batch", "3", "--eval-iters", "50", "--interval-tasks", "4",
+              "--eval-interval", "0", "--checkpoint-every", "0", "--quiet"]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_images):
+    """A run folder meta-trained by ``fometa train --data tiny.h5`` (no --preset: the closest is taken)."""
+    from fometa.cli import main
+
+    run = tmp_path_factory.mktemp("tiny_run") / "run"
+    assert main(["train", "--data", str(tiny_images), "--out", str(run), *TINY_TRAIN]) == 0
+    return run

@@ -1,6 +1,7 @@
-"""``fometa eval RUN_DIR``: few-shot accuracy of a run's meta-learned initialization.
+"""``fometa eval RUN``: few-shot accuracy of a run's meta-learned initialization.
 
-Evaluates the checkpoint of ``RUN_DIR`` (or a checkpoint file) on ``--tasks`` tasks (default
+Evaluates the checkpoint of ``RUN`` (a run folder, a checkpoint file or a shipped model's name:
+``fometa eval omniglot-5way --data datasets/omniglot.h5``) on ``--tasks`` tasks (default
 10,000, the paper's number) of ``--split``, ``--chunk`` tasks at a time on the task axis, with
 the run's evaluation settings (shots, inner iterations, inner mini-batch) unless overridden.
 ``--mode`` is one batch-norm mode or several separated by commas
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fometa import checkpoint, config, distributed
+from fometa import checkpoint, config, distributed, pretrained
 from fometa.backends import BackendError
 from fometa.build import build_learner, check_data, load_splits, restore_state
 from fometa.commands.options import (CLIError, add_setting_arguments, add_threads_argument, apply_threads,
@@ -28,7 +29,6 @@ from fometa.data import DataError
 from fometa.evaluate import PartialError, load_partial, save_partial
 from fometa.problems import make_problem
 from fometa.progress import ProgressBar
-from fometa.runfolder import RunFolder
 from fometa.signals import StopSignals
 
 #: flag -> setting overridable here (the rest of the configuration is the run's)
@@ -46,7 +46,8 @@ EVAL_FLAGS = {
 
 
 def add_arguments(p):
-    p.add_argument("run", metavar="RUN", help="a run folder (its checkpoint.h5) or a checkpoint file")
+    p.add_argument("run", metavar="RUN",
+                   help="a run folder (its checkpoint.h5), a checkpoint file or a shipped model's name (fometa models)")
     p.add_argument("--mode", default=None,
                    help="transductive, per-query or support-stats, or several joined by commas (default: the run's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the evaluation tasks (default 0)")
@@ -61,18 +62,11 @@ def add_arguments(p):
 
 def run(args) -> int:
     comm = distributed.world()  # mpiexec -n N: the tasks are split over N ranks; rank 0 prints
-    path = Path(args.run)
     try:
         apply_threads(args)
-        if path.is_dir():  # a run folder: its latest usable checkpoint
-            folder = RunFolder(path)
-            ckpt, note = folder.load_checkpoint()
-            ckpt_path = folder.previous_checkpoint_path if note else folder.checkpoint_path
-            if note and comm.is_root:
-                print(f"fometa eval: {note}", file=sys.stderr, flush=True)
-        else:
-            ckpt_path = path
-            ckpt = checkpoint.load(ckpt_path)
+        ckpt, ckpt_path, note = pretrained.load_run(args.run)
+        if note and comm.is_root:
+            print(f"fometa eval: {note}", file=sys.stderr, flush=True)
         cfg = config.from_dict(ckpt.config)
         overrides = overrides_from_args(args, EVAL_FLAGS)
         if args.mode is not None:
@@ -91,7 +85,7 @@ def run(args) -> int:
         check_backend(comm.backend_name(cfg.backend))
         splits = load_splits(cfg.data)
         check_data(cfg, splits, eval_splits=(cfg.eval.split,))
-    except (config.ConfigError, checkpoint.CheckpointError, DataError, BackendError) as exc:
+    except (config.ConfigError, checkpoint.CheckpointError, pretrained.RegistryError, DataError, BackendError) as exc:
         raise CLIError(str(exc)) from None
     learner = build_learner(cfg, backend=comm.backend_name(cfg.backend))
     problem = make_problem(cfg, splits, comm)

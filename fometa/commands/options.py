@@ -4,14 +4,17 @@ files and presets become one configuration.
 Every setting of :mod:`fometa.config` has a flag (:data:`FLAGS`) whose help is the setting's
 description (:data:`fometa.config.DESCRIPTIONS`, the same text as the documentation's settings
 table); ``--set NAME=VALUE`` reaches any setting by its dotted name. A configuration is built as
-preset, then ``--config FILE`` (TOML or JSON), then flags.
+preset, then ``--config FILE`` (TOML or JSON), then flags. With a data file (``--data``), the
+preset may be left out (the paper's setting closest to the file's images is taken,
+:func:`fometa.config.closest_preset`) and the configuration is fitted to the file
+(:func:`fometa.config.for_images`: its kind, its preprocessing, for a folder file the network).
 """
 from __future__ import annotations
 
 import argparse
 import os
 
-from fometa import config, parallel
+from fometa import config, data, parallel
 from fometa.backends import get_backend
 
 __all__ = ["CLIError", "add_threads_argument", "apply_threads", "FLAGS", "add_setting_arguments",
@@ -48,7 +51,8 @@ def apply_threads(args) -> None:
 # settings as flags
 # ------------------------------------------------------------------------------------------
 #: Command-line flags of ``fometa train`` (and, for evaluation settings, ``fometa eval``): flag -> setting.
-#: Every setting but ``preset``, ``data.kind`` and ``model.arch`` (fixed by the preset) has one.
+#: Every setting but ``preset`` (``--preset``), ``data.kind`` and ``data.image_spec`` (read from the data
+#: file) has one.
 FLAGS: dict[str, str] = {
     "--meta-iters": "meta_iters",
     "--eval-interval": "eval_interval",
@@ -62,7 +66,9 @@ FLAGS: dict[str, str] = {
     "--train-characters": "data.train_characters",
     "--augment-rotations": "data.augment_rotations",
     "--ways": "model.ways",
+    "--model": "model.arch",
     "--filters": "model.filters",
+    "--depth": "model.depth",
     "--init": "model.init",
     "--inner-optimizer": "inner.optimizer",
     "--learning-rate": "inner.lr",
@@ -136,16 +142,27 @@ def overrides_from_args(args, flags=None) -> dict:
 
 
 def new_config(args, file_settings: dict, flags: dict) -> config.RunConfig:
-    """A new run's configuration: ``--preset`` (or the file's ``preset``), then the file, then the flags."""
+    """A new run's configuration: ``--preset`` (or the file's ``preset``; with a data file and neither, the
+    closest to its images), fitted to the data file, then the config file, then the flags.
+
+    Raises :class:`fometa.data.DataError` for a data file that cannot be read."""
+    settings = {**{k: v for k, v in file_settings.items() if k != "preset"}, **flags}
     name = args.preset or file_settings.get("preset")
+    path = settings.get("data.path")
+    kind = spec = None
+    if path is not None and settings.get("data.kind") != "sine" and name != "sine":
+        kind, spec = data.inspect_packed(path).kind, data.ImageSpec.for_packed(path)
     if name is None:
-        raise CLIError(f"no preset: give --preset NAME (one of {', '.join(config.PRESETS)}) or a --config file "
-                       "with preset = \"NAME\"")
+        if spec is None:
+            raise CLIError(f"no preset: give --preset NAME (one of {', '.join(config.PRESETS)}), a --config file "
+                           "with preset = \"NAME\", or a packed data file (--data FILE.h5)")
+        name = config.closest_preset(spec, settings.get("model.ways"), settings.get("eval.shots"))
     base = config.preset(name)
     if args.preset and file_settings.get("preset") not in (None, args.preset):
         raise CLIError(f"--preset {args.preset} contradicts preset = {file_settings['preset']!r} in {args.config}")
-    settings = {k: v for k, v in file_settings.items() if k != "preset"}
-    return config.apply_overrides(base, {**settings, **flags})
+    if spec is not None:
+        base = config.for_images(base, kind, spec)
+    return config.apply_overrides(base, settings)
 
 
 def resumed_config(saved: config.RunConfig, file_settings: dict, flags: dict, force: bool, where: str = "",

@@ -1,0 +1,60 @@
+"""``fometa predict RUN --support DIR --query PATH...``: a trained model on a brand-new task.
+
+``RUN`` is a run folder, a checkpoint file or a shipped model's name (``fometa models``). ``DIR``
+holds one sub-folder per class, named as the class, with that class's labelled images (at most
+as many classes as the model has outputs); each query ``PATH`` is an image file or a folder of
+them. The model is fine-tuned on the support images from its meta-learned initialization with
+the run's evaluation settings, then labels every query: one JSON line per query, in the order
+given, ``{"file": ..., "class": ..., "probabilities": {class: p, ...}}``. Everything is
+:class:`fometa.FewShotClassifier` (``--mode``, ``--steps`` and ``--seed`` are its options)::
+
+    fometa predict omniglot-5way --support my_task/support --query my_task/query
+"""
+from __future__ import annotations
+
+import json
+
+from fometa import checkpoint, config, pretrained
+from fometa.backends import BackendError
+from fometa.commands.options import CLIError, add_threads_argument, apply_threads, check_backend
+from fometa.data import DataError
+from fometa.fewshot import FewShotClassifier, list_images, read_support_folder
+
+
+def add_arguments(p):
+    p.add_argument("run", metavar="RUN", help="a run folder, a checkpoint file or a shipped model's name (fometa models)")
+    p.add_argument("--support", required=True, metavar="DIR",
+                   help="the labelled examples: one sub-folder of images per class, named as the class")
+    p.add_argument("--query", required=True, nargs="+", metavar="PATH", help="images to label, or folders of them")
+    p.add_argument("--mode", default="per-query", choices=config.EVAL_MODES,
+                   help="batch norm at prediction: per-query (default: no query affects another's label), "
+                        "transductive (all queries in one batch) or support-stats")
+    p.add_argument("--steps", type=int, default=None, metavar="N",
+                   help="inner steps of fine-tuning (default: the run's eval.inner_iters)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the fine-tuning's mini-batches (default 0)")
+    p.add_argument("--backend", default=None, help="numpy, cupy or cupy:N (default: the run's)")
+    add_threads_argument(p)
+
+
+def run(args) -> int:
+    apply_threads(args)
+    if args.steps is not None and args.steps < 0:
+        raise CLIError(f"--steps must be non-negative, got {args.steps}")
+    try:
+        check_backend(args.backend)
+        files, labels = read_support_folder(args.support)
+        queries = [q for path in args.query for q in list_images(path)]
+        ckpt, where, _ = pretrained.load_run(args.run)
+        clf = FewShotClassifier(ckpt, steps=args.steps, mode=args.mode, seed=args.seed, backend=args.backend,
+                                source=str(args.run))
+        if len(set(labels)) > clf.ways:
+            raise CLIError(f"{args.support}: {len(set(labels))} classes, but {args.run} has {clf.ways} outputs: "
+                           f"at most {clf.ways} classes")
+        probabilities = clf.fit(files, labels).predict_proba(queries)
+    except (ValueError, DataError, checkpoint.CheckpointError, pretrained.RegistryError, BackendError) as exc:
+        raise CLIError(str(exc)) from None
+    names = [str(c) for c in clf.classes_]
+    for path, p in zip(queries, probabilities):
+        print(json.dumps({"file": str(path), "class": names[int(p.argmax())],
+                          "probabilities": {c: float(v) for c, v in zip(names, p)}}), flush=True)
+    return 0

@@ -116,8 +116,10 @@ class ConvBlock:
             return y, None
         return y, _BlockCache(x, cols, None, (z, inv, rows, pool, y))
 
-    def backward(self, p, cache: _BlockCache, dy, need_dx=True):
-        """``(dx, grads)`` with grads ``{key: (T, ...)}`` for the block's four parameters."""
+    def backward(self, p, cache: _BlockCache, dy, need_dx=True, kernel_out=None):
+        """``(dx, grads)`` with grads ``{key: (T, ...)}`` for the block's four parameters; with
+        ``kernel_out`` (a ``(T, kh * kw * C_in, C_out)`` array of the gradient's dtype, such as
+        a view into the flat gradient buffer) the kernel's gradient is written there instead."""
         xp, be = array_module(dy), backend_of(dy)
         geo = self._geometry(cache.x)
         t, b, h, w, c, kh, kw, oh, ow, top, left = geo
@@ -144,8 +146,9 @@ class ConvBlock:
             dz5 = dz.reshape(t, b, oh, ow, co)
             ftop, fleft = kh - 1 - top, kw - 1 - left
         if cache.cols is not None:
-            dkernel = xp.matmul(cache.cols.transpose(0, 2, 1), dz)
-            grads[self.param_keys[0]] = dkernel.reshape(kernel.shape)
+            dkernel = xp.matmul(cache.cols.transpose(0, 2, 1), dz, out=kernel_out)
+            if kernel_out is None:
+                grads[self.param_keys[0]] = dkernel.reshape(kernel.shape)
             if not need_dx:
                 return None, grads
             if transposed:
@@ -153,7 +156,7 @@ class ConvBlock:
                 return xp.matmul(cols, kflip).reshape(cache.x.shape), grads
             dcols = xp.matmul(dz, kmat.transpose(0, 2, 1)).reshape(t, b, oh, ow, kh * kw, c)
             return be.col2im_unpadded(dcols, cache.x.shape, kh, kw, self.conv.stride, top, left), grads
-        dkernel = xp.empty((t, depth, co), dtype=dz.dtype)
+        dkernel = xp.empty((t, depth, co), dtype=dz.dtype) if kernel_out is None else kernel_out
         dx = xp.empty(cache.x.shape, dtype=dz.dtype) if need_dx else None
         for t0, t1, b0, b1 in self._conv_blocks(geo, cache.x.itemsize, whole=be.chunk_bytes is None):
             cb = self._patches(be, cache.x[t0:t1, b0:b1], geo)
@@ -169,7 +172,8 @@ class ConvBlock:
             elif need_dx:
                 dcols = xp.matmul(dzb, kmat[t0:t1].transpose(0, 2, 1)).reshape(t1 - t0, b1 - b0, oh, ow, kh * kw, c)
                 dx[t0:t1, b0:b1] = be.col2im_unpadded(dcols, (t1 - t0, b1 - b0, h, w, c), kh, kw, self.conv.stride, top, left)
-        grads[self.param_keys[0]] = dkernel.reshape(kernel.shape)
+        if kernel_out is None:
+            grads[self.param_keys[0]] = dkernel.reshape(kernel.shape)
         return dx, grads
 
     def _conv_blocks(self, geo, itemsize, whole=False):
@@ -254,7 +258,7 @@ class LayerOp:
             return self.layer.forward(self._local(p), x, stats_batch=stats_batch)
         return self.layer.forward(self._local(p), x)
 
-    def backward(self, p, cache, dy, need_dx=True):
+    def backward(self, p, cache, dy, need_dx=True, kernel_out=None):
         if isinstance(self.layer, (Conv2D, Dense)):
             dx, grads = self.layer.backward(self._local(p), cache, dy, need_dx=need_dx)
         else:
@@ -323,7 +327,10 @@ class FusedNet:
         flat = xp.empty((t, self.layout.size), dtype=xp.result_type(d.dtype, *(p[k].dtype for k in self.layout.shapes)))
         for i in range(len(self.ops) - 1, self._first_with_params - 1, -1):
             op = self.ops[i]
-            d, grads = op.backward(p, caches[i], d, need_dx=i > self._first_with_params)
+            kernel_out = None
+            if isinstance(op, ConvBlock) and flat.dtype == d.dtype:  # the kernel gradient straight into flat
+                kernel_out = flat[:, self.layout.slices[op.param_keys[0]]].reshape(t, -1, op.conv.out_channels)
+            d, grads = op.backward(p, caches[i], d, need_dx=i > self._first_with_params, kernel_out=kernel_out)
             caches[i] = None
             for key, g in grads.items():
                 flat[:, self.layout.slices[key]] = g.reshape(t, -1)

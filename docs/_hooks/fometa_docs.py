@@ -1,0 +1,267 @@
+"""mkdocs hook: the documentation's generated parts, written from the code and the committed files.
+
+A page asks for a generated part with an HTML comment on a line of its own:
+
+``<!-- fometa:settings -->``
+    every setting of :mod:`fometa.config`: its flag (:data:`fometa.commands.options.FLAGS`), its
+    dotted name, its meaning (:data:`fometa.config.DESCRIPTIONS`) and its value in the presets;
+``<!-- fometa:presets -->``
+    the settings in which the presets differ, one column per preset;
+``<!-- fometa:command NAME -->``
+    ``fometa NAME``'s usage and options, from the CLI's own parser (:func:`fometa.cli.build_parser`);
+``<!-- fometa:results RUN RUN ... -->``
+    the rows ``tools/results_table.py`` writes for these run folders of ``docs/results/``;
+``<!-- fometa:seeds RUN RUN ... -->``
+    the same runs' accuracies side by side, with their mean and standard deviation over the runs;
+``<!-- fometa:sine RUN -->``
+    the sine-wave record ``docs/results/RUN/result.json`` as a table;
+``<!-- fometa:performance-link -->``
+    the pointer to ``docs/performance.md``'s measured figures (a marked stub while that page is absent);
+``<!-- fometa:include PATH#ANCHOR -->``
+    the section of the repository file PATH under the heading whose anchor is ANCHOR, its headings
+    moved one level down.
+
+Nothing a reader sees in these parts is typed by hand, so none of it can go stale. The functions
+are plain (``render(markdown)``) so that the tests can call them without mkdocs.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import re
+import statistics
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "docs" / "results"
+MARKER = re.compile(r"^<!-- fometa:(\w[\w-]*)(?: (.*?))? -->$", re.MULTILINE)
+
+
+# ----------------------------------------------------------------------------------------------
+# settings and presets
+# ----------------------------------------------------------------------------------------------
+def _value(v) -> str:
+    if v is None:
+        return "none"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def _cell(text: str) -> str:
+    """Text for a Markdown table cell: no column breaks, and ``<name>`` shown rather than read as HTML."""
+    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def settings_table() -> str:
+    from fometa import config
+    from fometa.commands.options import FLAGS
+
+    flag_of = {setting: flag for flag, setting in FLAGS.items()}
+    presets = {name: config.flatten(config.to_dict(cfg)) for name, cfg in config.PRESETS.items()}
+    lines = ["| flag | setting | meaning | value in the presets |", "|---|---|---|---|"]
+    for name in config.settings():
+        values = {_value(p[name]) for p in presets.values()}
+        value = f"`{values.pop()}`" if len(values) == 1 else "[per preset](#presets)"
+        flag = f"`{flag_of[name]}`" if name in flag_of else "(preset only)"
+        lines.append(f"| {flag} | `{name}` | {_cell(config.DESCRIPTIONS[name])} | {value} |")
+    return "\n".join(lines)
+
+
+def presets_table() -> str:
+    from fometa import config
+
+    presets = {name: config.flatten(config.to_dict(cfg)) for name, cfg in config.PRESETS.items()}
+    names = list(presets)
+    lines = ["| setting | " + " | ".join(f"`{n}`" for n in names) + " |", "|---" * (len(names) + 1) + "|"]
+    for setting in config.settings():
+        row = [_value(presets[n][setting]) for n in names]
+        if len(set(row)) > 1:
+            lines.append(f"| `{setting}` | " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# commands, from the CLI's own parser
+# ----------------------------------------------------------------------------------------------
+def _subparsers(parser: argparse.ArgumentParser) -> dict:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _option_rows(parser: argparse.ArgumentParser, skip_groups=()) -> list[str]:
+    formatter = parser._get_formatter()
+    rows = []
+    for group in parser._action_groups:
+        if group.title in skip_groups:
+            continue
+        for action in group._group_actions:
+            if action.help == argparse.SUPPRESS or isinstance(action, (argparse._HelpAction,
+                                                                      argparse._SubParsersAction)):
+                continue
+            if action.option_strings:
+                metavar = "" if action.nargs == 0 else " " + formatter._format_args(
+                    action, formatter._get_default_metavar_for_optional(action))
+                name = ", ".join(f"{o}{metavar}" for o in action.option_strings)
+                if isinstance(action, argparse.BooleanOptionalAction):
+                    name = " / ".join(action.option_strings)
+            else:
+                name = formatter._format_args(action, formatter._get_default_metavar_for_positional(action))
+            rows.append(f"| `{name}` | {_cell(formatter._expand_help(action) if action.help else '')} |")
+    return rows
+
+
+def command_reference(name: str) -> str:
+    """``fometa NAME`` (``"data"``, ``"data folder"``, ...) and every sub-command below it."""
+    from fometa.cli import build_parser
+
+    parser = build_parser()
+    for part in name.split():
+        parser = _subparsers(parser)[part]
+    out = []
+    _describe(parser, f"fometa {name}", out)
+    return "\n".join(out)
+
+
+def _describe(parser, title: str, out: list) -> None:
+    subs = _subparsers(parser)
+    settings_group = "settings (override the preset)"
+    out += [f"### `{title}`", ""]
+    if parser.description:
+        out += [parser.description[0].upper() + parser.description[1:] + ".", ""]
+    out += ["```text", parser.format_usage().strip(), "```", ""]
+    rows = _option_rows(parser, skip_groups=(settings_group,))
+    if rows:
+        out += ["| argument | meaning |", "|---|---|", *rows, ""]
+    if any(g.title == settings_group and g._group_actions for g in parser._action_groups):
+        out += ["Every setting has a flag as well: see [the settings](#settings).", ""]
+    for sub_name, sub in subs.items():
+        _describe(sub, f"{title} {sub_name}", out)
+
+
+# ----------------------------------------------------------------------------------------------
+# results, from the committed run folders
+# ----------------------------------------------------------------------------------------------
+def _results_tool():
+    spec = importlib.util.spec_from_file_location("results_table", ROOT / "tools" / "results_table.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def results_table(runs: list[str]) -> str:
+    tool = _results_tool()
+    return "\n".join([tool.HEADER, *[row for run in runs for row in tool.rows(RESULTS / run)]])
+
+
+def _evals(run: str) -> dict:
+    """``{(shots, mode): record}`` of a run folder's ``eval-*.jsonl``."""
+    out = {}
+    for path in sorted((RESULTS / run).glob("eval-*.jsonl")):
+        for line in path.read_text().splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                out[rec["shots"], rec["mode"]] = rec
+    return out
+
+
+def seeds_table(runs: list[str]) -> str:
+    evals = {run: _evals(run) for run in runs}
+    columns = sorted({key for e in evals.values() for key in e}, key=lambda k: (k[0], k[1] != "transductive"))
+    lines = ["| run | training seed | " + " | ".join(f"{s}-shot {m}" for s, m in columns) + " |",
+             "|---|---|" + "---|" * len(columns)]
+    for run in runs:
+        seed = json.loads((RESULTS / run / "config.json").read_text())["seed"]
+        cells = []
+        for key in columns:
+            rec = evals[run].get(key)
+            cells.append("" if rec is None else f"{100 * rec['accuracy']:.2f} ± {100 * rec['ci95']:.2f}%")
+        lines.append(f"| `{run}` | {seed} | " + " | ".join(cells) + " |")
+    stats = []
+    for key in columns:
+        accs = [100 * e[key]["accuracy"] for e in evals.values() if key in e]
+        stats.append(f"{statistics.mean(accs):.2f}%, {statistics.stdev(accs):.2f}" if len(accs) > 1 else "")
+    lines.append("| mean, standard deviation over seeds | | " + " | ".join(stats) + " |")
+    return "\n".join(lines)
+
+
+def sine_table(run: str) -> str:
+    rec = json.loads((RESULTS / run / "result.json").read_text())
+    return "\n".join([
+        "| algorithm | meta-iterations | seed | test tasks | MSE after 32 steps, trained | untrained init | wall time |",
+        "|---|---|---|---|---|---|---|",
+        f"| {rec['algorithm']} | {rec['meta_iters']:,} | {rec['seed']} | {rec['eval_tasks']} "
+        f"| {rec['mse_trained']:.3f} ± {rec['mse_trained_ci95']:.3f} | {rec['mse_untrained']:.3f} "
+        f"| {rec['seconds']:.0f} s |",
+    ])
+
+
+# ----------------------------------------------------------------------------------------------
+# sections of other files
+# ----------------------------------------------------------------------------------------------
+def _anchor(heading: str) -> str:
+    text = re.sub(r"[`*_]", "", heading.strip().lower())
+    text = re.sub(r"[^\w\- ]", "", text)
+    return re.sub(r"[ ]+", "-", text.strip())
+
+
+def include_section(spec: str) -> str:
+    path, _, anchor = spec.partition("#")
+    lines = (ROOT / path).read_text().splitlines()
+    start = level = None
+    out = []
+    for line in lines:
+        m = re.match(r"^(#+) (.*)$", line)
+        if start is None:
+            if m and _anchor(m.group(2)) == anchor:
+                start, level = True, len(m.group(1))
+                out.append("#" + line)
+            continue
+        if m and len(m.group(1)) <= level:
+            break
+        out.append("#" + line if m else line)
+    if not out:
+        raise ValueError(f"{path} has no heading with the anchor {anchor!r}")
+    return "\n".join(out)
+
+
+def performance_link(arg: str) -> str:  # noqa: ARG001
+    """The pointer to the measured speed figures (``docs/performance.md``), or a marked stub without it."""
+    if (ROOT / "docs" / "performance.md").exists():
+        return ("The measured figures (fometa against PyTorch, before and after the compiled kernels, where "
+                "the time goes) are on [Measured speed](performance.md). This page says how fometa runs fast "
+                "and how to measure it.")
+    return ('!!! note "Measured figures"\n    The speed tables measured with the compiled kernels are not '
+            "written yet; the commands below produce them.")
+
+
+# ----------------------------------------------------------------------------------------------
+GENERATORS = {
+    "performance-link": performance_link,
+    "settings": lambda arg: settings_table(),
+    "presets": lambda arg: presets_table(),
+    "command": command_reference,
+    "results": lambda arg: results_table(arg.split()),
+    "seeds": lambda arg: seeds_table(arg.split()),
+    "sine": sine_table,
+    "include": include_section,
+}
+
+
+def render(markdown: str) -> str:
+    """``markdown`` with every ``<!-- fometa:KIND ARGS -->`` line replaced by what it asks for."""
+    def replace(m):
+        kind, arg = m.group(1), (m.group(2) or "").strip()
+        if kind not in GENERATORS:
+            raise ValueError(f"unknown generated part {kind!r}")
+        return GENERATORS[kind](arg)
+    return MARKER.sub(replace, markdown)
+
+
+def on_page_markdown(markdown, page, config, files):  # noqa: ARG001 (mkdocs' hook signature)
+    return render(markdown)

@@ -6,7 +6,7 @@ specification, written on parameter trees; :func:`adapt_flat` runs the same step
 on the fused engine (:mod:`fometa.models.fused`) on one ``(T, P)`` buffer for the parameters and
 one per optimizer moment, so that every step's update is a handful of array calls, with the
 task axis cut into blocks that run on several threads (:func:`fometa.parallel.map_blocks`).
-``tests/test_fused.py`` holds the two to each other.
+``tests/models/test_fused.py`` holds the two to each other.
 """
 from __future__ import annotations
 

@@ -16,8 +16,11 @@ worst), with fewer, larger and in-place array calls:
 
 Layers outside such runs (dense, tanh, flatten, ...) run their own ``forward``/``backward``.
 Everything is written once against ``xp``; the backend's unpadded ``im2col``/``col2im``
-kernels do the gathering. ``tests/test_fused.py`` checks each path against the
-layer-by-layer one, which ``Sequential(..., fused=False)`` still runs.
+kernels do the gathering. Where the backend has compiled kernels (:meth:`Backend.compiled
+<fometa.backends.Backend.compiled>`: numba on the CPU), a block's bias, batch norm, pool and
+ReLU run in them instead, two passes over the conv output each way, with the numbers of the
+NumPy code here. ``tests/models/test_fused.py`` checks each path against the layer-by-layer
+one, which ``Sequential(..., fused=False)`` still runs.
 """
 from __future__ import annotations
 

@@ -3,7 +3,9 @@
 ``Sequential(..., fused=False)`` runs the layers of fometa/layers one by one; the default
 model runs fometa.models.fused. Both must compute the same losses, outputs and gradients (float64:
 to 1e-10; float32: to round-off), the flat-buffer inner loop must equal the plain one, and a
-task's numbers must not depend on the other tasks in its call or on the thread count.
+task's numbers must not depend on the other tasks in its call or on the thread count. The tests
+taking ``fast_path`` run twice: on the NumPy code and on the compiled kernels (the ``fast``
+extra; tests/backends/test_numba_kernels.py holds the two to each other bit for bit).
 """
 import dataclasses
 
@@ -16,6 +18,15 @@ from fometa import inner, meta, models, optim, parallel, tree
 from fometa.models import fused
 from fometa.backends import kernels
 from fometa.layers.padding import out_size_and_pads
+
+
+@pytest.fixture(params=["numpy", "compiled"])
+def fast_path(request, monkeypatch):
+    """The fused engine on its NumPy code (``FOMETA_NUMBA=0``) or on the compiled kernels."""
+    if request.param == "compiled":
+        pytest.importorskip("numba", reason="the fast extra (numba) is not installed")
+    monkeypatch.setenv("FOMETA_NUMBA", "1" if request.param == "compiled" else "0")
+    return request.param
 
 
 def reference(model):
@@ -55,7 +66,7 @@ NETS = {
 
 @pytest.mark.parametrize("name", sorted(NETS))
 @pytest.mark.parametrize("tasks", [1, 3])
-def test_fused_matches_layers_float64(name, tasks):
+def test_fused_matches_layers_float64(fast_path, name, tasks):
     model = NETS[name]()
     rng = np.random.default_rng(len(name) + tasks)
     p = params_for(model, rng, tasks, np.float64)
@@ -72,7 +83,7 @@ def test_fused_matches_layers_float64(name, tasks):
 
 
 @pytest.mark.parametrize("which", ["omniglot", "miniimagenet"])
-def test_fused_matches_layers_float32_paper_nets(which):
+def test_fused_matches_layers_float32_paper_nets(fast_path, which):
     model = models.omniglot_cnn(5) if which == "omniglot" else models.miniimagenet_cnn(5)
     rng = np.random.default_rng(1)
     p = params_for(model, rng, 2, np.float32)
@@ -89,7 +100,7 @@ def test_fused_matches_layers_float32_paper_nets(which):
     assert grads_f["conv0/kernel"].dtype == np.float32
 
 
-def test_fused_gradient_matches_finite_differences():
+def test_fused_gradient_matches_finite_differences(fast_path):
     model = NETS["pool"]()
     rng = np.random.default_rng(3)
     p = params_for(model, rng, 1, np.float64)
@@ -106,7 +117,7 @@ def test_fused_gradient_matches_finite_differences():
 
 
 @pytest.mark.parametrize("name", ["stride2", "pool"])
-def test_a_task_does_not_depend_on_the_others(name):
+def test_a_task_does_not_depend_on_the_others(fast_path, name):
     model = NETS[name]()
     rng = np.random.default_rng(5)
     p = params_for(model, rng, 3, np.float32)
@@ -121,7 +132,7 @@ def test_a_task_does_not_depend_on_the_others(name):
 
 @pytest.mark.parametrize("opt", [optim.Adam(1e-2), optim.SGD(0.1)], ids=["adam", "sgd"])
 @pytest.mark.parametrize("keep", [False, True])
-def test_flat_inner_loop_equals_plain_loop(opt, keep):
+def test_flat_inner_loop_equals_plain_loop(fast_path, opt, keep):
     model = NETS["stride2"]()
     rng = np.random.default_rng(7)
     p = params_for(model, rng, 3, np.float64)
@@ -145,7 +156,7 @@ def test_flat_inner_loop_equals_plain_loop(opt, keep):
 
 
 @pytest.mark.parametrize("threads", [2, 3])
-def test_thread_count_does_not_change_results(threads):
+def test_thread_count_does_not_change_results(fast_path, threads):
     model = NETS["pool"]()
     rng = np.random.default_rng(11)
     p = params_for(model, rng, 5, np.float32)
@@ -200,7 +211,7 @@ def test_flat_layout_round_trip():
 
 
 @pytest.mark.parametrize("budget", [0, 2000, 20000])
-def test_patches_built_in_blocks_when_large(monkeypatch, budget):
+def test_patches_built_in_blocks_when_large(fast_path, monkeypatch, budget):
     """Above PATCH_BLOCK_BYTES the patch matrices are built in blocks of tasks or of one task's
     images, twice (forward and backward); the numbers stay the same to round-off."""
     model = NETS["pool"]()

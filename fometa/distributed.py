@@ -78,18 +78,22 @@ class Single:
 
     @property
     def is_root(self) -> bool:
+        """Always ``True``: the one process is rank 0."""
         return True
 
     def allgather(self, obj) -> list:
+        """``[obj]``: one process gathers its own object."""
         return [obj]
 
     def barrier(self) -> None:
+        """Nothing to wait for."""
         pass
 
     def abort(self, code: int) -> None:
         """Nothing to take down: the caller returns its exit status."""
 
     def backend_name(self, name: str | None) -> str | None:
+        """``name`` unchanged: one process needs no device of its own."""
         return name
 
 
@@ -114,6 +118,7 @@ class MPIWorld(Single):
 
     @property
     def is_root(self) -> bool:
+        """Whether this process is rank 0, the one that writes and prints."""
         return self.rank == 0
 
     def allgather(self, obj) -> list:
@@ -121,6 +126,7 @@ class MPIWorld(Single):
         return self.comm.allgather(obj)
 
     def barrier(self) -> None:
+        """Wait until every rank is here."""
         self.comm.Barrier()
 
     def abort(self, code: int) -> None:

@@ -56,6 +56,9 @@ class EvalProgress:
 
 @dataclass(frozen=True)
 class EvalResult:
+    """One evaluation's result: mean query ``accuracy`` over ``tasks`` tasks with the half-width ``ci95`` of its
+    normal 95% interval, the batch-norm ``mode``, the wall time in ``seconds``, and each task's accuracy
+    ``per_task``."""
     accuracy: float
     ci95: float
     tasks: int
@@ -64,6 +67,7 @@ class EvalResult:
     per_task: np.ndarray
 
     def as_dict(self) -> dict:
+        """The JSON-plain summary: accuracy, ci95, tasks, mode and seconds (not the per-task values)."""
         return {"accuracy": self.accuracy, "ci95": self.ci95, "tasks": self.tasks, "mode": self.mode, "seconds": self.seconds}
 
 

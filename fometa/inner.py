@@ -21,6 +21,9 @@ __all__ = ["Trajectory", "adapt", "adapt_flat", "supports_flat", "flat_state", "
 
 
 class Trajectory(NamedTuple):
+    """What an inner loop passed through (notation as :mod:`fometa.meta`): ``params`` ``phi_1 .. phi_{k+1}``,
+    ``directions`` ``u_1 .. u_k`` and ``states`` (kept only with ``keep=True``), and ``losses``
+    ``L_i(phi_i)``, each ``(T,)``."""
     params: list  # phi_1 .. phi_{k+1} (only kept when asked)
     directions: list  # u_1 .. u_k in gradient units (only kept when asked)
     states: list  # optimizer state after each step (only kept when asked)

@@ -61,6 +61,8 @@ class Reptile:
     tail_shots = None
 
     def pseudo_gradient(self, model, params, steps, opt, state):
+        """Run the inner loop ``steps`` from ``params`` with ``opt`` (state ``state``); return ``(G, final inner
+        state, losses (k, T))`` with ``G = (phi - phi_tilde) / lr``."""
         phi_tilde, state, traj = adapt(model, params, steps, opt, state)
         return tree.scale(tree.sub(params, phi_tilde), 1.0 / opt.step_size(state)), state, traj.losses
 
@@ -74,6 +76,8 @@ class Combination:
     name: str = "combination"
 
     def pseudo_gradient(self, model, params, steps, opt, state):
+        """Run the inner loop ``steps`` from ``params``; return ``(G, final inner state, losses (k, T))`` with
+        ``G = sum_i w_i u_i``."""
         if len(steps) != len(self.weights):
             raise ValueError(f"{len(self.weights)} weights for {len(steps)} inner steps")
         _, state, traj = adapt(model, params, steps, opt, state, keep=True)
@@ -92,6 +96,8 @@ class FOMAML:
     name = "fomaml"
 
     def pseudo_gradient(self, model, params, steps, opt, state):
+        """Run the inner loop ``steps`` from ``params``; return ``(G, final inner state, losses (k, T))`` with
+        ``G = u_k``, the last step's direction."""
         phi_k, state, traj = adapt(model, params, steps[:-1], opt, state)
         phi_next, state, last = adapt(model, phi_k, steps[-1:], opt, state)
         return tree.scale(tree.sub(phi_k, phi_next), 1.0 / opt.step_size(state)), state, traj.losses + last.losses
@@ -112,6 +118,8 @@ class MAML:
     name = "maml"
 
     def pseudo_gradient(self, model, params, steps, opt, state):
+        """Run the inner loop ``steps`` from ``params``; return ``(G, final inner state, losses (k, T))`` with
+        MAML's ``G``, back-propagated through the inner steps by Hessian-vector products."""
         _, state, traj = adapt(model, params, steps[:-1], opt, state, keep=True)
         x_k, y_k = steps[-1]
         loss_k, v = model.loss_and_grad(traj.params[-1], x_k, y_k)
@@ -156,9 +164,12 @@ class Interpolate:
     meta_iters: int = 1
 
     def init(self, params):
+        """The (empty) outer state: the schedule needs none."""
         return optim.SGDState()
 
     def update(self, g, state, iteration: int, scale: float):
+        """``(update, state)``: ``-eps_t * scale * g``, ``eps_t`` the meta-step at ``iteration`` (``scale`` is
+        the inner step size turning ``G`` back into a displacement)."""
         eps = optim.LinearSchedule(self.meta_step, self.meta_step_final, self.meta_iters)(iteration)
         return tree.scale(g, -eps * scale), state
 
@@ -176,9 +187,12 @@ class OuterAdam:
         return optim.Adam(self.lr, self.beta1, self.beta2, self.eps)
 
     def init(self, params):
+        """Adam's zero state for ``params``."""
         return self._adam().init(params)
 
     def update(self, g, state, iteration: int, scale: float):
+        """``(update, state)``: one Adam step on the pseudo-gradient ``g`` (``iteration`` and ``scale`` are
+        unused)."""
         return self._adam().update(g, state)
 
 
@@ -187,6 +201,10 @@ class OuterAdam:
 # --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class MetaConfig:
+    """How the meta-learner samples and runs a meta-batch: ``meta_batch`` tasks of ``ways`` classes and ``shots``
+    examples each, ``inner_iters`` inner steps on mini-batches of ``inner_batch`` (drawn with
+    ``replacement`` or not), task-batched or serial (``batched``), and the inner state's policy (``carry``
+    or ``reset``)."""
     ways: int = 5
     shots: int = 5
     inner_batch: int = 10
@@ -205,6 +223,8 @@ class MetaConfig:
 
 
 class MetaState(NamedTuple):
+    """The meta-learner's state: the initialization ``params`` (``phi``), the carried ``inner_state`` and the
+    ``outer_state`` (single-task), and the ``iteration``."""
     params: dict  # phi, single-task
     inner_state: object  # the inner optimizer's carried state (single-task)
     outer_state: object
@@ -234,6 +254,8 @@ class MetaLearner:
         self.backend = get_backend(self.backend)
 
     def init(self, params) -> MetaState:
+        """The meta-state at iteration 0 for the initialization ``params``: the parameters on the learner's
+        backend and fresh inner and outer optimizer states."""
         params = tree.to_backend(params, self.backend)
         return MetaState(params, self.inner_opt.init(params), self.outer_opt.init(params), 0)
 
@@ -308,6 +330,8 @@ class MetaLearner:
         return self.apply(state, self.task_results(state, tasks))
 
     def train_step(self, state: MetaState, ds, rng: np.random.Generator):
+        """One meta-iteration on a meta-batch drawn from the data set ``ds`` with ``rng``: ``(new MetaState,
+        info)``, ``info`` holding the mean first and last inner losses."""
         return self.step(state, self.sample(ds, rng))
 
 

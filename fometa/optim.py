@@ -28,7 +28,7 @@ def _per_task(value, like):
 
 
 class SGDState(NamedTuple):
-    pass
+    """Plain SGD's state: none."""
 
 
 @dataclass(frozen=True)
@@ -38,12 +38,15 @@ class SGD:
     lr: float
 
     def init(self, params) -> SGDState:
+        """The (empty) state: plain SGD keeps none."""
         return SGDState()
 
     def update(self, grads, state: SGDState):
+        """``(updates, state)``: ``-lr * grads``."""
         return tree.scale(grads, -self.lr), state
 
     def precondition(self, state: SGDState, vector):
+        """``lr * vector``: the linear map the step applies to a gradient."""
         return tree.scale(vector, self.lr)
 
     def step_size(self, state) -> float:
@@ -52,6 +55,8 @@ class SGD:
 
 
 class AdamState(NamedTuple):
+    """Adam's state: the step ``count`` (0-d, or ``(T,)`` for task-batched parameters) and the moment trees
+    ``mu`` (unused when ``beta1 = 0``) and ``nu``."""
     count: object  # steps taken: 0-d, or (T,) for task-batched parameters
     mu: dict  # first moment (all zeros, unused, when beta1 == 0)
     nu: dict  # second moment
@@ -84,6 +89,8 @@ class Adam:
         return self.lr * xp.sqrt(1.0 - self.beta2**t) / (1.0 - self.beta1**t)
 
     def update(self, grads, state: AdamState):
+        """``(updates, state)``: one Adam step per task on ``grads`` (bias-corrected step size; ``beta1 = 0``
+        keeps no first moment)."""
         xp = array_module(next(iter(grads.values())))
         count = state.count + 1
         b1, b2 = self.beta1, self.beta2
@@ -123,6 +130,8 @@ class Adam:
         )
 
     def step_size(self, state) -> float:
+        """The learning rate ``lr``: the unit that turns a displacement back into gradient units (Reptile's
+        ``G``)."""
         return self.lr
 
 
@@ -147,6 +156,7 @@ def state_broadcast(state, tasks: int):
 
 
 def state_take_task(state, index):
+    """Task ``index``'s slice of a task-batched optimizer state (SGD's empty state as it is)."""
     if isinstance(state, AdamState):
         return AdamState(state.count[index], tree.take_task(state.mu, index), tree.take_task(state.nu, index))
     return state

@@ -50,36 +50,46 @@ class RunFolder:
 
     @property
     def config_path(self) -> Path:
+        """``RUN/config.json``."""
         return self.path / CONFIG_FILE
 
     @property
     def log_path(self) -> Path:
+        """``RUN/log.jsonl``."""
         return self.path / LOG_FILE
 
     @property
     def checkpoint_path(self) -> Path:
+        """``RUN/checkpoint.h5``, the latest checkpoint."""
         return self.path / CHECKPOINT_FILE
 
     @property
     def previous_checkpoint_path(self) -> Path:
+        """``RUN/checkpoint.prev.h5``, the checkpoint before it."""
         return self.path / PREVIOUS_CHECKPOINT_FILE
 
     @property
     def segments_path(self) -> Path:
+        """``RUN/segments.jsonl``."""
         return self.path / SEGMENTS_FILE
 
     def holds_run(self) -> bool:
+        """Whether the folder holds a run (a configuration or a checkpoint)."""
         return self.config_path.exists() or self.has_checkpoint()
 
     def has_checkpoint(self) -> bool:
+        """Whether the folder holds a checkpoint, latest or previous."""
         return self.checkpoint_path.exists() or self.previous_checkpoint_path.exists()
 
     # -- configuration ---------------------------------------------------------------------
     def write_config(self, cfg: C.RunConfig) -> None:
+        """Write ``cfg`` as ``config.json`` (atomically), creating the folder."""
         self.path.mkdir(parents=True, exist_ok=True)
         atomic.write_text(self.config_path, json.dumps(C.to_dict(cfg), indent=2) + "\n")
 
     def read_config(self) -> C.RunConfig:
+        """The run's configuration from ``config.json``; raises :class:`~fometa.config.ConfigError` naming the
+        file."""
         try:
             d = json.loads(self.config_path.read_text())
         except OSError as exc:
@@ -94,6 +104,7 @@ class RunFolder:
         return _read_jsonl(self.log_path)
 
     def append_log(self, record: dict) -> None:
+        """Append one record to ``log.jsonl``."""
         with open(self.log_path, "a") as f:
             f.write(json.dumps(record) + "\n")
 
@@ -134,6 +145,7 @@ class RunFolder:
 
     # -- provenance ------------------------------------------------------------------------
     def read_segments(self) -> list[dict]:
+        """The records of ``segments.jsonl``, one per stretch of training."""
         return _read_jsonl(self.segments_path)
 
     def append_segment(self, start: int, stop: int, seconds: float, status: str) -> None:

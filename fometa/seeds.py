@@ -125,15 +125,19 @@ class SeedGroup:
 
     @property
     def file(self) -> Path:
+        """``GROUP/seeds.json``."""
         return self.path / GROUP_FILE
 
     def holds_group(self) -> bool:
+        """Whether the folder holds a seed group."""
         return self.file.exists()
 
     def run_dirs(self, seeds) -> list[Path]:
+        """The run folder of each seed: ``GROUP/seed<N>``."""
         return [self.path / run_name(s) for s in seeds]
 
     def write(self, seeds) -> None:
+        """Write ``seeds.json`` (the seeds and their run folders), creating the folder."""
         self.path.mkdir(parents=True, exist_ok=True)
         record = {"seeds": list(seeds), "runs": [run_name(s) for s in seeds]}
         atomic.write_text(self.file, json.dumps(record, indent=2) + "\n")

@@ -39,9 +39,11 @@ class ArrayClasses:
         return len(self._classes)
 
     def num_examples(self, c: int) -> int:
+        """The number of examples of class ``c``."""
         return len(self._classes[c])
 
     def get(self, c: int, indices) -> np.ndarray:
+        """float32 ``(len(indices), *example_shape)``: the examples ``indices`` of class ``c``."""
         return self._classes[c][np.asarray(indices)].astype(np.float32, copy=False)
 
 

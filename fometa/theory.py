@@ -93,12 +93,15 @@ class Quadratic:
 
     @property
     def input_shape(self) -> tuple[int, int]:
+        """The per-example input shape ``(dim, dim + 2)``: an example carries its ``A_e``, ``c_e`` and ``b_e``."""
         return (self.dim, self.dim + 2)
 
     def param_shapes(self) -> dict:
+        """``{"u": (split,), "v": (dim - split,)}``: ``phi`` cut in two named parts."""
         return {"u": (self.split,), "v": (self.dim - self.split,)}
 
     def init(self, rng: np.random.Generator, dtype=np.float64) -> dict:
+        """Standard normal parameters of ``dtype``."""
         return self.unflatten(rng.standard_normal(self.dim).astype(dtype))
 
     @staticmethod
@@ -112,6 +115,7 @@ class Quadratic:
         return array_module(params["u"]).concatenate([params["u"], params["v"]], axis=-1)
 
     def unflatten(self, vec) -> dict:
+        """The parameter tree of the flat vector ``vec`` (``(..., dim)``)."""
         return {"u": vec[..., : self.split], "v": vec[..., self.split :]}
 
     # -- the model interface ------------------------------------------------------------
@@ -135,6 +139,7 @@ class Quadratic:
         return loss, self.unflatten((Ad + b).mean(axis=-2))
 
     def loss_value(self, params, x, y=None):
+        """The per-task loss of ``params`` on the examples ``x``."""
         return self.loss_and_grad(params, x, y)[0]
 
     def hessian(self, x):
@@ -151,6 +156,8 @@ class Quadratic:
 # exact meta-gradients, from their definitions
 # --------------------------------------------------------------------------------------
 class SGDPath(NamedTuple):
+    """The inner loop's path: ``params`` ``phi_1 .. phi_{k+1}``, ``grads`` ``g_1 .. g_k`` and ``losses``
+    ``L_i(phi_i)``."""
     params: list  # phi_1 .. phi_{k+1}
     grads: list  # g_1 .. g_k, g_i = L_i'(phi_i)
     losses: list  # L_i(phi_i)
@@ -245,6 +252,7 @@ class Taylor(NamedTuple):
     c1: dict
 
     def at(self, alpha: float) -> dict:
+        """The first-order expansion's value at step size ``alpha``: ``c0 + alpha c1``."""
         return tree.axpy(alpha, self.c1, self.c0)
 
 
@@ -257,10 +265,12 @@ class Expansion(NamedTuple):
 
     @property
     def fomaml(self) -> Taylor:
+        """FOMAML's expansion: that of ``g_k``."""
         return self.inner[-1]
 
     @property
     def reptile(self) -> Taylor:
+        """Reptile's expansion: that of ``sum_i g_i``."""
         return self.combination([1.0] * len(self.inner))
 
     def combination(self, weights: Sequence[float]) -> Taylor:
@@ -298,6 +308,8 @@ def expand(model, params, batches, hvp_step: float | None = None) -> Expansion:
 # expected updates: AvgGrad and AvgGradInner
 # --------------------------------------------------------------------------------------
 class Moments(NamedTuple):
+    """A task's ``avg_grad`` (``AvgGrad = E[gbar_1]``) and ``avg_grad_inner`` (``AvgGradInner = E[Hbar_2
+    gbar_1]``)."""
     avg_grad: dict  # AvgGrad = E[gbar_1]
     avg_grad_inner: dict  # AvgGradInner = E[Hbar_2 gbar_1]
 

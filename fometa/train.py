@@ -50,6 +50,9 @@ class TrainingError(Exception):
 
 @dataclass(frozen=True)
 class TrainResult:
+    """How a run ended: ``status`` (finished, interrupted, stopped or already finished), its ``iteration``, its
+    training wall time in ``seconds`` over all stretches, the ``last`` log record, the ``signal`` that
+    interrupted it, and its final meta-state ``state``."""
     status: str  # "finished", "interrupted" (by a signal), "stopped" (at stop_at) or "already finished"
     iteration: int
     seconds: float  # training wall time over all sessions of the run
@@ -58,6 +61,8 @@ class TrainResult:
     state: object = None  # the run's final meta.MetaState (parameters, optimizer states, iteration)
 
     def as_dict(self) -> dict:
+        """The JSON-plain summary a command prints: status, iteration, seconds, the signal if any, and the last
+        log record's accuracies (or sine MSE)."""
         d = {"status": self.status, "iteration": self.iteration, "seconds": round(self.seconds, 3)}
         if self.signal:
             d["signal"] = self.signal
@@ -76,6 +81,7 @@ class Schedule:
 
     @classmethod
     def of(cls, cfg: C.RunConfig) -> Schedule:
+        """The schedule of the configuration ``cfg``: its meta-iterations, logging and checkpoint cadence."""
         return cls(cfg.meta_iters, cfg.eval_interval, cfg.checkpoint_every)
 
 
@@ -157,6 +163,8 @@ class RunProgress:
         return rec
 
     def checkpoint(self, elapsed: float) -> None:
+        """Write the run's checkpoint (on rank 0; after checking that every rank holds the same parameters), with
+        ``elapsed`` seconds of this stretch added to the run's wall time."""
         distributed.check_same(self.comm, self.state.params)  # several ranks: all hold the same parameters
         if self.run is not None and self.comm.is_root:  # rank 0 alone writes
             s = self.state
@@ -178,6 +186,7 @@ class RunProgress:
         return f"the last good checkpoint, {self.run.checkpoint_path} at iteration {self.last_ckpt}, is kept"
 
     def result(self, status: str, elapsed: float, signal: str = "") -> TrainResult:
+        """The run's :class:`TrainResult` with ``status`` (and the ``signal`` that interrupted it)."""
         return TrainResult(status, self.state.iteration, self.extra(elapsed)["seconds"], self.last,
                            signal if status == "interrupted" else "", self.state)
 

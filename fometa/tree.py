@@ -55,14 +55,17 @@ def lerp(a: Mapping, b: Mapping, t) -> Tree:
 
 
 def zeros_like(a: Mapping) -> Tree:
+    """A tree of zeros shaped and typed like ``a``."""
     return map(lambda x: array_module(x).zeros_like(x), a)
 
 
 def copy(a: Mapping) -> Tree:
+    """A tree of copies of ``a``'s arrays."""
     return map(lambda x: x.copy(), a)
 
 
 def astype(a: Mapping, dtype) -> Tree:
+    """``a`` with every array cast to ``dtype``."""
     return map(lambda x: x.astype(dtype), a)
 
 

@@ -12,6 +12,7 @@
   documentation's Architecture page names every module file;
 * the generated parts of the pages (settings, presets, commands, results) render, and cover every
   setting, flag and command;
+* every public function, class and method of the modules the API reference shows has a docstring;
 * no page names a machine's own paths.
 
 The pages are read with their generated parts filled in (``docs/_hooks/fometa_docs.py``), as the site
@@ -290,6 +291,47 @@ def test_the_results_tables_are_the_committed_runs():
     for run in ("o5w1s-100k", "o20w1s-5k", "mi5w-3k", "o5w1s-3k-torch-seed0"):
         for row in tool.rows(ROOT / "docs" / "results" / run):
             assert row in page, row
+
+
+API_MODULES = sorted({m for page in (ROOT / "docs" / "api").glob("*.md")
+                      for m in re.findall(r"^::: ([\w.]+)$", page.read_text(), re.MULTILINE)})
+
+
+def _public_members(module):
+    import inspect
+
+    names = getattr(module, "__all__", None) or [
+        n for n, o in vars(module).items()
+        if not n.startswith("_") and (inspect.isfunction(o) or inspect.isclass(o)) and o.__module__ == module.__name__]
+    for name in names:
+        obj = getattr(module, name)
+        if inspect.isfunction(obj) or inspect.isclass(obj):
+            yield name, obj
+        if inspect.isclass(obj):
+            for attr, member in vars(obj).items():
+                f = member.fget if isinstance(member, property) else getattr(member, "__func__", member)
+                if not attr.startswith("_") and inspect.isfunction(f):
+                    yield f"{name}.{attr}", f
+
+
+def _documented(obj) -> bool:
+    import inspect
+
+    doc = (obj.__doc__ or "").strip()
+    if inspect.isclass(obj) and doc.startswith(obj.__name__ + "(") and "\n" not in doc:
+        return False  # the signature a dataclass writes for a class without a docstring
+    return bool(doc)
+
+
+@pytest.mark.parametrize("module_name", API_MODULES)
+def test_api_reference_objects_have_docstrings(module_name):
+    """The API reference shows an object only with its docstring: every public one has one."""
+    import importlib
+
+    module = importlib.import_module(module_name)
+    assert module.__doc__, module_name
+    missing = [name for name, obj in _public_members(module) if not _documented(obj)]
+    assert not missing, f"{module_name}: no docstring on {missing}"
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))

@@ -113,18 +113,25 @@ class Backend:
         return compiled_kernels()
 
     def im2col(self, xpad, kh, kw, stride, out_h, out_w):
+        """The patch tensor ``(T, B, out_h, out_w, kh * kw, C)`` of the padded input ``xpad`` ``(T, B, H, W,
+        C)``: each output position's ``kh x kw`` window (:func:`fometa.backends.kernels.im2col`)."""
         return kernels.im2col(xpad, kh, kw, stride, out_h, out_w)
 
     def col2im(self, cols, padded_shape, kh, kw, stride):
+        """The adjoint of :meth:`im2col`: patch gradients ``cols`` summed back into an array of ``padded_shape``."""
         return kernels.col2im(cols, padded_shape, kh, kw, stride)
 
     def im2col_unpadded(self, x, kh, kw, stride, top, left, out_h, out_w):
+        """:meth:`im2col` of ``x`` zero-padded by ``top`` and ``left`` (and as needed on the other sides),
+        without making the padded copy; the compiled kernel where there is one."""
         fast = self.compiled()
         if fast is not None:
             return fast.im2col_unpadded(x, kh, kw, stride, top, left, out_h, out_w)
         return kernels.im2col_unpadded(x, kh, kw, stride, top, left, out_h, out_w)
 
     def col2im_unpadded(self, cols, in_shape, kh, kw, stride, top, left):
+        """The adjoint of :meth:`im2col_unpadded`: patch gradients summed into an array of the unpadded
+        ``in_shape``; the compiled kernel where there is one."""
         fast = self.compiled()
         if fast is not None:
             return fast.col2im_unpadded(cols, in_shape, kh, kw, stride, top, left)

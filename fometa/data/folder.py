@@ -51,6 +51,7 @@ class FolderSplit(ClassSplit):
         return self._file[self.split]
 
     def num_examples(self, c: int) -> int:
+        """The number of images of class ``c``."""
         c = self._check_class(c)
         return int(self.offsets[c + 1] - self.offsets[c])
 
@@ -68,6 +69,8 @@ class FolderSplit(ClassSplit):
         return arr
 
     def get(self, c: int, indices) -> np.ndarray:
+        """float32 ``(len(indices), *example_shape)`` in [0, 1]: images ``indices`` of class ``c`` (the class
+        read whole and cached)."""
         indices = np.asarray(indices, dtype=np.intp)
         n = self.num_examples(c)
         if indices.size and (indices.min() < -n or indices.max() >= n):

@@ -52,6 +52,7 @@ class MiniImageNetSplit(ClassSplit):
         return self._file[f"{self.split}/images"]
 
     def num_examples(self, c: int) -> int:
+        """The number of images of class ``c`` (600 in Mini-ImageNet)."""
         self._check_class(c)
         return self.shape[1]
 
@@ -71,6 +72,8 @@ class MiniImageNetSplit(ClassSplit):
         return arr
 
     def get(self, c: int, indices) -> np.ndarray:
+        """float32 ``(len(indices), 84, 84, 3)`` in [0, 1]: images ``indices`` of class ``c`` (the class read
+        whole and cached)."""
         indices = np.asarray(indices, dtype=np.intp)
         n = self.num_examples(c)
         if indices.size and (indices.min() < -n or indices.max() >= n):
@@ -84,6 +87,7 @@ class MiniImageNetSplit(ClassSplit):
         return x.astype(np.float32) / 255
 
     def cache_info(self) -> dict:
+        """The class cache's ``{"hits", "misses", "size", "max"}``."""
         return {"hits": self.hits, "misses": self.misses, "size": len(self._cache), "max": self.cache_classes}
 
     def close(self) -> None:

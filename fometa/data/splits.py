@@ -30,9 +30,11 @@ class ClassSplit:
         return len(self.names)
 
     def num_examples(self, c: int) -> int:
+        """The number of examples of class ``c``."""
         raise NotImplementedError
 
     def get(self, c: int, indices) -> np.ndarray:
+        """float32 ``(len(indices), *example_shape)`` in [0, 1]: the examples ``indices`` of class ``c``."""
         raise NotImplementedError
 
     def _check_class(self, c) -> int:
@@ -72,9 +74,11 @@ class ArraySplit(ClassSplit):
             raise ValueError(f"{len(self.names)} names for {len(arrays)} classes")
 
     def num_examples(self, c: int) -> int:
+        """The number of examples of class ``c``."""
         return len(self._arrays[self._check_class(c)])
 
     def get(self, c: int, indices) -> np.ndarray:
+        """float32 ``(len(indices), *example_shape)`` in [0, 1]: the examples ``indices`` of class ``c``."""
         return _as_float01(self._arrays[self._check_class(c)][np.asarray(indices, dtype=np.intp)])
 
 
@@ -113,10 +117,13 @@ class OmniglotSplit(ClassSplit):
         return self.rotations[self._check_class(c) % len(self.rotations)]
 
     def num_examples(self, c: int) -> int:
+        """The number of drawings of class ``c`` (20 in Omniglot)."""
         self._check_class(c)
         return self.images.shape[1]
 
     def get(self, c: int, indices) -> np.ndarray:
+        """float32 ``(len(indices), 28, 28)`` in [0, 1]: drawings ``indices`` of class ``c``, rotated as the
+        class says."""
         ch, k = divmod(self._check_class(c), len(self.rotations))
         x = self.images[ch][np.asarray(indices, dtype=np.intp)]
         k = self.rotations[k]

@@ -22,19 +22,27 @@ from fometa.backends import array_module
 
 @dataclass(frozen=True)
 class BatchNorm:
+    """Batch normalization over ``channels`` channels with the batch's own statistics and ``eps`` (1e-3,
+    TensorFlow's default); see the module docstring."""
     channels: int
     eps: float = 1e-3
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The single-task shape of each parameter, ``{name: shape}``."""
         return {"scale": (self.channels,), "offset": (self.channels,)}
 
     def init(self, rng: np.random.Generator, dtype=np.float32) -> dict:
+        """``{"scale": ones (C,), "offset": zeros (C,)}`` of ``dtype`` (``rng`` is unused)."""
         return {"scale": np.ones(self.channels, dtype=dtype), "offset": np.zeros(self.channels, dtype=dtype)}
 
     def output_shape(self, in_shape):
+        """The per-example output shape: ``in_shape`` itself (the layer works per channel)."""
         return tuple(in_shape)
 
     def forward(self, params, x, stats_batch: int | None = None):
+        """``(y, cache)`` for task-batched ``x`` ``(T, B, ..., C)`` with single- or task-batched ``params``; the
+        statistics come from the first ``stats_batch`` examples of each task (all of them when
+        ``None``)."""
         xp = array_module(x)
         t, b, c = x.shape[0], x.shape[1], x.shape[-1]
         if stats_batch is None or stats_batch >= b:
@@ -57,6 +65,8 @@ class BatchNorm:
         return y.reshape(x.shape), (xhat, inv, rows)
 
     def backward(self, params, cache, dy):
+        """``(dx, grads)``: the gradient with respect to ``x`` and ``{"scale": (T, C), "offset": (T, C)}``, given
+        ``dy`` with respect to the output and the forward pass's ``cache``."""
         xhat, inv, rows = cache
         xp = array_module(dy)
         dy3 = dy.reshape(xhat.shape)

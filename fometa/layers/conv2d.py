@@ -22,6 +22,9 @@ from fometa.layers.padding import out_size_and_pads
 
 @dataclass(frozen=True)
 class Conv2D:
+    """2-D convolution of ``in_channels`` to ``out_channels`` channels with a ``kernel_size`` kernel, ``stride``
+    and TensorFlow's ``padding`` (``same`` or ``valid``), initialized by ``init_scheme`` (``glorot`` or
+    ``torch``); see the module docstring for shapes and the formula."""
     in_channels: int
     out_channels: int
     kernel_size: int | tuple[int, int] = 3
@@ -31,10 +34,12 @@ class Conv2D:
 
     @property
     def kernel_hw(self) -> tuple[int, int]:
+        """``(kh, kw)``: the kernel's height and width."""
         k = self.kernel_size
         return (k, k) if isinstance(k, int) else tuple(k)
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``{"kernel": (kh, kw, C_in, C_out), "bias": (C_out,)}``, single-task."""
         kh, kw = self.kernel_hw
         return {"kernel": (kh, kw, self.in_channels, self.out_channels), "bias": (self.out_channels,)}
 
@@ -55,6 +60,8 @@ class Conv2D:
         raise ValueError(f"unknown init scheme {self.init_scheme!r}; expected 'glorot' or 'torch'")
 
     def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """``(H_out, W_out, C_out)`` for the per-example input shape ``(H, W, C_in)`` (TensorFlow's padding
+        rule)."""
         h, w, _ = in_shape
         kh, kw = self.kernel_hw
         oh = out_size_and_pads(h, kh, self.stride, self.padding)[0]
@@ -74,6 +81,8 @@ class Conv2D:
         return [(t0, t0 + 1, b0, min(b, b0 + bstep)) for t0 in range(t) for b0 in range(0, b, bstep)]
 
     def forward(self, params, x):
+        """``(y, cache)``: the convolution of task-batched ``x`` ``(T, B, H, W, C_in)``, ``(T, B, H_out, W_out,
+        C_out)``, and the patch matrix and padded input :meth:`backward` needs."""
         xp = array_module(x)
         be = backend_of(x)
         t, b, h, w, c = x.shape

@@ -15,11 +15,14 @@ from fometa.layers.init import glorot_uniform
 
 @dataclass(frozen=True)
 class Dense:
+    """Fully connected layer from ``in_features`` to ``out_features``, initialized by ``init_scheme`` (``glorot``
+    or ``torch``)."""
     in_features: int
     out_features: int
     init_scheme: str = "glorot"  # or "torch": U(+-1/sqrt(in)) weights and biases (torch.nn.Linear)
 
     def param_shapes(self):
+        """``{"kernel": (F, O), "bias": (O,)}``, single-task."""
         return {"kernel": (self.in_features, self.out_features), "bias": (self.out_features,)}
 
     def init(self, rng: np.random.Generator, dtype=np.float32) -> dict:
@@ -35,11 +38,14 @@ class Dense:
         raise ValueError(f"unknown init scheme {self.init_scheme!r}; expected 'glorot' or 'torch'")
 
     def output_shape(self, in_shape):
+        """``(O,)`` for the per-example input shape ``(F,)``."""
         if tuple(in_shape) != (self.in_features,):
             raise ValueError(f"Dense expects examples of shape ({self.in_features},), got {tuple(in_shape)}")
         return (self.out_features,)
 
     def forward(self, params, x):
+        """``(y, x)``: ``x[t] @ kernel[t] + bias[t]`` for task-batched ``x`` ``(T, B, F)``; the input is the
+        cache."""
         y = array_module(x).matmul(x, params["kernel"]) + params["bias"][:, None, :]
         return y, x
 

@@ -11,19 +11,26 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Flatten:
+    """Flatten each example's ``(H, W, C)`` to ``H * W * C`` values in row-major order."""
     def param_shapes(self):
+        """No parameters: ``{}``."""
         return {}
 
     def init(self, rng, dtype=None):
+        """No parameters: ``{}`` (``rng`` and ``dtype`` are unused)."""
         return {}
 
     def output_shape(self, in_shape):
+        """``(H * W * C,)`` for the per-example input shape ``(H, W, C)``."""
         return (int(np.prod(in_shape)),)
 
     def forward(self, params, x):
+        """``(y, in_shape)``: ``x`` ``(T, B, H, W, C)`` reshaped to ``(T, B, H * W * C)``; the input's shape is
+        the cache."""
         return x.reshape(x.shape[0], x.shape[1], -1), x.shape
 
     def backward(self, params, in_shape, dy):
+        """``(dx, {})``: ``dy`` reshaped back to the input's shape."""
         return dy.reshape(in_shape), {}
 
 
@@ -34,18 +41,24 @@ class Reshape:
     shape: tuple[int, ...]
 
     def param_shapes(self):
+        """No parameters: ``{}``."""
         return {}
 
     def init(self, rng, dtype=None):
+        """No parameters: ``{}`` (``rng`` and ``dtype`` are unused)."""
         return {}
 
     def output_shape(self, in_shape):
+        """The layer's ``shape``, after checking that it holds as many values as ``in_shape``."""
         if int(np.prod(in_shape)) != int(np.prod(self.shape)):
             raise ValueError(f"cannot reshape examples of shape {tuple(in_shape)} to {self.shape}")
         return tuple(self.shape)
 
     def forward(self, params, x):
+        """``(y, in_shape)``: ``x`` ``(T, B, *in_shape)`` reshaped to ``(T, B, *shape)``; the input's shape is
+        the cache."""
         return x.reshape(x.shape[:2] + tuple(self.shape)), x.shape
 
     def backward(self, params, in_shape, dy):
+        """``(dx, {})``: ``dy`` reshaped back to the input's shape."""
         return dy.reshape(in_shape), {}

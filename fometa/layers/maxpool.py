@@ -14,17 +14,21 @@ from fometa.layers.padding import out_size_and_pads
 
 @dataclass(frozen=True)
 class MaxPool2D:
+    """Max pooling over ``pool x pool`` windows with ``stride`` and TensorFlow's ``padding``."""
     pool: int = 2
     stride: int = 2
     padding: str = "same"
 
     def param_shapes(self):
+        """No parameters: ``{}``."""
         return {}
 
     def init(self, rng, dtype=None):
+        """No parameters: ``{}`` (``rng`` and ``dtype`` are unused)."""
         return {}
 
     def output_shape(self, in_shape):
+        """``(H_out, W_out, C)`` for the per-example input shape ``(H, W, C)`` ('same' padding)."""
         h, w, c = in_shape
         return (
             out_size_and_pads(h, self.pool, self.stride, self.padding)[0],
@@ -33,6 +37,8 @@ class MaxPool2D:
         )
 
     def forward(self, params, x):
+        """``(y, cache)``: the window maxima of task-batched ``x`` ``(T, B, H, W, C)``, and which offset of each
+        window held the first maximum."""
         xp = array_module(x)
         h, w = x.shape[2], x.shape[3]
         oh, top, bottom = out_size_and_pads(h, self.pool, self.stride, self.padding)
@@ -54,6 +60,7 @@ class MaxPool2D:
         return y, (idx, xpad.shape, (top, left, h, w))
 
     def backward(self, params, cache, dy):
+        """``(dx, {})``: ``dy`` routed to the first maximum of each window."""
         xp = array_module(dy)
         idx, padded_shape, (top, left, h, w) = cache
         window = xp.arange(self.pool * self.pool).reshape(1, 1, 1, 1, -1, 1)

@@ -28,6 +28,9 @@ _LOSSES = {"softmax_cross_entropy": softmax_cross_entropy, "mse": mse}
 
 @dataclass(frozen=True)
 class Sequential:
+    """A network called ``name``: ``layers`` as ``((layer name, layer), ...)`` on examples of ``input_shape``,
+    with the ``loss`` (``softmax_cross_entropy`` or ``mse``); ``fused`` runs the fast engine
+    (:mod:`fometa.models.fused`), ``False`` the layer-by-layer specification. See the module docstring."""
     name: str
     layers: tuple  # ((layer_name, layer), ...)
     input_shape: tuple[int, ...]
@@ -179,6 +182,7 @@ class Sequential:
         return loss[0] if single else loss
 
     def describe(self) -> str:
+        """A readable summary: one line per layer with its output shape."""
         lines = [f"{self.name}: input {self.input_shape} -> output {self.output_shape}"]
         shape = tuple(self.input_shape)
         for lname, layer in self.layers:

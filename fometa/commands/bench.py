@@ -18,10 +18,16 @@ of the right shape (the cost does not depend on the pixels). ``--threads N`` run
 blocks at once with one BLAS thread each (:mod:`fometa.parallel`); without it, BLAS threads as
 configured (``OPENBLAS_NUM_THREADS``). ``--json`` prints one JSON object per figure; otherwise
 a line of text each.
+
+Every figure names the CPU kernels it ran on (``kernels``: ``numba``, the compiled kernels of the
+``fast`` extra, or ``numpy``). ``--kernels numba,numpy`` times both in one run, alternating run
+by run so that a busy machine slows both alike (as ``FOMETA_NUMBA=1`` and ``=0`` would).
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
 
 SUITES = ("layers", "meta", "eval")
@@ -46,10 +52,37 @@ def add_arguments(p):
     p.add_argument("--repeat", type=int, default=None, help="timed runs (default: 20 layers, 10 meta, 3 eval)")
     p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default: 3 layers, 2 meta, 1 eval)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--kernels", default=None,
+                   help="CPU kernels: numba, numpy or numba,numpy (both, alternating; default: as FOMETA_NUMBA says)")
     p.add_argument("--json", action="store_true", help="one JSON object per figure")
 
 
-def measure(model, backend, tasks: int, batch: int, repeat: int, warmup: int, seed: int) -> dict:
+KERNELS = {"numba": "1", "numpy": "0"}  # the FOMETA_NUMBA value of each
+
+
+@contextlib.contextmanager
+def _kernels(name):
+    """Run with the ``name`` kernels (``None``: as the environment says)."""
+    if name is None:
+        yield
+        return
+    saved = os.environ.get("FOMETA_NUMBA")
+    os.environ["FOMETA_NUMBA"] = KERNELS[name]
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["FOMETA_NUMBA"]
+        else:
+            os.environ["FOMETA_NUMBA"] = saved
+
+
+def _kernels_used(backend, name) -> str:
+    with _kernels(name):
+        return "numba" if backend.compiled() is not None else "numpy"
+
+
+def measure(model, backend, tasks: int, batch: int, repeat: int, warmup: int, seed: int, kernels=(None,)) -> list:
     import numpy as np
 
     from fometa import tree
@@ -62,31 +95,29 @@ def measure(model, backend, tasks: int, batch: int, repeat: int, warmup: int, se
     else:
         y = rng.integers(0, model.output_shape[0], size=(tasks, batch))
     x, y = backend.asarray(x), backend.asarray(y)
-    times = []
-    for i in range(warmup + repeat):
-        backend.synchronize()
-        start = time.perf_counter()
-        model.loss_and_grad(params, x, y)
-        backend.synchronize()
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    median = float(np.median(times))
-    return {
-        "model": model.name, "backend": backend.name, "tasks": tasks, "batch": batch,
-        "median_s": median, "min_s": float(np.min(times)), "max_s": float(np.max(times)),
-        "images_per_s": tasks * batch / median, "repeat": repeat,
-    }
+    figures = []
+    for name, times in _time(lambda: model.loss_and_grad(params, x, y), backend, repeat, warmup, kernels).items():
+        median = float(np.median(times))
+        figures.append({
+            "model": model.name, "backend": backend.name, "kernels": _kernels_used(backend, name), "tasks": tasks,
+            "batch": batch, "median_s": median, "min_s": float(np.min(times)), "max_s": float(np.max(times)),
+            "images_per_s": tasks * batch / median, "repeat": repeat,
+        })
+    return figures
 
 
-def _time(fn, backend, repeat: int, warmup: int) -> list[float]:
-    times = []
+def _time(fn, backend, repeat: int, warmup: int, kernels=(None,)) -> dict:
+    """``{kernels: [seconds of each timed run]}``, the kernels taking turns run by run."""
+    times = {name: [] for name in kernels}
     for i in range(warmup + repeat):
-        backend.synchronize()
-        start = time.perf_counter()
-        fn()
-        backend.synchronize()
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
+        for name in kernels:
+            with _kernels(name):
+                backend.synchronize()
+                start = time.perf_counter()
+                fn()
+                backend.synchronize()
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
     return times
 
 
@@ -114,8 +145,9 @@ def _summary(times, count: int) -> dict:
     return {"median_s": median, "min_s": float(np.min(times)), "max_s": float(np.max(times)), "per_s": count / median}
 
 
-def bench_meta(preset: str, algorithm: str, batched: bool, backend, repeat: int, warmup: int, seed: int) -> dict:
-    """Median wall time of one meta-iteration of ``preset`` with ``algorithm``."""
+def bench_meta(preset: str, algorithm: str, batched: bool, backend, repeat: int, warmup: int, seed: int,
+               kernels=(None,)) -> list:
+    """Median wall time of one meta-iteration of ``preset`` with ``algorithm``, one figure per ``kernels``."""
     from dataclasses import replace
 
     import numpy as np
@@ -136,16 +168,20 @@ def bench_meta(preset: str, algorithm: str, batched: bool, backend, repeat: int,
         nonlocal state
         state, _ = learner.step(state, draws[next(counter) % len(draws)])
 
-    out = _summary(_time(step, learner.backend, repeat, warmup), 1)
-    return {"suite": "meta", "preset": preset, "model": learner.model.name, "algorithm": algorithm,
-            "mode": "batched" if batched else "serial", "meta_batch": cfg.outer.meta_batch,
-            "inner_iters": cfg.inner.iters, "inner_batch": cfg.inner.batch, "backend": learner.backend.name,
-            "median_s": out["median_s"], "min_s": out["min_s"], "max_s": out["max_s"],
-            "iterations_per_s": out["per_s"], "repeat": repeat}
+    figures = []
+    for name, times in _time(step, learner.backend, repeat, warmup, kernels).items():
+        out = _summary(times, 1)
+        figures.append({"suite": "meta", "preset": preset, "model": learner.model.name, "algorithm": algorithm,
+                        "mode": "batched" if batched else "serial", "meta_batch": cfg.outer.meta_batch,
+                        "inner_iters": cfg.inner.iters, "inner_batch": cfg.inner.batch, "backend": learner.backend.name,
+                        "kernels": _kernels_used(learner.backend, name), "median_s": out["median_s"],
+                        "min_s": out["min_s"], "max_s": out["max_s"], "iterations_per_s": out["per_s"], "repeat": repeat})
+    return figures
 
 
-def bench_eval(preset: str, shots, chunk: int, modes: tuple, backend, repeat: int, warmup: int, seed: int) -> dict:
-    """Median wall time of evaluating ``chunk`` tasks of ``preset`` in ``modes``."""
+def bench_eval(preset: str, shots, chunk: int, modes: tuple, backend, repeat: int, warmup: int, seed: int,
+               kernels=(None,)) -> list:
+    """Median wall time of evaluating ``chunk`` tasks of ``preset`` in ``modes``, one figure per ``kernels``."""
     from dataclasses import replace
 
     import numpy as np
@@ -166,23 +202,31 @@ def bench_eval(preset: str, shots, chunk: int, modes: tuple, backend, repeat: in
         problem.evaluate(learner, params, inner_state, "test", np.random.default_rng(seed), chunk,
                          modes=modes, chunk=chunk, **kwargs)
 
-    out = _summary(_time(run, learner.backend, repeat, warmup), chunk)
     ev = kwargs.get("eval_cfg")
-    return {"suite": "eval", "preset": preset, "model": learner.model.name,
-            "shots": ev.shots if ev else cfg.eval.shots, "inner_iters": ev.inner_iters if ev else cfg.eval.inner_iters,
-            "inner_batch": ev.inner_batch if ev else cfg.eval.inner_batch, "modes": list(modes or ("mse",)),
-            "chunk": chunk, "backend": learner.backend.name, "median_s": out["median_s"], "min_s": out["min_s"],
-            "max_s": out["max_s"], "tasks_per_s": out["per_s"], "repeat": repeat}
+    figures = []
+    for name, times in _time(run, learner.backend, repeat, warmup, kernels).items():
+        out = _summary(times, chunk)
+        figures.append({"suite": "eval", "preset": preset, "model": learner.model.name,
+                        "shots": ev.shots if ev else cfg.eval.shots,
+                        "inner_iters": ev.inner_iters if ev else cfg.eval.inner_iters,
+                        "inner_batch": ev.inner_batch if ev else cfg.eval.inner_batch, "modes": list(modes or ("mse",)),
+                        "chunk": chunk, "backend": learner.backend.name, "kernels": _kernels_used(learner.backend, name),
+                        "median_s": out["median_s"], "min_s": out["min_s"], "max_s": out["max_s"],
+                        "tasks_per_s": out["per_s"], "repeat": repeat})
+    return figures
 
 
 def _text(fig: dict) -> str:
     if fig["suite"] == "layers":
         return (f"layers  {fig['model']:22s} T={fig['tasks']:<5d} batch {fig['batch']:<4d} {fig['backend']:8s} "
+                f"{fig['kernels']:6s}"
                 f"{1e3 * fig['median_s']:9.2f} ms  {fig['images_per_s']:12,.0f} images/s")
     if fig["suite"] == "meta":
         return (f"meta    {fig['preset']:24s} {fig['algorithm']:7s} {fig['mode']:8s} {fig['backend']:8s} "
+                f"{fig['kernels']:6s}"
                 f"{1e3 * fig['median_s']:9.2f} ms  {fig['iterations_per_s']:8.2f} meta-iterations/s")
     return (f"eval    {fig['preset']:24s} {fig['shots']}-shot chunk {fig['chunk']:<5d} {fig['backend']:8s} "
+            f"{fig['kernels']:6s}"
             f"{fig['median_s']:9.2f} s  {fig['tasks_per_s']:8.2f} tasks/s ({','.join(fig['modes'])})")
 
 
@@ -200,6 +244,14 @@ def run(args) -> int:
     warmup = defaults[1] if args.warmup is None else args.warmup
     if repeat < 1 or warmup < 0:
         raise CLIError(f"--repeat must be at least 1 and --warmup at least 0, got {repeat} and {warmup}")
+    kernels = (None,)
+    if args.kernels is not None:
+        kernels = tuple(k.strip() for k in args.kernels.split(",") if k.strip())
+        for k in kernels:
+            if k not in KERNELS:
+                raise CLIError(f"unknown kernels {k!r}; expected numba or numpy")
+        if not kernels:
+            raise CLIError("--kernels needs numba, numpy or both")
 
     def emit(fig):
         fig["threads"] = threads
@@ -212,8 +264,8 @@ def run(args) -> int:
             "sine": models.sine_mlp,
         }[args.model]()
         for t in args.tasks:
-            fig = measure(model, backend, t, args.batch, repeat, warmup, args.seed)
-            emit({"suite": "layers", **fig})
+            for fig in measure(model, backend, t, args.batch, repeat, warmup, args.seed, kernels):
+                emit({"suite": "layers", **fig})
         return 0
     presets = [p.strip() for p in args.preset.split(",") if p.strip()]
     for name in presets:
@@ -231,7 +283,8 @@ def run(args) -> int:
         for name in presets:
             for a in algorithms:
                 for m in modes:
-                    emit(bench_meta(name, a, m == "batched", backend, repeat, warmup, args.seed))
+                    for fig in bench_meta(name, a, m == "batched", backend, repeat, warmup, args.seed, kernels):
+                        emit(fig)
         return 0
     modes = tuple(m.strip() for m in args.eval_modes.split(",") if m.strip())
     from fometa.evaluate import MODES
@@ -242,5 +295,6 @@ def run(args) -> int:
     if args.chunk < 1:
         raise CLIError(f"--chunk must be at least 1, got {args.chunk}")
     for name in presets:
-        emit(bench_eval(name, args.shots, args.chunk, modes, backend, repeat, warmup, args.seed))
+        for fig in bench_eval(name, args.shots, args.chunk, modes, backend, repeat, warmup, args.seed, kernels):
+            emit(fig)
     return 0

@@ -7,6 +7,7 @@ same with and without numba. Through the NumPy fast path that also holds it to t
 layer-by-layer specification (float64: 1e-10), and the float64 gradient checks run through it.
 ``FOMETA_NUMBA`` chooses the path; numba itself is imported only when a kernel is wanted.
 """
+import json
 import subprocess
 import sys
 
@@ -277,3 +278,12 @@ def test_gradients_of_the_paper_nets_through_the_compiled_path(monkeypatch, whic
         p = {k: (v + 0.1 * rng.standard_normal(v.shape))[None] for k, v in base.items()}
         x, y = data(model, rng, 1, 2, np.float64)
         check_gradients(model, p, x, y, rng, h=1e-7)
+
+
+def test_bench_times_both_kernels_in_one_run():
+    out = subprocess.run([sys.executable, "-m", "fometa", "bench", "--tasks", "1", "--repeat", "1", "--warmup", "0",
+                          "--kernels", "numba,numpy", "--json"], capture_output=True, text=True, timeout=600, check=True)
+    figures = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [f["kernels"] for f in figures] == ["numba", "numpy"], out.stdout
+    bad = subprocess.run([sys.executable, "-m", "fometa", "bench", "--kernels", "fortran"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown kernels 'fortran'" in bad.stderr

@@ -18,12 +18,14 @@ from fometa.commands.options import CLIError
 # name -> (module under fometa.commands, one-line help)
 COMMANDS = {
     "bench": ("bench", "time forward+backward passes, meta-iterations and evaluation tasks"),
-    "data": ("data", "pack Omniglot or Mini-ImageNet into HDF5"),
+    "data": ("data", "pack Omniglot, Mini-ImageNet or any image folder into HDF5"),
     "sine": ("sine", "meta-train the sine-wave MLP (the paper's Figure 1)"),
     "experiment": ("experiment", "the paper's Section 6 experiments on Omniglot (combinations, fomaml-tail)"),
     "train": ("train", "meta-train from a preset, or resume a run (checkpoints, logs)"),
     "eval": ("eval", "few-shot accuracy of a run's checkpoint on many tasks (JSON)"),
     "plot": ("plot", "learning curves of a run as PNG"),
+    "predict": ("predict", "fine-tune a trained model on a few labelled images, then label new ones (JSON)"),
+    "models": ("models", "the trained models shipped with fometa: budgets, accuracies, files"),
 }
 
 #: the commands that split their work over the ranks of ``mpiexec -n N fometa ...`` (fometa.distributed)

@@ -159,3 +159,44 @@ def test_every_setting_is_described_once():
     """The settings' descriptions (the command line's help and the documentation's table) cover every setting."""
     assert set(C.DESCRIPTIONS) == set(C.settings()), set(C.DESCRIPTIONS) ^ set(C.settings())
     assert all(len(text) > 15 for text in C.DESCRIPTIONS.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# any packed images
+@pytest.mark.parametrize("shape, ways, shots, name", [
+    ((28, 28, 1), None, None, "omniglot-5way-1shot"),
+    ((28, 28, 1), 20, 5, "omniglot-20way-5shot"),
+    ((12, 40, 1), 11, 1, "omniglot-20way-1shot"),
+    ((48, 48, 1), 5, 2, "omniglot-5way-1shot"),
+    ((49, 49, 1), 20, 3, "miniimagenet-5way-5shot"),
+    ((28, 28, 3), 20, 1, "miniimagenet-5way-1shot"),
+    ((84, 84, 3), 5, 5, "miniimagenet-5way-5shot"),
+])
+def test_closest_preset(shape, ways, shots, name):
+    from fometa.data import ImageSpec
+
+    assert C.closest_preset(ImageSpec(*shape), ways, shots) == name
+
+
+def test_for_images_fits_a_configuration_to_a_folder_file():
+    from fometa.data import ImageSpec
+
+    spec = ImageSpec(32, 32, 3)
+    cfg = C.for_images(C.preset("omniglot-5way-1shot"), "folder", spec)
+    assert (cfg.data.kind, cfg.data.image_spec, cfg.model.arch) == ("folder", spec, "miniimagenet_cnn")
+    assert C.for_images(C.preset("omniglot-5way-1shot"), "miniimagenet", spec) == C.preset("omniglot-5way-1shot")
+    assert C.from_dict(json.loads(json.dumps(C.to_dict(cfg)))) == cfg  # the spec survives config.json
+    assert C.input_spec(cfg.data) == spec and C.input_spec(C.preset("sine").data) is None
+    assert C.input_spec(C.preset("miniimagenet-5way-1shot").data) == C.KIND_IMAGES["miniimagenet"]
+
+
+def test_image_spec_settings_are_checked():
+    with pytest.raises(C.ConfigError, match="data.kind 'folder' needs data.image_spec"):
+        C.apply_overrides(C.preset("omniglot-5way-1shot"), {"data.kind": "folder"})
+    with pytest.raises(C.ConfigError, match="'data.image_spec' needs an image spec"):
+        C.apply_overrides(C.preset("omniglot-5way-1shot"), {"data.image_spec": {"height": 28}})
+    cfg = C.apply_overrides(C.preset("omniglot-5way-1shot"),
+                            {"data.image_spec": '{"height": 28, "width": 28, "bilevel": true, "resize": "box"}'})
+    assert cfg.data.image_spec.resize == "box"
+    with pytest.raises(C.ConfigError, match="model.depth applies to the conv networks"):
+        C.apply_overrides(C.preset("sine"), {"model.depth": 2})

@@ -117,6 +117,7 @@ def ship(run, name: str, results=None, registry=None, description: str | None = 
             shutil.copyfile(source, tmp)
         new["sha256"], new["bytes"] = pretrained.file_sha256(target), target.stat().st_size
     index["models"][name] = new
+    registry.mkdir(parents=True, exist_ok=True)
     atomic.write_text(registry / pretrained.INDEX_FILE, json.dumps(index, indent=2) + "\n")
     return new
 

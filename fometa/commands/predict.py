@@ -42,11 +42,11 @@ def run(args) -> int:
         raise CLIError(f"--steps must be non-negative, got {args.steps}")
     try:
         check_backend(args.backend)
-        files, labels = read_support_folder(args.support)
-        queries = [q for path in args.query for q in list_images(path)]
-        ckpt, where, _ = pretrained.load_run(args.run)
+        ckpt, _, _ = pretrained.load_run(args.run)
         clf = FewShotClassifier(ckpt, steps=args.steps, mode=args.mode, seed=args.seed, backend=args.backend,
                                 source=str(args.run))
+        files, labels = read_support_folder(args.support)
+        queries = [q for path in args.query for q in list_images(path)]
         if len(set(labels)) > clf.ways:
             raise CLIError(f"{args.support}: {len(set(labels))} classes, but {args.run} has {clf.ways} outputs: "
                            f"at most {clf.ways} classes")

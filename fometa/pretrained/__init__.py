@@ -196,7 +196,7 @@ def load_run(ref, names: bool = True) -> tuple[checkpoint.Checkpoint, Path, str]
     if str(ref) not in {m.name for m in models()}:
         known = ", ".join(m.name for m in models()) or "none"
         raise RegistryError(f"{ref}: no such run folder or checkpoint file, nor a shipped model of that name "
-                            f"(shipped models: {known}; fometa models lists them)")
+                            f"(known: {known}; fometa models lists them)")
     path = checkpoint_path(str(ref))
     return _load_shipped(str(ref), path), path, ""
 

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# The figures of the README's Speed section, in one run: writes JSON lines to ${OUT:-bench-speed}/.
+# The figures of docs/performance.md (and the README's Speed section), in one run: JSON lines
+# into ${OUT:-bench-speed}/.
 #
-# Usage: bash tools/bench_speed.sh            (PyTorch is needed for the comparison: pip install torch)
-#        OLD_PYTHON=/path/to/old/venv/bin/python bash tools/bench_speed.sh   (adds before/after figures,
-#        timing another fometa installation with the same scripts)
+# Usage: bash tools/bench_speed.sh            (needs the fast extra for the compiled kernels and
+#                                              PyTorch for the comparison: pip install torch)
+#        OLD_PYTHON=/path/to/old/venv/bin/python bash tools/bench_speed.sh
+#                                             (adds the previous fometa installation, timed with
+#                                              the same commands right after the new one)
 #
-# Runs on an otherwise idle machine; every comparison alternates its two sides round by round.
+# Runs on an otherwise idle machine. Every comparison inside one process alternates its sides
+# run by run (fometa on its compiled kernels, fometa on its NumPy code, PyTorch), so that a
+# noisy machine slows them alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-bench-speed}"
@@ -16,38 +21,40 @@ export OPENBLAS_NUM_THREADS=1  # fometa's --threads sets its own; PyTorch gets t
 echo "== sgemm peak and the conv products (1 core)"
 "$PY" tools/bench_sgemm.py --repeat 20 | tee "$OUT/sgemm.jsonl"
 
+echo "== first-run compile time of the compiled kernels (cold cache, then cached)"
+"$PY" tools/bench_compile.py --repeat 1 | tee "$OUT/compile.jsonl"
+
 for threads in 1 2; do
-    echo "== fometa vs PyTorch, Omniglot 5-way meta-iteration, $threads thread(s)"
-    "$PY" tools/bench_torch.py --model omniglot --threads "$threads" --repeat 30 | tee -a "$OUT/torch.jsonl"
-    echo "== fometa vs PyTorch, Mini-ImageNet 5-way meta-iteration, $threads thread(s)"
-    "$PY" tools/bench_torch.py --model miniimagenet --threads "$threads" --repeat 8 | tee -a "$OUT/torch.jsonl"
+    echo "== fometa (compiled, NumPy) vs PyTorch, Omniglot 5-way meta-iteration, $threads thread(s)"
+    "$PY" tools/bench_torch.py --model omniglot --threads "$threads" --repeat 30 --kernels numba,numpy \
+        | tee -a "$OUT/torch.jsonl"
+    echo "== fometa (compiled, NumPy) vs PyTorch, Mini-ImageNet 5-way meta-iteration, $threads thread(s)"
+    "$PY" tools/bench_torch.py --model miniimagenet --threads "$threads" --repeat 8 --kernels numba,numpy \
+        | tee -a "$OUT/torch.jsonl"
 done
 
 for threads in 1 2; do
     echo "== fometa bench meta, $threads thread(s)"
-    "$PY" -m fometa bench meta --json --threads "$threads" --repeat 10 \
-        --preset omniglot-5way-1shot,omniglot-20way-1shot,sine | tee -a "$OUT/meta.jsonl"
-    "$PY" -m fometa bench meta --json --threads "$threads" --repeat 3 --algorithm reptile,fomaml \
-        --preset miniimagenet-5way-1shot | tee -a "$OUT/meta.jsonl"
+    "$PY" -m fometa bench meta --json --threads "$threads" --repeat 10 --algorithm reptile --mode batched \
+        --kernels numba,numpy --preset omniglot-5way-1shot,omniglot-20way-1shot | tee -a "$OUT/meta.jsonl"
     echo "== fometa bench eval, $threads thread(s)"
-    "$PY" -m fometa bench eval --json --threads "$threads" --repeat 2 \
-        --preset omniglot-5way-1shot,omniglot-5way-5shot,omniglot-20way-1shot | tee -a "$OUT/eval.jsonl"
-    "$PY" -m fometa bench eval --json --threads "$threads" --repeat 1 --chunk 10 \
+    "$PY" -m fometa bench eval --json --threads "$threads" --repeat 2 --kernels numba,numpy \
+        --preset omniglot-5way-1shot,omniglot-20way-1shot | tee -a "$OUT/eval.jsonl"
+    "$PY" -m fometa bench eval --json --threads "$threads" --repeat 1 --chunk 10 --kernels numba,numpy \
         --preset miniimagenet-5way-1shot | tee -a "$OUT/eval.jsonl"
 done
 
 if [ -n "${OLD_PYTHON:-}" ]; then
-    echo "== before/after: evaluation (tools/bench_evaluate.py) and meta-iteration (tools/bench_meta.py)"
+    echo "== the previous installation, same commands (run outside the repository, which would shadow it)"
+    old() { (cd "${TMPDIR:-/tmp}" && "$OLD_PYTHON" "$@"); }
     for threads in 1 2; do
-        for side in old new; do
-            py="$PY"; [ "$side" = old ] && py="$OLD_PYTHON"
-            # the old version threads through BLAS only; the new one through task blocks
-            OPENBLAS_NUM_THREADS=$([ "$side" = old ] && echo "$threads" || echo 1) FOMETA_THREADS="$threads" \
-                "$py" tools/bench_evaluate.py --tasks 200 --repeat 2 | sed "s/^{/{\"side\": \"$side\", \"threads\": $threads, /" \
-                | tee -a "$OUT/before_after.jsonl"
-            OPENBLAS_NUM_THREADS=$([ "$side" = old ] && echo "$threads" || echo 1) FOMETA_THREADS="$threads" \
-                "$py" tools/bench_meta.py --model omniglot --repeat 20 | grep '"reptile"' \
-                | sed "s/^{/{\"side\": \"$side\", \"threads\": $threads, /" | tee -a "$OUT/before_after.jsonl"
-        done
+        old -m fometa bench meta --json --threads "$threads" --repeat 10 --algorithm reptile \
+            --mode batched --preset omniglot-5way-1shot,omniglot-20way-1shot \
+            | sed 's/^{/{"side": "previous", /' | tee -a "$OUT/previous.jsonl"
+        old -m fometa bench eval --json --threads "$threads" --repeat 2 \
+            --preset omniglot-5way-1shot,omniglot-20way-1shot | sed 's/^{/{"side": "previous", /' \
+            | tee -a "$OUT/previous.jsonl"
+        old -m fometa bench eval --json --threads "$threads" --repeat 1 --chunk 10 \
+            --preset miniimagenet-5way-1shot | sed 's/^{/{"side": "previous", /' | tee -a "$OUT/previous.jsonl"
     done
 fi

@@ -1,6 +1,7 @@
 """One Reptile meta-iteration in fometa and in the same PyTorch eager loop, timed in one run.
 
 Usage: python tools/bench_torch.py [--model omniglot|miniimagenet] [--threads N] [--repeat R]
+                                  [--kernels numba,numpy]
 
 The loop is the paper's (Appendix A): meta-batch 5, each task a fresh copy of phi adapted by
 Adam (beta1 = 0, state carried from task to task) on mini-batches of 10 images (Omniglot: 5
@@ -9,8 +10,11 @@ phi <- phi + eps (mean(phi_tilde) - phi). fometa runs it through its public API
 (``MetaLearner.step``, task-batched); PyTorch runs the tasks one after another, as the PyTorch
 ports do. Both get the same number of threads (``--threads``: fometa's
 :func:`fometa.parallel.set_threads`, PyTorch's ``torch.set_num_threads``), and their rounds
-alternate so that a noisy machine slows both alike. Prints one JSON object per implementation
-with the median milliseconds, and the ratio PyTorch / fometa.
+alternate so that a noisy machine slows both alike. ``--kernels numba,numpy`` times fometa on
+its compiled kernels and on its NumPy code (``FOMETA_NUMBA=1`` / ``0``), each a side of its
+own in the same rounds. Prints one JSON object per side with the median milliseconds and
+``pytorch_over_this`` (PyTorch's median over this side's; ``pytorch_over_fometa`` is the first
+fometa side's).
 
 PyTorch is not a dependency of fometa: install it to run this (``pip install torch``).
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import numpy as np
@@ -99,27 +104,51 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--kernels", default=None,
+                    help="fometa's CPU kernels: numba, numpy or numba,numpy (default: as FOMETA_NUMBA says)")
     args = ap.parse_args(argv)
     import torch
 
-    from fometa import parallel
+    from fometa import get_backend, parallel
 
     torch.set_num_threads(args.threads)
     parallel.set_threads(args.threads)
-    loops = {"fometa": fometa_loop(args.model, args.seed), "pytorch": torch_loop(args.model, args.seed)}
-    times = {name: [] for name in loops}
-    for r in range(args.warmup + args.repeat):
-        for name, fn in loops.items():
-            start = time.perf_counter()
-            fn()
-            if r >= args.warmup:
-                times[name].append(time.perf_counter() - start)
-    med = {name: float(np.median(ts)) for name, ts in times.items()}
-    for name, ts in times.items():
+    flags = {"numba": "1", "numpy": "0"}
+    kernels = [k.strip() for k in args.kernels.split(",")] if args.kernels else [None]
+    for k in kernels:
+        if k is not None and k not in flags:
+            ap.error(f"unknown kernels {k!r}; expected numba or numpy")
+    fometa = fometa_loop(args.model, args.seed)
+    sides = {("fometa", k): fometa for k in kernels}
+    sides[("pytorch", None)] = torch_loop(args.model, args.seed)
+    saved = os.environ.get("FOMETA_NUMBA")
+    times = {side: [] for side in sides}
+    used = {}
+    try:
+        for r in range(args.warmup + args.repeat):
+            for side, fn in sides.items():
+                if side[1] is not None:
+                    os.environ["FOMETA_NUMBA"] = flags[side[1]]
+                start = time.perf_counter()
+                fn()
+                if r >= args.warmup:
+                    times[side].append(time.perf_counter() - start)
+                used[side] = "numba" if get_backend("numpy").compiled() is not None else "numpy"
+                if saved is None:
+                    os.environ.pop("FOMETA_NUMBA", None)
+                else:
+                    os.environ["FOMETA_NUMBA"] = saved
+    finally:
+        if saved is not None:
+            os.environ["FOMETA_NUMBA"] = saved
+    med = {side: float(np.median(ts)) for side, ts in times.items()}
+    torch_med = med[("pytorch", None)]
+    first = med[next(iter(sides))]
+    for side, ts in times.items():
         print(json.dumps({
-            "model": args.model, "implementation": name, "threads": args.threads, "median_ms": 1e3 * med[name],
-            "min_ms": 1e3 * min(ts), "max_ms": 1e3 * max(ts), "repeat": args.repeat,
-            "pytorch_over_fometa": med["pytorch"] / med["fometa"],
+            "model": args.model, "implementation": side[0], "kernels": used[side] if side[0] == "fometa" else None,
+            "threads": args.threads, "median_ms": 1e3 * med[side], "min_ms": 1e3 * min(ts), "max_ms": 1e3 * max(ts),
+            "repeat": args.repeat, "pytorch_over_this": torch_med / med[side], "pytorch_over_fometa": torch_med / first,
         }), flush=True)
 
 

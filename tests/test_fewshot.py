@@ -9,7 +9,10 @@ import pytest
 import fometa
 from fometa import checkpoint, pretrained
 from fometa.data import DataError, ImageSpec
+from fometa.evaluate import predict
 from fometa.fewshot import FewShotClassifier, NotFittedError, read_support_folder
+
+Image = pytest.importorskip("PIL.Image")
 
 TEST = ["s00", "s01", "s02", "s03", "s04", "s05"]
 
@@ -70,7 +73,6 @@ def test_fewer_classes_than_ways_use_the_first_outputs(clf, tiny_classes):
     proba = clf.fit(sx, sy).predict_proba(qx)
     assert proba.shape == (len(qx), 2) and np.allclose(proba.sum(axis=1), 1.0)
     # the probabilities are the softmax of the network's first two outputs
-    from fometa.evaluate import predict
     sxb = clf.transform(sx)[None]
     logits = np.concatenate([predict(clf.model, clf.params_, sxb, clf.transform(qx[i:i + 1])[None], "per-query")[0]
                              for i in range(3)])
@@ -101,8 +103,6 @@ def test_step_zero_is_the_initialization(tiny_run, tiny_classes):
 
 
 def test_transform_is_the_run_preprocessing_and_paths_work_as_arrays(tiny_run, tiny_images, tiny_classes, tmp_path):
-    from PIL import Image
-
     clf = FewShotClassifier.from_run(tiny_run)
     assert clf.spec == ImageSpec.for_packed(tiny_images) and clf.spec.shape == (12, 12)
     sx, sy, qx, _ = _task(tiny_classes, TEST[:3], queries=2)

@@ -192,5 +192,7 @@ def check_backend(name) -> None:
 
 
 def default_run_folder(cfg: config.RunConfig) -> str:
-    """Where a new run goes without ``--out``."""
+    """Where a new run goes without ``--out``: ``runs/<preset>``, for a folder file ``runs/<its name>``."""
+    if cfg.data.kind == "folder" and cfg.data.path:
+        return os.path.join("runs", os.path.splitext(os.path.basename(cfg.data.path))[0])
     return os.path.join("runs", cfg.preset)

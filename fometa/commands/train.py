@@ -4,7 +4,11 @@
 builds the configuration as preset, then ``--config FILE`` (TOML or JSON), then flags (every
 setting has one; ``--set NAME=VALUE`` reaches any by its dotted name), writes it to
 ``RUN_DIR/config.json``, and trains, logging to ``RUN_DIR/log.jsonl`` and checkpointing to
-``RUN_DIR/checkpoint.h5``. ``fometa train --resume RUN_DIR`` continues from the checkpoint;
+``RUN_DIR/checkpoint.h5``. Any packed file trains: ``fometa train --data datasets/mydata.h5 --ways 5``
+takes the paper's setting closest to the file's images (:func:`fometa.config.closest_preset`) and
+the network that fits them, and records the file's preprocessing (its ``ImageSpec``) in the run's
+configuration, so that predicting later prepares new images the same way (``--model``, ``--depth``
+and ``--filters`` choose another network). ``fometa train --resume RUN_DIR`` continues from the checkpoint;
 a changed setting is refused unless ``--force`` (cadence settings such as ``--eval-interval``
 may change freely). SIGINT/SIGTERM write a checkpoint and exit (130/143). One process at a time
 writes a run folder: while one ``fometa train`` holds its lock (:mod:`fometa.lock`), another in
@@ -34,7 +38,8 @@ from fometa.train import TrainingError, train
 
 
 def add_arguments(p):
-    p.add_argument("--preset", default=None, help=f"the paper's setting: {', '.join(config.PRESETS)}")
+    p.add_argument("--preset", default=None, help=f"the paper's setting: {', '.join(config.PRESETS)} (default with "
+                                                  "--data: the one closest to the file's images and --ways)")
     p.add_argument("--config", default=None, metavar="FILE", help="TOML or JSON settings (applied after the preset)")
     p.add_argument("--out", default=None, metavar="RUN_DIR", help="new run folder (default runs/<preset>)")
     p.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")

@@ -1,6 +1,8 @@
 """Shipped models: ``fometa models``, loading by name (SHA-256 checked) in eval, predict and the classifier,
 and ``tools/ship_model.py`` adding a finished run (the tiny run of tests/conftest.py, in a registry of the test's)."""
+import contextlib
 import importlib.util
+import io
 import json
 import shutil
 
@@ -9,6 +11,7 @@ import pytest
 from cli_helpers import REPO, fometa_cli
 
 from fometa import checkpoint, pretrained
+from fometa.cli import main
 from fometa.fewshot import FewShotClassifier
 
 
@@ -22,17 +25,12 @@ def _tool():
 @pytest.fixture(scope="module")
 def results(tiny_run, tiny_images, tmp_path_factory):
     """The tiny run's results folder: its config, log and a 1-shot evaluation by ``fometa eval``."""
-    from fometa.cli import main
-
     folder = tmp_path_factory.mktemp("results") / "tiny-results"
     folder.mkdir()
     for name in ("config.json", "log.jsonl"):
         if (tiny_run / name).exists():
             shutil.copy(tiny_run / name, folder / name)
     out = folder / "eval-1shot.jsonl"
-    import contextlib
-    import io
-
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         assert main(["eval", str(tiny_run), "--tasks", "6", "--mode", "transductive,per-query", "--quiet"]) == 0

@@ -7,12 +7,12 @@ from cli_helpers import fometa_cli
 
 from fometa.fewshot import FewShotClassifier
 
+Image = pytest.importorskip("PIL.Image")
+
 NAMES = {"alpha": "s00", "beta": "s01", "gamma": "s02"}
 
 
 def _save(path, array):
-    from PIL import Image
-
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(array).save(path)
     return path
@@ -83,7 +83,7 @@ def test_fewer_classes_than_ways(capsys, tiny_run, task, tmp_path):
     two = tmp_path / "two"
     for name in ("beta", "alpha"):
         for f in (support / name).iterdir():
-            _save(two / name / f.name, np.asarray(__import__("PIL.Image").Image.open(f)))
+            _save(two / name / f.name, np.asarray(Image.open(f)))
     rc, out, err = fometa_cli(capsys, "predict", tiny_run, "--support", two, "--query", *queries[:4])
     assert rc == 0, err
     assert all(list(r["probabilities"]) == ["alpha", "beta"] for r in _lines(out))

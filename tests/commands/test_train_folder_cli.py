@@ -86,3 +86,10 @@ def test_errors(capsys, tmp_path, rgb_images):
     assert rc == 2 and "model.arch 'sine_mlp' does not fit data.kind 'folder'" in err
     rc, _, err = fometa_cli(capsys, "train", "--data", rgb_images, "--out", tmp_path / "r", *SMALL, "--ways", "4")
     assert rc == 2 and "a 4-way task needs 4 classes, but the test split has 3" in err
+
+
+def test_without_out_a_folder_run_is_named_after_its_file(capsys, rgb_images, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rc, out, err = fometa_cli(capsys, "train", "--data", rgb_images, *SMALL)
+    assert rc == 0, err
+    assert json.loads(out.splitlines()[-1])["run"] == str(tmp_path.joinpath("runs", "rgb").relative_to(tmp_path))

@@ -79,7 +79,7 @@ def presets_table() -> str:
     lines = ["| setting | " + " | ".join(f"`{n}`" for n in names) + " |", "|---" * (len(names) + 1) + "|"]
     for setting in config.settings():
         row = [_value(presets[n][setting]) for n in names]
-        if len(set(row)) > 1:
+        if len(set(row)) > 1 and setting != "preset":
             lines.append(f"| `{setting}` | " + " | ".join(row) + " |")
     return "\n".join(lines)
 

@@ -1,8 +1,8 @@
 """``fometa demo``: a local web page to draw a few characters and watch a trained model learn them.
 
 Loads ``--model`` (a shipped model's name, default ``omniglot-5way``, a run folder or a checkpoint
-file), serves the page on ``--host``:``--port`` (default ``127.0.0.1:8000``: this machine only) and
-prints its address; Ctrl+C stops it. The page and its API are described in :mod:`fometa.demo`.
+file), adapts it once to warm it up, serves the page on ``--host``:``--port`` (default
+``127.0.0.1:8000``: this machine only) and prints its address; Ctrl+C stops it. The page and its API are described in :mod:`fometa.demo`.
 Needs Pillow (``pip install 'fometa[demo]'``).
 """
 from __future__ import annotations
@@ -49,11 +49,13 @@ def run(args) -> int:
     if not 0 <= args.port <= 65535:
         raise CLIError(f"--port must be in 0..65535, got {args.port}")
     clf, name = load(args.model)
+    demo = Demo(clf, name, clf.ways)
     try:
-        server = make_server(Demo(clf, name, clf.ways), args.host, args.port, quiet=not args.log_requests)
+        server = make_server(demo, args.host, args.port, quiet=not args.log_requests)
     except OSError as exc:
         raise CLIError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     with server:
+        demo.warm_up()
         print(f"fometa demo: {name} at {address(server)} (Ctrl+C stops)", flush=True)
         if args.host not in ("127.0.0.1", "localhost", "::1"):
             print(f"fometa demo: listening on {args.host}: other machines can reach the page", file=sys.stderr)

@@ -24,7 +24,9 @@ def serve(classifier, name: str):
     """``(server, thread)``: a demo of ``classifier`` on a free local port, served by a daemon thread."""
     from fometa.demo import Demo, make_server
 
-    server = make_server(Demo(classifier, name, ways=classifier.ways), "127.0.0.1", 0)
+    demo = Demo(classifier, name, ways=classifier.ways)
+    demo.warm_up()
+    server = make_server(demo, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return server, thread

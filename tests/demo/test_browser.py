@@ -5,8 +5,8 @@ With the stand-in classifier (:mod:`demo_helpers`) the page's own work is checke
 is: drawing, what the network sees, the result's layout, bad uploads. With the trained Omniglot
 5-way model (the shipped one, or ``$FOMETA_DEMO_MODEL``) the demo must recognise new characters:
 five drawn ones, and five raw Omniglot test characters uploaded (``$FOMETA_DATA_DIR``), a query being
-a second drawing of one of them, right on at least 4 of 5 tries each. Both save a screenshot
-(``$FOMETA_DEMO_SCREENSHOT``: also where the drawn one is copied, e.g. ``docs/demo.png``).
+a second drawing of one of them, right on at least 4 of 5 tries each. Both save a screenshot; the
+drawn one is also copied to ``$FOMETA_DEMO_SCREENSHOT`` when set (``docs/demo.png`` is made so).
 """
 from __future__ import annotations
 
@@ -50,11 +50,12 @@ def _draw_task(page: Page, query):
     return page.learn()
 
 
-def _save_screenshot(page: Page, tmp_path: Path, name: str) -> Path:
+def _save_screenshot(page: Page, tmp_path: Path, name: str, keep: bool = False) -> Path:
+    """The page as a PNG in ``tmp_path``; ``keep``: copied to ``$FOMETA_DEMO_SCREENSHOT`` too, if set."""
     shot = page.screenshot(tmp_path / name)
     with open(shot, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n", f"{shot} is not a PNG"
-    if os.environ.get("FOMETA_DEMO_SCREENSHOT"):
+    if keep and os.environ.get("FOMETA_DEMO_SCREENSHOT"):
         shutil.copyfile(shot, os.environ["FOMETA_DEMO_SCREENSHOT"])
     return shot
 
@@ -154,7 +155,7 @@ def test_the_trained_model_learns_five_drawn_characters(browser, real_page_url, 
         result = _draw_task(page, query)
         outcomes.append((query[0], result["predicted"], max(result["probabilities"]), result["timing"]))
         if query is QUERIES[0]:
-            _save_screenshot(page, tmp_path, "demo-drawn.png")
+            _save_screenshot(page, tmp_path, "demo-drawn.png", keep=True)
     right = sum(target == predicted for target, predicted, *_ in outcomes)
     print("\n".join(f"query {t}: predicted {p} ({q:.1%}); {timing}" for t, p, q, timing in outcomes))
     assert right >= 4, f"right on {right} of 5 tries: {outcomes}"

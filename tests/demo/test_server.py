@@ -248,3 +248,13 @@ def test_a_fault_of_the_classifier_is_a_500_with_a_message_and_the_server_goes_o
     classifier.fail_with = None
     got, answer = served.post("/api/adapt", _good_request())
     assert got == 200, answer
+
+
+def test_warm_up_adapts_once_and_leaves_the_page_answers_unchanged(served, classifier):
+    from fometa.demo import Demo
+
+    before = served.post("/api/adapt", _good_request())[1]
+    seconds = Demo(classifier, "stand-in", ways=5).warm_up()
+    assert 0 <= seconds < 60 and list(classifier.classes_) == [1, 0], "the warm-up fits two made-up classes"
+    after = served.post("/api/adapt", _good_request())[1]
+    assert after["probabilities"] == before["probabilities"], "a warm-up changed a later answer"

@@ -129,13 +129,13 @@ class Backend:
             return fast.im2col_unpadded(x, kh, kw, stride, top, left, out_h, out_w)
         return kernels.im2col_unpadded(x, kh, kw, stride, top, left, out_h, out_w)
 
-    def col2im_unpadded(self, cols, in_shape, kh, kw, stride, top, left):
+    def col2im_unpadded(self, cols, in_shape, kh, kw, stride, top, left, out=None):
         """The adjoint of :meth:`im2col_unpadded`: patch gradients summed into an array of the unpadded
-        ``in_shape``; the compiled kernel where there is one."""
+        ``in_shape`` (``out`` when given, else a new one, returned); the compiled kernel where there is one."""
         fast = self.compiled()
         if fast is not None:
-            return fast.col2im_unpadded(cols, in_shape, kh, kw, stride, top, left)
-        return kernels.col2im_unpadded(cols, in_shape, kh, kw, stride, top, left)
+            return fast.col2im_unpadded(cols, in_shape, kh, kw, stride, top, left, out=out)
+        return kernels.col2im_unpadded(cols, in_shape, kh, kw, stride, top, left, out=out)
 
 
 _NUMPY = Backend()

@@ -107,9 +107,10 @@ def im2col_unpadded(x, kh: int, kw: int, stride: int, top: int, left: int, out_h
     return cols
 
 
-def col2im_unpadded(cols, in_shape, kh: int, kw: int, stride: int, top: int, left: int):
+def col2im_unpadded(cols, in_shape, kh: int, kw: int, stride: int, top: int, left: int, out=None):
     """Adjoint of :func:`im2col_unpadded`: scatter-add a patch tensor onto an unpadded input of
-    ``in_shape`` ``(T, B, H, W, C)`` (contributions that fall on padding are dropped).
+    ``in_shape`` ``(T, B, H, W, C)`` (contributions that fall on padding are dropped), written
+    into ``out`` when given.
 
     The input positions fall into ``stride x stride`` classes by their offset modulo the stride;
     each class receives the taps of matching offset. A tap that covers its whole class (the
@@ -120,7 +121,7 @@ def col2im_unpadded(cols, in_shape, kh: int, kw: int, stride: int, top: int, lef
     xp = _xp(cols)
     h, w = in_shape[2], in_shape[3]
     out_h, out_w = cols.shape[2], cols.shape[3]
-    dx = xp.empty(in_shape, dtype=cols.dtype)
+    dx = xp.empty(in_shape, dtype=cols.dtype) if out is None else out
     for r0 in range(min(stride, h)):
         for c0 in range(min(stride, w)):
             # input rows r = r0 + stride * q; tap di reaches output row i = q + (r0 + top - di) // stride

@@ -409,12 +409,18 @@ def _col2im_taps(h, w, kh, kw, stride, top, left, out_h, out_w):
     return taps, counts
 
 
-def col2im_unpadded(cols, in_shape, kh, kw, stride, top, left):
+def col2im_unpadded(cols, in_shape, kh, kw, stride, top, left, out=None):
     """:func:`fometa.backends.kernels.col2im_unpadded`, compiled (as a gather: each input
     position sums the taps that reach it, so nothing is zero-filled and added to)."""
-    dx = np.empty(in_shape, cols.dtype)
+    if out is not None and out.flags.c_contiguous:
+        dx = out
+    else:
+        dx = np.empty(in_shape, cols.dtype)
     taps, counts = _col2im_taps(in_shape[2], in_shape[3], kh, kw, stride, top, left, cols.shape[2], cols.shape[3])
     _col2im(np.ascontiguousarray(cols), kh, kw, stride, top, left, taps, counts, dx)
+    if out is not None and dx is not out:
+        out[...] = dx
+        return out
     return dx
 
 

@@ -174,7 +174,8 @@ class ConvBlock:
                 xp.matmul(cols.reshape(t1 - t0, (b1 - b0) * h * w, kh * kw * co), kflip[t0:t1], out=dxb)
             elif need_dx:
                 dcols = xp.matmul(dzb, kmat[t0:t1].transpose(0, 2, 1)).reshape(t1 - t0, b1 - b0, oh, ow, kh * kw, c)
-                dx[t0:t1, b0:b1] = be.col2im_unpadded(dcols, (t1 - t0, b1 - b0, h, w, c), kh, kw, self.conv.stride, top, left)
+                be.col2im_unpadded(dcols, (t1 - t0, b1 - b0, h, w, c), kh, kw, self.conv.stride, top, left,
+                                   out=dx[t0:t1, b0:b1])
         if kernel_out is None:
             grads[self.param_keys[0]] = dkernel.reshape(kernel.shape)
         return dx, grads

@@ -117,8 +117,13 @@ def test_patch_kernels_equal_the_generic_ones(tasks, batch, h, w, c, k, stride, 
     assert_same(numba_kernels.im2col_unpadded(x, k, k, stride, top, left, oh, ow),
                 kernels.im2col_unpadded(x, k, k, stride, top, left, oh, ow), "im2col")
     cols = rng.standard_normal((tasks, batch, oh, ow, k * k, c)).astype(dtype)
-    assert_same(numba_kernels.col2im_unpadded(cols, x.shape, k, k, stride, top, left),
-                kernels.col2im_unpadded(cols, x.shape, k, k, stride, top, left), "col2im")
+    want = kernels.col2im_unpadded(cols, x.shape, k, k, stride, top, left)
+    assert_same(numba_kernels.col2im_unpadded(cols, x.shape, k, k, stride, top, left), want, "col2im")
+    for kernel in (numba_kernels, kernels):  # into part of a larger array, as the blocked backward pass does
+        big = np.zeros((tasks + 1,) + x.shape[1:], dtype)
+        kernel.col2im_unpadded(cols, x.shape, k, k, stride, top, left, out=big[1:])
+        assert_same(big[1:], want, f"{kernel.__name__}.col2im_unpadded(out=)")
+        assert not big[0].any()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

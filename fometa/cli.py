@@ -26,6 +26,7 @@ COMMANDS = {
     "plot": ("plot", "learning curves of a run as PNG"),
     "predict": ("predict", "fine-tune a trained model on a few labelled images, then label new ones (JSON)"),
     "models": ("models", "the trained models shipped with fometa: budgets, accuracies, files"),
+    "samples": ("samples", "copy the sample images that ship with fometa (Omniglot test characters) into a folder"),
     "demo": ("demo", "a local web page: draw a few characters, watch a trained model learn them"),
 }
 

@@ -20,6 +20,7 @@ export OPENBLAS_NUM_THREADS=1  # fometa's --threads sets its own; PyTorch gets t
 
 echo "== sgemm peak and the conv products (1 core)"
 "$PY" tools/bench_sgemm.py --repeat 20 | tee "$OUT/sgemm.jsonl"
+"$PY" tools/bench_sgemm.py --repeat 20 --blocks --alternatives | tee "$OUT/sgemm-blocks.jsonl"
 
 echo "== first-run compile time of the compiled kernels (cold cache, then cached)"
 "$PY" tools/bench_compile.py --repeat 1 | tee "$OUT/compile.jsonl"

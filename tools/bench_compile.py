@@ -1,6 +1,6 @@
 """How long the compiled kernels (the fast extra) take before their first use, cold and cached.
 
-Usage: python tools/bench_compile.py [--repeat N]
+Usage: python tools/bench_compile.py [--repeat N] [--float32-only]
 
 numba compiles each kernel on its first call and keeps the machine code on disk (``cache=True``),
 so only the first process after an install (or an upgrade of numba or of the kernels) pays the
@@ -38,8 +38,10 @@ def timed(cache: str, dtypes: str) -> float:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--float32-only", action="store_true", help="skip the float32+float64 measurement")
     args = ap.parse_args(argv)
-    for name, dtypes in (("float32", "(np.float32,)"), ("float32+float64", "(np.float32, np.float64)")):
+    cases = (("float32", "(np.float32,)"), ("float32+float64", "(np.float32, np.float64)"))
+    for name, dtypes in cases[:1] if args.float32_only else cases:
         cold, cached = [], []
         for _ in range(args.repeat):
             with tempfile.TemporaryDirectory() as cache:

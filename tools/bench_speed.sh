@@ -23,14 +23,15 @@ echo "== sgemm peak and the conv products (1 core)"
 "$PY" tools/bench_sgemm.py --repeat 20 --blocks --alternatives | tee "$OUT/sgemm-blocks.jsonl"
 
 echo "== first-run compile time of the compiled kernels (cold cache, then cached)"
-"$PY" tools/bench_compile.py --repeat 1 | tee "$OUT/compile.jsonl"
+"$PY" tools/bench_compile.py --repeat 1 --float32-only | tee "$OUT/compile.jsonl"
 
 for threads in 1 2; do
     echo "== fometa (compiled, NumPy) vs PyTorch, Omniglot 5-way meta-iteration, $threads thread(s)"
     "$PY" tools/bench_torch.py --model omniglot --threads "$threads" --repeat 30 --kernels numba,numpy \
         | tee -a "$OUT/torch.jsonl"
     echo "== fometa (compiled, NumPy) vs PyTorch, Mini-ImageNet 5-way meta-iteration, $threads thread(s)"
-    "$PY" tools/bench_torch.py --model miniimagenet --threads "$threads" --repeat 8 --kernels numba,numpy \
+    "$PY" tools/bench_torch.py --model miniimagenet --threads "$threads" --repeat 7 --warmup 1 \
+        --kernels numba,numpy \
         | tee -a "$OUT/torch.jsonl"
 done
 
@@ -40,7 +41,7 @@ for threads in 1 2; do
         --kernels numba,numpy --preset omniglot-5way-1shot,omniglot-20way-1shot | tee -a "$OUT/meta.jsonl"
     echo "== fometa bench eval, $threads thread(s)"
     "$PY" -m fometa bench eval --json --threads "$threads" --repeat 2 --kernels numba,numpy \
-        --preset omniglot-5way-1shot,omniglot-20way-1shot | tee -a "$OUT/eval.jsonl"
+        --preset omniglot-5way-1shot | tee -a "$OUT/eval.jsonl"
     "$PY" -m fometa bench eval --json --threads "$threads" --repeat 1 --chunk 10 --kernels numba,numpy \
         --preset miniimagenet-5way-1shot | tee -a "$OUT/eval.jsonl"
 done
@@ -53,7 +54,7 @@ if [ -n "${OLD_PYTHON:-}" ]; then
             --mode batched --preset omniglot-5way-1shot,omniglot-20way-1shot \
             | sed 's/^{/{"side": "previous", /' | tee -a "$OUT/previous.jsonl"
         old -m fometa bench eval --json --threads "$threads" --repeat 2 \
-            --preset omniglot-5way-1shot,omniglot-20way-1shot | sed 's/^{/{"side": "previous", /' \
+            --preset omniglot-5way-1shot | sed 's/^{/{"side": "previous", /' \
             | tee -a "$OUT/previous.jsonl"
         old -m fometa bench eval --json --threads "$threads" --repeat 1 --chunk 10 \
             --preset miniimagenet-5way-1shot | sed 's/^{/{"side": "previous", /' | tee -a "$OUT/previous.jsonl"

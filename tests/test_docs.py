@@ -104,7 +104,7 @@ def test_python_example_runs(code, tmp_path, monkeypatch, request):
         real = request.getfixturevalue("real_omniglot_file")
         (tmp_path / "datasets").mkdir()
         (tmp_path / "datasets" / "omniglot.h5").symlink_to(real)
-    if "my_chars" in code:  # fine-tuning a shipped model on the reader's own character drawings
+    if "from_pretrained" in code:  # a shipped model fine-tuned on the samples, or on the reader's drawings
         pytest.importorskip("PIL")
         from fometa import pretrained
 
@@ -113,6 +113,9 @@ def test_python_example_runs(code, tmp_path, monkeypatch, request):
         except pretrained.RegistryError as exc:
             pytest.skip(f"the shipped model is not in this installation: {exc}")
         _draw_characters(tmp_path / "my_chars", classes=5, per_class=2)
+        from fometa import samples
+
+        samples.copy_to("omniglot", tmp_path / "samples")
         for c in range(5):  # one support image a class; a second drawing of char3 is the query
             second = tmp_path / "my_chars" / f"char{c}" / "1.png"
             second.rename(tmp_path / "q.png") if c == 3 else second.unlink()

@@ -265,3 +265,13 @@ def render(markdown: str) -> str:
 
 def on_page_markdown(markdown, page, config, files):  # noqa: ARG001 (mkdocs' hook signature)
     return render(markdown)
+
+
+def on_config(config):
+    """The measured speed figures (``docs/performance.md``) join the Performance section once they exist."""
+    if (ROOT / "docs" / "performance.md").exists():
+        for i, entry in enumerate(config["nav"]):
+            if entry == {"Performance": "benchmarks.md"}:
+                config["nav"][i] = {"Performance": [{"How it runs fast, and how to measure it": "benchmarks.md"},
+                                                    {"Measured speed": "performance.md"}]}
+    return config

@@ -11,8 +11,8 @@ from fometa.data import ImageSpec
 from fometa.fewshot import read_support_folder
 
 
-def test_omniglot_samples_are_raw_drawings_with_their_licence():
-    root = samples.folder("omniglot")
+def test_omniglot_samples_are_raw_drawings_with_their_licence(tmp_path):
+    root = samples.copy_to("omniglot", tmp_path / "s")
     files, labels = read_support_folder(root / "support")
     assert len(files) == 5 and len(set(labels)) == 5, "one drawing of each of five characters"
     queries = sorted((root / "query").glob("*.png"))
@@ -40,5 +40,5 @@ def test_command_copies_and_lists(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("name", list(samples.SAMPLES))
-def test_every_named_sample_folder_exists(name):
-    assert samples.folder(name).is_dir()
+def test_every_named_sample_ships_with_its_licence(name):
+    assert samples.archive(name).is_file() and (samples.ROOT / f"{name}-LICENSE.txt").is_file()

@@ -1,18 +1,18 @@
-"""Write the sample images that ship with fometa: ``fometa/samples/omniglot/``.
+"""Write the sample images that ship with fometa: ``fometa/samples/omniglot.zip`` and its licence notice.
 
 Five Omniglot characters of the paper split's *test* characters (seed 0, 1200 training characters: none
 of them was seen in meta-training), each from another alphabet of the evaluation set, with one drawing
 as the support set (``support/<alphabet>-<character>/``) and another as a query
 (``query/<alphabet>-<character>.png``), copied byte for byte from the official ``images_evaluation.zip``
-(Lake et al. 2015, MIT licence: the notice goes beside them). ``fometa samples omniglot --out DIR``
-copies them out; the README's predict example runs on them.
+(Lake et al. 2015, MIT licence: the notice goes beside them, ``omniglot-LICENSE.txt``, and into the
+zip). ``fometa samples omniglot --out DIR`` unpacks them; the README's predict example runs on them.
+Files in the zip are sorted and dated 1980-01-01, so the same inputs give the same zip.
 
     python tools/make_samples.py path/to/images_background.zip path/to/images_evaluation.zip
 """
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import zipfile
 from pathlib import Path
@@ -21,7 +21,7 @@ import numpy as np
 
 from fometa.data import omniglot_paper_split
 
-OUT = Path(__file__).resolve().parents[1] / "fometa" / "samples" / "omniglot"
+OUT = Path(__file__).resolve().parents[1] / "fometa" / "samples"
 NOTICE = """Images from the Omniglot data set (Lake, Salakhutdinov & Tenenbaum, "Human-level concept
 learning through probabilistic program induction", Science 2015), github.com/brendenlake/omniglot,
 copied unchanged from its python/images_evaluation.zip. Five characters of the paper split's test
@@ -74,20 +74,20 @@ def main(argv=None) -> int:
             alphabets.add(key[1])
         if len(picked) == 5:
             break
-    if OUT.exists():
-        shutil.rmtree(OUT)
     zips = {Path(z).stem: z for z in args.zips}
+    files = {"LICENSE.txt": NOTICE.encode()}
     with zipfile.ZipFile(zips["images_evaluation"]) as f:
         for key in picked:
             members = sorted(drawings[key])
             s, q = (members[j] for j in rng.choice(len(members), size=2, replace=False))
             label = f"{key[1]}-{key[2]}"
-            (OUT / "support" / label).mkdir(parents=True)
-            (OUT / "support" / label / Path(s).name).write_bytes(f.read(s))
-            (OUT / "query").mkdir(exist_ok=True)
-            (OUT / "query" / f"{label}.png").write_bytes(f.read(q))
-    (OUT / "LICENSE.txt").write_text(NOTICE)
-    print(f"wrote {len(picked)} characters to {OUT}")
+            files[f"support/{label}/{Path(s).name}"] = f.read(s)
+            files[f"query/{label}.png"] = f.read(q)
+    with zipfile.ZipFile(OUT / "omniglot.zip", "w", zipfile.ZIP_DEFLATED) as out:
+        for name in sorted(files):
+            out.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), files[name])
+    (OUT / "omniglot-LICENSE.txt").write_text(NOTICE)
+    print(f"wrote {len(picked)} characters to {OUT / 'omniglot.zip'}")
     return 0
 
 

@@ -10,7 +10,7 @@ white at the scans' size and stroke width, resized as the packer did), and the p
 
 * :mod:`fometa.demo.app`: :class:`Demo`, the requests as plain dictionaries (no HTTP);
 * :mod:`fometa.demo.server`: the standard library's HTTP server, the page and a JSON API;
-* ``static/``: the page (HTML, CSS and JavaScript, no framework and nothing fetched from elsewhere).
+* ``index.html``, ``demo.js``, ``demo.css``: the page (no framework, nothing fetched from elsewhere).
 
 From Python::
 

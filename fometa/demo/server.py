@@ -2,7 +2,7 @@
 and a JSON API.
 
 ======================  ===========================================================================
-``GET /``               the page (``static/index.html``, with ``demo.js`` and ``demo.css``)
+``GET /``               the page (``index.html``, with ``demo.js`` and ``demo.css``)
 ``GET /api/info``       :meth:`Demo.info`: the model's name, how many classes, the steps shown
 ``POST /api/preview``   :meth:`Demo.preview`: one image as the network sees it
 ``POST /api/adapt``     :meth:`Demo.adapt`: fine-tune on the classes' images, classify the query
@@ -66,7 +66,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(HTTPStatus.OK, self.server.demo.info())
         if path in _STATIC:
             name, kind = _STATIC[path]
-            body = resources.files("fometa.demo").joinpath("static", name).read_bytes()
+            body = resources.files("fometa.demo").joinpath(name).read_bytes()
             return self._send(HTTPStatus.OK, body, kind)
         return self._json(HTTPStatus.NOT_FOUND, {"error": f"no such page: {path}"})
 

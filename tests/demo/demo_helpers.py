@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 
-STATIC = Path(__file__).resolve().parents[2] / "fometa" / "demo" / "static"
+STATIC = Path(__file__).resolve().parents[2] / "fometa" / "demo"
 
 
 def page_constant(name: str) -> int:

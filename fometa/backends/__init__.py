@@ -23,6 +23,7 @@ import os
 import numpy as np
 
 from fometa.backends import kernels
+from fometa.backends.arrays import array_module, is_cupy_array
 
 __all__ = [
     "Backend", "BackendError", "UnknownBackendError", "get_backend", "backend_of", "array_module", "kernels",
@@ -177,21 +178,8 @@ def get_backend(name: str | Backend | None = None) -> Backend:
     return _CACHE[key]
 
 
-def _is_cupy_array(a) -> bool:
-    return type(a).__module__.split(".")[0] == "cupy"
-
-
-def array_module(a):
-    """The array module (numpy or cupy) that ``a`` belongs to; never imports CuPy itself."""
-    if _is_cupy_array(a):
-        import cupy
-
-        return cupy
-    return np
-
-
 def backend_of(a) -> Backend:
     """The backend owning array ``a`` (for a CuPy array, the backend of its device)."""
-    if _is_cupy_array(a):
+    if is_cupy_array(a):
         return get_backend(f"cupy:{a.device.id}")
     return _NUMPY

@@ -7,11 +7,7 @@ Convolution reshapes it into an im2col matrix; pooling reduces over its window a
 """
 from __future__ import annotations
 
-
-def _xp(a):
-    from fometa.backends import array_module
-
-    return array_module(a)
+from fometa.backends.arrays import array_module as _xp
 
 
 def im2col(xpad, kh: int, kw: int, stride: int, out_h: int, out_w: int):

@@ -29,6 +29,17 @@ import contextlib
 import json
 import os
 import time
+from dataclasses import replace
+
+import numpy as np
+
+from fometa import config as C
+from fometa import get_backend, models, parallel, tree
+from fometa.build import build_learner
+from fometa.commands.options import CLIError, apply_threads
+from fometa.evaluate import MODES
+from fometa.problems import make_problem
+from fometa.tasks import ArrayClasses
 
 SUITES = ("layers", "meta", "eval")
 
@@ -83,9 +94,7 @@ def _kernels_used(backend, name) -> str:
 
 
 def measure(model, backend, tasks: int, batch: int, repeat: int, warmup: int, seed: int, kernels=(None,)) -> list:
-    import numpy as np
 
-    from fometa import tree
 
     rng = np.random.default_rng(seed)
     params = tree.to_backend(tree.broadcast(model.init(rng), tasks), backend)
@@ -123,11 +132,6 @@ def _time(fn, backend, repeat: int, warmup: int, kernels=(None,)) -> dict:
 
 def _problem(cfg, seed: int):
     """The preset's training problem on random data of the right shape."""
-    import numpy as np
-
-    from fometa.problems import make_problem
-    from fometa.tasks import ArrayClasses
-
     if cfg.data.kind == "sine":
         return make_problem(cfg, None)
     rng = np.random.default_rng(seed)
@@ -139,7 +143,6 @@ def _problem(cfg, seed: int):
 
 
 def _summary(times, count: int) -> dict:
-    import numpy as np
 
     median = float(np.median(times))
     return {"median_s": median, "min_s": float(np.min(times)), "max_s": float(np.max(times)), "per_s": count / median}
@@ -148,13 +151,6 @@ def _summary(times, count: int) -> dict:
 def bench_meta(preset: str, algorithm: str, batched: bool, backend, repeat: int, warmup: int, seed: int,
                kernels=(None,)) -> list:
     """Median wall time of one meta-iteration of ``preset`` with ``algorithm``, one figure per ``kernels``."""
-    from dataclasses import replace
-
-    import numpy as np
-
-    from fometa import config as C
-    from fometa.build import build_learner
-
     cfg = C.preset(preset)
     cfg = replace(cfg, outer=replace(cfg.outer, algorithm=algorithm, batched=batched, tail_shots=None))
     learner = build_learner(cfg, backend=backend)
@@ -182,13 +178,6 @@ def bench_meta(preset: str, algorithm: str, batched: bool, backend, repeat: int,
 def bench_eval(preset: str, shots, chunk: int, modes: tuple, backend, repeat: int, warmup: int, seed: int,
                kernels=(None,)) -> list:
     """Median wall time of evaluating ``chunk`` tasks of ``preset`` in ``modes``, one figure per ``kernels``."""
-    from dataclasses import replace
-
-    import numpy as np
-
-    from fometa import config as C
-    from fometa.build import build_learner
-
     cfg = C.preset(preset)
     learner = build_learner(cfg, backend=backend)
     problem = _problem(cfg, seed)
@@ -231,10 +220,6 @@ def _text(fig: dict) -> str:
 
 
 def run(args) -> int:
-    from fometa import config as C
-    from fometa import get_backend, models, parallel
-    from fometa.commands.options import CLIError
-    from fometa.commands.options import apply_threads
 
     backend = get_backend(args.backend)
     apply_threads(args)
@@ -287,7 +272,6 @@ def run(args) -> int:
                         emit(fig)
         return 0
     modes = tuple(m.strip() for m in args.eval_modes.split(",") if m.strip())
-    from fometa.evaluate import MODES
 
     for m in modes:
         if m not in MODES:

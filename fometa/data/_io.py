@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from fometa.atomic import atomic_path
 from fometa.progress import ProgressBar
 
@@ -121,8 +123,6 @@ def sha256_tree(root, names) -> str:
 def array_sha256(arr) -> str:
     """SHA-256 of an array as stored: C-order little-endian bytes for numbers; for strings, the
     canonical JSON list of the flattened values (UTF-8)."""
-    import numpy as np
-
     arr = np.asarray(arr)
     if arr.dtype.kind in "OUS":
         values = [v.decode() if isinstance(v, bytes) else str(v) for v in arr.ravel().tolist()]

@@ -43,7 +43,10 @@ import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+import numpy as np
+
 from fometa.data._io import DataError, open_image
+from fometa.data.schema import open_packed
 
 __all__ = ["ImageSpec", "RESIZE_FILTERS", "is_grey", "oriented_size"]
 
@@ -133,7 +136,6 @@ class ImageSpec:
         Mini-ImageNet: 84x84 RGB with the packer's filter (``"lanczos"`` where the packer refused
         other sizes). ``fometa data folder``: the spec it recorded.
         """
-        from fometa.data.schema import open_packed
 
         f, info = open_packed(path)
         with f:
@@ -161,7 +163,6 @@ class ImageSpec:
         indexes images); or a single path, bytes or PIL image. Any size and colour mode.
         Unreadable inputs raise :class:`~fometa.data.DataError` naming the file (or ``images[i]``).
         """
-        import numpy as np
 
         items = _items(images)
         out = np.empty((len(items), *self.shape), dtype=np.float32)
@@ -172,7 +173,6 @@ class ImageSpec:
 
     def values(self, img, where: str = "image"):
         """float32 ``self.shape`` of one PIL image (steps 2-5 of the recipe)."""
-        import numpy as np
 
         return self._resized(img, where).astype(np.float32, copy=False) / np.float32(self.scale)
 
@@ -184,7 +184,6 @@ class ImageSpec:
 
     def _resized(self, img, where: str):
         """Steps 2-4: uint8 (inverted if asked) for 8-bit specs, else float32 in [0, 255]."""
-        import numpy as np
         from PIL import Image
 
         size = (self.width, self.height)  # Pillow's order
@@ -209,7 +208,6 @@ class ImageSpec:
 def is_grey(img) -> bool:
     """Whether a PIL image has no colour: a grey mode, or R = G = B everywhere (after step 2's
     flattening, so a transparent background does not count)."""
-    import numpy as np
 
     if img.mode in ("1", "L", "LA", "La", "F") or img.mode in _WIDE_GREY_MODES:
         return True
@@ -237,7 +235,6 @@ def _text(value) -> str:
 def _flatten(img, mode: str):
     """``img`` in mode ``mode`` ("L" or "RGB"): turned upright by its EXIF orientation, transparent
     parts over white, 16-bit grey scaled to 8 bits."""
-    import numpy as np
     from PIL import Image, ImageOps
 
     if _orientation(img) != 1:
@@ -252,7 +249,6 @@ def _flatten(img, mode: str):
 
 
 def _items(images) -> list:
-    import numpy as np
 
     if isinstance(images, (str, bytes, os.PathLike)) or _is_pil(images):
         return [images]
@@ -278,7 +274,6 @@ def _is_pil(obj) -> bool:
 
 def _to_image(item, i: int):
     """``(PIL image, where)`` for one input; :class:`DataError` for anything unreadable."""
-    import numpy as np
 
     if isinstance(item, (str, os.PathLike)):
         path = Path(item)
@@ -307,7 +302,6 @@ def _to_image(item, i: int):
 
 
 def _array_image(arr, where: str):
-    import numpy as np
     from PIL import Image
 
     if arr.ndim == 3 and arr.shape[-1] == 1:

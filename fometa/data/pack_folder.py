@@ -31,6 +31,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from fometa.data._io import DataError, Progress, array_sha256, atomic_output, dumps, open_image, run_pack
 from fometa.data._sources import FileTree, open_tree
 from fometa.data.images import RESIZE_FILTERS, ImageSpec, is_grey, oriented_size
@@ -321,8 +323,6 @@ def _resolve(tree: FileTree, root: str, index: dict, config: FolderPackConfig, p
 
 def _read_images(tree: FileTree, index: dict, spec: ImageSpec, progress: bool, label: str) -> dict:
     """``{split: examples (N, *spec.shape)}``, uint8 for 8-bit specs, else float32, in index order."""
-    import numpy as np
-
     slot, arrays = {}, {}
     for split, cl in index.items():
         names = [n for ns in cl.values() for n in ns]
@@ -354,8 +354,6 @@ def pack_arrays(classes, out, config: FolderPackConfig = FolderPackConfig(), *, 
     later inputs (default: ``config``'s options at the arrays' size). Classes are stored sorted by
     name; ``filenames`` hold each example's index in its array.
     """
-    import numpy as np
-
     out = Path(out)
     where = "pack_arrays"
     if not isinstance(classes, Mapping) or not classes:
@@ -404,8 +402,6 @@ def pack_arrays(classes, out, config: FolderPackConfig = FolderPackConfig(), *, 
 
 def _check_arrays(given: dict, where: str):
     """``({split: {name: array}}, example shape, any float)``; :class:`DataError` for bad arrays."""
-    import numpy as np
-
     out, shapes, floats, owner = {}, {}, False, {}
     for split, cl in given.items():
         if not isinstance(cl, Mapping) or not cl:
@@ -442,8 +438,6 @@ def _check_arrays(given: dict, where: str):
 
 
 def _as_dtype(a, dtype):
-    import numpy as np
-
     if a.dtype == np.bool_:
         a = a.astype(np.uint8) * np.uint8(255)
     if dtype == np.float32 and a.dtype == np.uint8:
@@ -456,8 +450,6 @@ def _write(path, entries, spec: ImageSpec, config: FolderPackConfig, layout: str
     """Write a schema-version-1 ``folder`` file (``datasets/README.md``). ``entries``: per split
     ``(split, class names, examples per class, file names, examples (N, *shape))``."""
     import h5py
-    import numpy as np
-
     import fometa
 
     strings = h5py.string_dtype("utf-8")

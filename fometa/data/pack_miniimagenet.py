@@ -29,6 +29,8 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from fometa.data._io import DataError, Progress, array_sha256, atomic_output, dumps, open_image, run_pack
 from fometa.data._sources import FileTree, open_tree
 from fometa.data.schema import MINIIMAGENET_SPLITS, SCHEMA_VERSION
@@ -167,7 +169,6 @@ def _index(tree: FileTree, layout: str, root: str, config: MiniImageNetPackConfi
 
 
 def _decode_rgb(data: bytes, where: str, config: MiniImageNetPackConfig):
-    import numpy as np
     from PIL import Image
 
     img = open_image(data, where)
@@ -190,8 +191,6 @@ class _ClassBuffers:
     """
 
     def __init__(self, datasets, n: int, shape: tuple):
-        import numpy as np
-
         self._np = np
         self.datasets, self.n, self.shape = datasets, n, shape
         self.live: dict[tuple[str, int], tuple] = {}  # insertion order = age
@@ -231,8 +230,6 @@ def pack_miniimagenet(source, out, config: MiniImageNetPackConfig = MiniImageNet
                       force: bool = False, progress: bool = True) -> Path:
     """Pack Mini-ImageNet from ``source`` (folder, zip or tar) into the HDF5 file ``out``."""
     import h5py
-    import numpy as np
-
     import fometa
 
     out = Path(out)

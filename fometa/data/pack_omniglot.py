@@ -23,6 +23,8 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from fometa.data._io import DataError, Progress, array_sha256, atomic_output, dumps, open_image, run_pack
 from fometa.data._sources import FileTree, open_tree
 from fometa.data.schema import SCHEMA_VERSION
@@ -61,14 +63,11 @@ class OmniglotPackConfig:
 
 def reference_resize(img):
     """The reference preprocessing of one mode-'1' image: 28x28 float32, white = 1.0."""
-    import numpy as np
-
     return np.array(img.resize((28, 28))).astype("float32")
 
 
 def area_resize(img):
     """Area-averaged 28x28 float32 in [0, 1] (white = 1.0)."""
-    import numpy as np
     from PIL import Image
 
     return np.asarray(img.convert("F").resize((28, 28), Image.Resampling.BOX), dtype=np.float32) / np.float32(255)
@@ -228,8 +227,6 @@ def pack_omniglot(sources, out, config: OmniglotPackConfig = OmniglotPackConfig(
 
 def _read_images(characters, config: OmniglotPackConfig, bar: Progress):
     """Decode every drawing: bit-packed 105x105 ``(C, D, 105, 14)`` uint8 and 28x28 float32."""
-    import numpy as np
-
     n_char, n_draw, size = len(characters), config.drawings_per_character, config.image_size
     images105 = np.zeros((n_char, n_draw, size, (size + 7) // 8), dtype=np.uint8)
     images28 = np.zeros((n_char, n_draw, 28, 28), dtype=np.float32)
@@ -252,8 +249,6 @@ def _read_images(characters, config: OmniglotPackConfig, bar: Progress):
 def _write(path, characters, images105, images28, sources_attr, config: OmniglotPackConfig) -> None:
     """Write the schema-version-1 Omniglot file (``datasets/README.md``)."""
     import h5py
-    import numpy as np
-
     import fometa
 
     n_char, n_draw = images28.shape[:2]
@@ -294,8 +289,6 @@ def _write(path, characters, images105, images28, sources_attr, config: Omniglot
 
 def unpack_images105(packed, width: int = 105):
     """Bool images ``(..., width, width)`` (True = white) from the bit-packed ``images105``."""
-    import numpy as np
-
     return np.unpackbits(np.asarray(packed), axis=-1, count=width).astype(bool)
 
 

@@ -13,7 +13,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fometa.data._io import DataError, array_sha256
+import numpy as np
+
+from fometa.data._io import DataError, Progress, array_sha256
 
 __all__ = ["SCHEMA_VERSION", "KINDS", "SPLITS", "PackedInfo", "open_packed", "inspect_packed", "verify_packed",
            "required_datasets"]
@@ -117,9 +119,6 @@ def verify_packed(path, progress: bool = False) -> PackedInfo:
     """
     import hashlib
 
-    import numpy as np
-
-    from fometa.data._io import Progress
 
     f, info = open_packed(path)
     try:

@@ -23,6 +23,10 @@ import io
 import threading
 import time
 
+import numpy as np
+
+from fometa.data import DataError
+
 __all__ = ["Demo", "DemoError", "STEPS", "MAX_CLASSES", "MAX_IMAGES_PER_CLASS", "MAX_IMAGE_BYTES", "MAX_PIXELS"]
 
 #: the inner-loop steps after which the page shows the query's probabilities
@@ -68,7 +72,6 @@ class Demo:
     def warm_up(self) -> float:
         """One adaptation on two made-up images, so that the page's first one is as quick as the rest
         (the CPU fast path compiles its kernels on first use); returns its wall time in seconds."""
-        import numpy as np
 
         a, b = np.full((2, 28, 28), 255, dtype=np.uint8)
         a[4:24, 13:15] = 0
@@ -152,7 +155,6 @@ class Demo:
 
     def _previews(self, images, wheres) -> list:
         """PNG data URLs of the network inputs; :class:`DemoError` for an unreadable or blank image."""
-        from fometa.data import DataError
 
         out = []
         for data, where in zip(images, wheres):
@@ -204,7 +206,6 @@ def decode_image(url, where: str) -> bytes:
 
 def png_data_url(x) -> str:
     """A network input (values in [0, 1], ``(H, W)`` or ``(H, W, 3)``) as a PNG data URL, pixel for pixel."""
-    import numpy as np
     from PIL import Image
 
     pixels = np.clip(np.rint(np.asarray(x, dtype=np.float64) * 255), 0, 255).astype(np.uint8)

@@ -8,15 +8,17 @@ compiled once and cached on disk (``cache=True``), and runs without the GIL (``n
 so that the task-block threads of :mod:`fometa.parallel` run it side by side.
 
 Every kernel computes what its generic counterpart computes (:mod:`fometa.backends.kernels`,
-the fused engine's NumPy code, :class:`fometa.optim.Adam`), per task and in the same
-precision, so a task's numbers do not depend on the tasks beside it; where the order of a sum
-differs the results agree to round-off (``tests/backends/test_numba_kernels.py``):
+the fused engine's NumPy code, :class:`fometa.optim.Adam`), per task, in the same precision and
+with its sums in the same order, so the compiled path is bit for bit the NumPy one (for layers
+of more than one channel: with one, NumPy's einsum sums in another order and the two agree to
+round-off; ``tests/backends/test_numba_kernels.py``), and a task's numbers do not depend on
+the tasks beside it:
 
-* **batch norm + (2x2 max-pool) + ReLU, forward** (:func:`bn_act_forward`): one pass over the
-  conv output ``z`` for the batch statistics (shifted sums in float64), one that writes the
-  block output. Nothing else is stored: ``xhat``, the ReLU mask and the pool's winners are
-  recomputed from ``z`` by the backward pass with the same arithmetic, so they are bit for bit
-  the forward pass's.
+* **batch norm + (2x2 max-pool) + ReLU, forward** (:func:`bn_act_forward`): the mean and the
+  variance (two reads of the conv output ``z``, as ``fometa.layers.batchnorm`` computes them),
+  then one pass that writes the block output (and, with the pool, which offset won each
+  window: a byte). ``xhat`` and the ReLU mask are not stored: the backward pass recomputes
+  them from ``z`` with the same arithmetic, so they are bit for bit the forward pass's.
 * **batch norm + (max-pool) + ReLU, backward** (:func:`bn_act_backward`): one pass that sums
   ``dgamma`` and ``dbeta`` and one that writes ``dz`` (and sums the conv bias's gradient).
 * **patches** (:func:`im2col_unpadded`, :func:`col2im_unpadded`): the gather writes each patch

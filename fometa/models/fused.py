@@ -18,7 +18,7 @@ Layers outside such runs (dense, tanh, flatten, ...) run their own ``forward``/`
 Everything is written once against ``xp``; the backend's unpadded ``im2col``/``col2im``
 kernels do the gathering. Where the backend has compiled kernels (:meth:`Backend.compiled
 <fometa.backends.Backend.compiled>`: numba on the CPU), a block's bias, batch norm, pool and
-ReLU run in them instead, two passes over the conv output each way, with the numbers of the
+ReLU run in them instead, a few passes over the conv output each way, with the numbers of the
 NumPy code here. ``tests/models/test_fused.py`` checks each path against the layer-by-layer
 one, which ``Sequential(..., fused=False)`` still runs.
 """
@@ -94,7 +94,7 @@ class ConvBlock:
         if rows < 1:
             raise ValueError(f"stats_batch must be at least 1, got {stats_batch}")
         bias, scale, offset = (p[k] for k in self.param_keys[1:])
-        if fast is not None:  # bias, batch norm, pool and ReLU in two passes over z
+        if fast is not None:  # bias, batch norm, pool and ReLU in three reads of z and one write
             y, saved = fast.bn_act_forward(z, bias, scale, offset, self.bn.eps, rows, (b, oh, ow),
                                            self.pool is not None, train)
             return y, (_BlockCache(x, cols, fast, saved) if train else None)

@@ -111,7 +111,7 @@ def _bn_relu_forward(z, bias, mu, inv, scale, offset, y):
             zr, yr = z[t, m], y[t, m]
             for c in range(c_count):
                 v = ((zr[c] + bt[c]) - mt[c]) * it[c] * st[c] + ot[c]
-                yr[c] = v if v > zero else zero
+                yr[c] = v if (v > zero or v != v) else zero  # NaN stays NaN, as np.maximum
 
 
 @_jit
@@ -140,15 +140,15 @@ def _bn_pool_relu_forward(z, bias, mu, inv, scale, offset, batch, h, w, y, winne
                         best = ((z[t, m00, c] + bc) - mc) * ic * sc + oc
                         k = 0
                         v = ((z[t, m01, c] + bc) - mc) * ic * sc + oc
-                        if v > best:
+                        if v > best or v != v:  # a NaN wins, as np.maximum propagates it
                             best, k = v, 1
                         v = ((z[t, m10, c] + bc) - mc) * ic * sc + oc
-                        if v > best:
+                        if v > best or v != v:
                             best, k = v, 2
                         v = ((z[t, m11, c] + bc) - mc) * ic * sc + oc
-                        if v > best:
+                        if v > best or v != v:
                             best, k = v, 3
-                        y[t, b, i, j, c] = best if best > zero else zero
+                        y[t, b, i, j, c] = best if (best > zero or best != best) else zero
                         winner[t, b, i, j, c] = k
 
 
@@ -312,7 +312,6 @@ def _im2col(x, shape, kh, kw, stride, top, left, oh, ow, out):
     one contiguous run of ``x`` (zeros where the window leaves the input)."""
     n_images, h, w, c_count = shape
     run = kw * c_count
-    depth = kh * run
     zero = x.dtype.type(0)
     o = 0
     for n in range(n_images):

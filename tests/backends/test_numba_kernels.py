@@ -16,7 +16,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from fometa import backends, inner, meta, models, optim, parallel
+from fometa import backends, inner, meta, models, optim, parallel, tree
 from fometa.backends import BackendError, get_backend, kernels
 from fometa.gradcheck import assert_gradients
 from fometa.layers.padding import out_size_and_pads
@@ -292,3 +292,18 @@ def test_bench_times_both_kernels_in_one_run():
     assert [f["kernels"] for f in figures] == ["numba", "numpy"], out.stdout
     bad = subprocess.run([sys.executable, "-m", "fometa", "bench", "--kernels", "fortran"], capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown kernels 'fortran'" in bad.stderr
+
+
+def test_a_nan_propagates_through_the_compiled_relu_and_pool_as_through_numpy():
+    """A non-finite input must reach the loss (the training loop stops on it), as np.maximum propagates NaN."""
+    pytest.importorskip("numba")
+    from fometa import models
+
+    rng = np.random.default_rng(0)
+    for model in (models.conv_net("tiny-pool", 3, (8, 8, 3), filters=4, blocks=2, pool=True),
+                  models.conv_net("tiny-stride", 3, (8, 8), filters=4, blocks=2, stride=2)):
+        params = model.init(rng)
+        x = rng.random((2, 6) + model.input_shape, dtype=np.float32)
+        x[1, 2] = np.nan
+        loss, _ = model.loss_and_grad(tree.broadcast(params, 2), x, rng.integers(0, 3, (2, 6)))
+        assert np.isfinite(loss[0]) and np.isnan(loss[1]), f"{model.name}: {loss}"

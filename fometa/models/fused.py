@@ -78,7 +78,7 @@ class ConvBlock:
         t, b, h, w, c, kh, kw, oh, ow, top, left = geo
         co = self.conv.out_channels
         kmat = p[self.param_keys[0]].reshape(t, kh * kw * c, co)
-        pix, depth = oh * ow, kh * kw * c
+        pix = oh * ow
         blocks = self._conv_blocks(geo, x.itemsize, whole=be.chunk_bytes is None)
         cols = None
         if len(blocks) == 1:

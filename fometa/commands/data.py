@@ -19,14 +19,19 @@ dataset's shape and SHA-256 (``--verify`` recomputes those).
 """
 from __future__ import annotations
 
+import json
+import sys
+
+from fometa.commands.options import CLIError
+from fometa.data import DataError, describe_packed, pack_folder, pack_miniimagenet, pack_omniglot
+from fometa.data._io import download, is_url
+
 OMNIGLOT_URL = "https://raw.githubusercontent.com/brendenlake/omniglot/master/python/"
 OMNIGLOT_FILES = ("images_background.zip", "images_evaluation.zip")
 DOWNLOAD_DIR = "datasets/downloads"
 
 
 def add_arguments(p):
-    from fometa.data import pack_folder, pack_miniimagenet, pack_omniglot
-
     sub = p.add_subparsers(dest="data_command", metavar="DATASET")
     sub.required = True
     o = sub.add_parser("omniglot", help="pack Omniglot (both official zips) into HDF5")
@@ -64,15 +69,11 @@ def _add_download_arguments(p):
 def fetch_sources(sources, download_dir, sha256=None, progress=True, folder_files=()):
     """Local paths for ``sources``: paths unchanged, URLs downloaded (a URL ending in ``/`` is a
     folder from which each of ``folder_files`` is fetched)."""
-    from fometa.data._io import download, is_url
-
     urls = []
     for source in sources:
         if is_url(source):
             urls.extend([source + name for name in folder_files] if source.endswith("/") else [source])
     if sha256 is not None and len(urls) != 1:
-        from fometa.cli import CLIError
-
         raise CLIError(f"--sha256 needs exactly one URL source, got {len(urls)}")
     out = []
     for source in sources:
@@ -85,33 +86,22 @@ def fetch_sources(sources, download_dir, sha256=None, progress=True, folder_file
 
 
 def run(args) -> int:
-    import sys
-
-    from fometa.cli import CLIError
-    from fometa.data import DataError
-
     try:
         if args.data_command == "info":
             return _info(args)
         progress = not args.quiet
         if args.data_command == "omniglot":
-            from fometa.data import pack_omniglot as mod
-
             sources = fetch_sources(args.source, args.download_dir, args.sha256, progress, OMNIGLOT_FILES)
-            out = mod.pack_omniglot(sources, args.out, mod.config_from_args(args), force=args.force,
-                                    progress=progress)
+            out = pack_omniglot.pack_omniglot(sources, args.out, pack_omniglot.config_from_args(args),
+                                              force=args.force, progress=progress)
         elif args.data_command == "folder":
-            from fometa.data import pack_folder as mod
-
-            config = mod.config_from_args(args)
+            config = pack_folder.config_from_args(args)
             (source,) = fetch_sources([args.source], args.download_dir, args.sha256, progress)
-            out = mod.pack_folder(source, args.out, config, force=args.force, progress=progress)
+            out = pack_folder.pack_folder(source, args.out, config, force=args.force, progress=progress)
         else:
-            from fometa.data import pack_miniimagenet as mod
-
             (source,) = fetch_sources([args.source], args.download_dir, args.sha256, progress)
-            out = mod.pack_miniimagenet(source, args.out, mod.config_from_args(args), force=args.force,
-                                        progress=progress)
+            out = pack_miniimagenet.pack_miniimagenet(source, args.out, pack_miniimagenet.config_from_args(args),
+                                                      force=args.force, progress=progress)
     except DataError as exc:
         raise CLIError(str(exc)) from None
     if progress:
@@ -120,9 +110,5 @@ def run(args) -> int:
 
 
 def _info(args) -> int:
-    import json
-
-    from fometa.data import describe_packed
-
     print(json.dumps(describe_packed(args.file, verify=args.verify), indent=1, sort_keys=True))
     return 0

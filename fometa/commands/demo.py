@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import sys
 
+from fometa import checkpoint, pretrained
 from fometa.commands.options import CLIError
+from fometa.demo import Demo, address, make_server
+from fometa.fewshot import FewShotClassifier
 
 DEFAULT_MODEL = "omniglot-5way"
 
@@ -30,9 +33,6 @@ def load(model: str):
         import PIL  # noqa: F401
     except ImportError:
         raise CLIError("fometa demo needs Pillow (pip install 'fometa[demo]')") from None
-    from fometa import checkpoint, pretrained
-    from fometa.fewshot import FewShotClassifier
-
     try:
         ckpt, _, note = pretrained.load_run(model)
         clf = FewShotClassifier(ckpt, source=str(model))
@@ -44,8 +44,6 @@ def load(model: str):
 
 
 def run(args) -> int:
-    from fometa.demo import Demo, address, make_server
-
     if not 0 <= args.port <= 65535:
         raise CLIError(f"--port must be in 0..65535, got {args.port}")
     clf, name = load(args.model)

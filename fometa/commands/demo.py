@@ -7,6 +7,7 @@ Needs Pillow (``pip install 'fometa[demo]'``).
 """
 from __future__ import annotations
 
+import signal
 import sys
 
 from fometa import checkpoint, pretrained
@@ -43,7 +44,14 @@ def load(model: str):
     return clf, str(model)
 
 
+def _stop(signum, frame):
+    raise KeyboardInterrupt
+
+
 def run(args) -> int:
+    # Ctrl+C (and SIGTERM) stop the server, even where the shell started it with SIGINT ignored
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, _stop)
     if not 0 <= args.port <= 65535:
         raise CLIError(f"--port must be in 0..65535, got {args.port}")
     clf, name = load(args.model)

@@ -9,91 +9,45 @@ opened read-only on first use (again after a fork).
 """
 from __future__ import annotations
 
-import os
-from collections import OrderedDict
-
 import numpy as np
 
 from fometa.data._io import DataError
 from fometa.data.schema import open_packed, verify_packed
-from fometa.data.splits import ClassSplit
+from fometa.data.splits import StoredSplit
 
 __all__ = ["FolderSplit", "load_folder"]
 
 
-class FolderSplit(ClassSplit):
+class FolderSplit(StoredSplit):
     """One split of a ``folder`` file: ``names`` are the class names, ``offsets`` ``(C + 1,)`` the
     class boundaries in the split's rows; ``cache_classes``: classes kept in memory (``None``: all)."""
 
     def __init__(self, path, split: str, names, offsets, example_shape, scale: int, cache_classes: int | None = None):
-        if cache_classes is not None and cache_classes < 0:
-            raise ValueError(f"cache_classes must be >= 0 or None, got {cache_classes}")
-        self.path = str(path)
-        self.split = split
-        self.names = tuple(str(n) for n in names)
+        super().__init__(path, split, names, example_shape, cache_classes)
         self.offsets = np.asarray(offsets, dtype=np.int64)
-        self.example_shape = tuple(int(n) for n in example_shape)
         self.scale = scale
-        self.cache_classes = cache_classes
-        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._file = None
-        self._pid = None
 
     def _group(self):
-        if self._file is None or self._pid != os.getpid():
-            import h5py
-
-            try:
-                self._file = h5py.File(self.path, "r")
-            except OSError as exc:
-                raise DataError(self.path, f"cannot open: {exc}") from None
-            self._pid = os.getpid()
-        return self._file[self.split]
+        return self._h5()[self.split]
 
     def num_examples(self, c: int) -> int:
         """The number of images of class ``c``."""
         c = self._check_class(c)
         return int(self.offsets[c + 1] - self.offsets[c])
 
-    def class_stored(self, c: int) -> np.ndarray:
-        """All examples of class ``c`` as stored (uint8 or float32), through the cache."""
-        c = self._check_class(c)
-        if c in self._cache:
-            self._cache.move_to_end(c)
-            return self._cache[c]
-        arr = self._group()["images"][self.offsets[c]:self.offsets[c + 1]]
-        if self.cache_classes is None or self.cache_classes > 0:
-            self._cache[c] = arr
-            while self.cache_classes is not None and len(self._cache) > self.cache_classes:
-                self._cache.popitem(last=False)
-        return arr
+    def _read_class(self, c: int) -> np.ndarray:
+        return self._group()["images"][self.offsets[c]:self.offsets[c + 1]]
 
     def get(self, c: int, indices) -> np.ndarray:
         """float32 ``(len(indices), *example_shape)`` in [0, 1]: images ``indices`` of class ``c`` (the class
         read whole and cached)."""
-        indices = np.asarray(indices, dtype=np.intp)
-        n = self.num_examples(c)
-        if indices.size and (indices.min() < -n or indices.max() >= n):
-            raise IndexError(f"example index out of range for a class of {n} examples")
-        x = self.class_stored(c)[indices]
+        x = self.class_stored(c)[self._indices(c, indices)]
         return x.astype(np.float32) / np.float32(self.scale) if x.dtype == np.uint8 else x.astype(np.float32)
 
     def filenames(self, c: int) -> list[str]:
         """Source file names of class ``c``'s examples (for :func:`~fometa.data.pack_arrays`: indices)."""
         c = self._check_class(c)
         return list(self._group()["filenames"].asstr()[self.offsets[c]:self.offsets[c + 1]])
-
-    def close(self) -> None:
-        """Close the file and empty the cache (a later ``get`` reopens it)."""
-        if self._file is not None:
-            self._file.close()
-        self._file = None
-        self._cache.clear()
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_file"], state["_pid"], state["_cache"] = None, None, OrderedDict()
-        return state
 
 
 def load_folder(path, cache_classes: int | None = None, verify: bool = False) -> dict:

@@ -7,19 +7,16 @@ float32 ``(84, 84, 3)`` in [0, 1], ``uint8 / 255`` as in openai/supervised-repti
 """
 from __future__ import annotations
 
-import os
-from collections import OrderedDict
-
 import numpy as np
 
 from fometa.data._io import DataError
 from fometa.data.schema import open_packed, verify_packed
-from fometa.data.splits import ClassSplit
+from fometa.data.splits import StoredSplit
 
 __all__ = ["MiniImageNetSplit", "load_miniimagenet"]
 
 
-class MiniImageNetSplit(ClassSplit):
+class MiniImageNetSplit(StoredSplit):
     """One split of a packed Mini-ImageNet file, classes read on demand with an LRU cache.
 
     ``names`` are the wnids; ``cache_classes`` bounds the classes held in memory (0: none, each
@@ -27,80 +24,38 @@ class MiniImageNetSplit(ClassSplit):
     """
 
     def __init__(self, path, split: str, names, shape, cache_classes: int = 16):
-        if cache_classes < 0:
+        if cache_classes is None or cache_classes < 0:
             raise ValueError(f"cache_classes must be >= 0, got {cache_classes}")
-        self.path = str(path)
-        self.split = split
-        self.names = tuple(names)
         self.shape = tuple(shape)  # (classes, images per class, H, W, 3)
-        self.example_shape = self.shape[2:]
-        self.cache_classes = cache_classes
-        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._file = None
-        self._pid = None
-        self.hits = self.misses = 0
+        super().__init__(path, split, names, self.shape[2:], cache_classes)
 
     def _dataset(self):
-        if self._file is None or self._pid != os.getpid():
-            import h5py
-
-            try:
-                self._file = h5py.File(self.path, "r")
-            except OSError as exc:
-                raise DataError(self.path, f"cannot open: {exc}") from None
-            self._pid = os.getpid()
-        return self._file[f"{self.split}/images"]
+        return self._h5()[f"{self.split}/images"]
 
     def num_examples(self, c: int) -> int:
         """The number of images of class ``c`` (600 in Mini-ImageNet)."""
         self._check_class(c)
         return self.shape[1]
 
+    def _read_class(self, c: int) -> np.ndarray:
+        return self._dataset()[c]
+
     def class_uint8(self, c: int) -> np.ndarray:
         """All images of class ``c`` as stored: uint8 ``(600, 84, 84, 3)`` (through the cache)."""
-        c = self._check_class(c)
-        if c in self._cache:
-            self.hits += 1
-            self._cache.move_to_end(c)
-            return self._cache[c]
-        self.misses += 1
-        arr = self._dataset()[c]
-        if self.cache_classes:
-            self._cache[c] = arr
-            while len(self._cache) > self.cache_classes:
-                self._cache.popitem(last=False)
-        return arr
+        return self.class_stored(c)
 
     def get(self, c: int, indices) -> np.ndarray:
         """float32 ``(len(indices), 84, 84, 3)`` in [0, 1]: images ``indices`` of class ``c`` (the class read
         whole and cached)."""
-        indices = np.asarray(indices, dtype=np.intp)
-        n = self.num_examples(c)
-        if indices.size and (indices.min() < -n or indices.max() >= n):
-            raise IndexError(f"example index out of range for a class of {n} examples")
+        indices = self._indices(c, indices)
         if self.cache_classes:
             x = self.class_uint8(c)[indices]
         else:
             self.misses += 1
+            n = self.num_examples(c)
             unique, inverse = np.unique(indices % n, return_inverse=True)
             x = self._dataset()[self._check_class(c), unique][inverse.reshape(indices.shape)]
         return x.astype(np.float32) / 255
-
-    def cache_info(self) -> dict:
-        """The class cache's ``{"hits", "misses", "size", "max"}``."""
-        return {"hits": self.hits, "misses": self.misses, "size": len(self._cache), "max": self.cache_classes}
-
-    def close(self) -> None:
-        """Close the file and empty the cache (a later ``get`` reopens it)."""
-        if self._file is not None:
-            self._file.close()
-        self._file = None
-        self._cache.clear()
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_file"], state["_pid"], state["_cache"] = None, None, OrderedDict()
-        return state
 
 
 def load_miniimagenet(path, cache_classes: int = 16, verify: bool = False) -> dict:

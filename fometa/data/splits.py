@@ -13,11 +13,15 @@ stacked array of per-class arrays into one, so samplers accept those as well.
 """
 from __future__ import annotations
 
+import os
+from collections import OrderedDict
 from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["ClassSplit", "ArraySplit", "OmniglotSplit", "as_class_split"]
+from fometa.data._io import DataError
+
+__all__ = ["ClassSplit", "StoredSplit", "ArraySplit", "OmniglotSplit", "as_class_split"]
 
 
 class ClassSplit:
@@ -45,6 +49,80 @@ class ClassSplit:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self)} classes, example_shape={self.example_shape})"
+
+
+class StoredSplit(ClassSplit):
+    """A split of a packed HDF5 file whose classes are read whole on demand, the ``cache_classes`` most
+    recently used ones kept in memory (``None``: every class read; 0: none). The file is opened
+    read-only on first use, and again after a fork. Subclasses say how one class is read
+    (:meth:`_read_class`) and turn stored values into examples (``get``)."""
+
+    def __init__(self, path, split: str, names, example_shape, cache_classes: int | None):
+        if cache_classes is not None and cache_classes < 0:
+            raise ValueError(f"cache_classes must be >= 0 or None, got {cache_classes}")
+        self.path = str(path)
+        self.split = split
+        self.names = tuple(str(n) for n in names)
+        self.example_shape = tuple(int(n) for n in example_shape)
+        self.cache_classes = cache_classes
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._file = None
+        self._pid = None
+        self.hits = self.misses = 0
+
+    def _h5(self):
+        """The open file (h5py, imported here: reading needs it, importing fometa does not)."""
+        if self._file is None or self._pid != os.getpid():
+            import h5py
+
+            try:
+                self._file = h5py.File(self.path, "r")
+            except OSError as exc:
+                raise DataError(self.path, f"cannot open: {exc}") from None
+            self._pid = os.getpid()
+        return self._file
+
+    def _read_class(self, c: int) -> np.ndarray:
+        """Every stored example of class ``c``, read from the file."""
+        raise NotImplementedError
+
+    def class_stored(self, c: int) -> np.ndarray:
+        """All examples of class ``c`` as stored (through the cache)."""
+        c = self._check_class(c)
+        if c in self._cache:
+            self.hits += 1
+            self._cache.move_to_end(c)
+            return self._cache[c]
+        self.misses += 1
+        arr = self._read_class(c)
+        if self.cache_classes is None or self.cache_classes > 0:
+            self._cache[c] = arr
+            while self.cache_classes is not None and len(self._cache) > self.cache_classes:
+                self._cache.popitem(last=False)
+        return arr
+
+    def _indices(self, c: int, indices) -> np.ndarray:
+        indices = np.asarray(indices, dtype=np.intp)
+        n = self.num_examples(c)
+        if indices.size and (indices.min() < -n or indices.max() >= n):
+            raise IndexError(f"example index out of range for a class of {n} examples")
+        return indices
+
+    def cache_info(self) -> dict:
+        """The class cache's ``{"hits", "misses", "size", "max"}``."""
+        return {"hits": self.hits, "misses": self.misses, "size": len(self._cache), "max": self.cache_classes}
+
+    def close(self) -> None:
+        """Close the file and empty the cache (a later ``get`` reopens it)."""
+        if self._file is not None:
+            self._file.close()
+        self._file = None
+        self._cache.clear()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_file"], state["_pid"], state["_cache"] = None, None, OrderedDict()
+        return state
 
 
 def _as_float01(arr) -> np.ndarray:

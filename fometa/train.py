@@ -37,7 +37,7 @@ from fometa import checkpoint as ckpt_io
 from fometa import config as C
 from fometa.problems import make_problem
 from fometa.progress import ProgressBar
-from fometa.runfolder import RunFolder
+from fometa.runfolder import RunFolder, code_version
 from fometa.signals import StopSignals
 
 __all__ = ["TrainingError", "TrainResult", "Schedule", "RunProgress", "local_task_results", "run_loop",
@@ -111,6 +111,7 @@ class RunProgress:
         writes = run is not None and comm.is_root
         if writes:
             run.path.mkdir(parents=True, exist_ok=True)
+            code_version()  # which fometa trains this stretch: read now, before its files can change
         if resume is not None:
             self.rng = ckpt_io.make_rng(resume.rng_state)
             self.state = build.restore_state(resume, learner.backend)

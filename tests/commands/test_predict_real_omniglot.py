@@ -76,6 +76,7 @@ def test_fometa_predict_labels_raw_test_characters(capsys, tasks):
         for line, (_, label) in zip(out.strip().splitlines(), queries):
             right += json.loads(line)["class"] == label
             total += 1
+    print(f"fometa predict: {right} of {total} queries right")
     assert total == TASKS * WAYS and right / total >= 0.9, f"{right} of {total} queries right"
 
 
@@ -88,4 +89,5 @@ def test_the_classifier_labels_raw_test_characters(tasks):
         predicted = clf.predict([q for q, _ in queries])
         right += sum(p == label for p, (_, label) in zip(predicted, queries))
         total += len(queries)
+    print(f"FewShotClassifier: {right} of {total} queries right")
     assert right / total >= 0.9, f"{right} of {total} queries right"

@@ -60,6 +60,12 @@ def add_arguments(p):
     add_setting_arguments(p, EVAL_FLAGS, "the run's")
 
 
+def _source(ref, path) -> str:
+    """What the output names the checkpoint by: a shipped model by its name (its file's place is this
+    installation's business), a run folder's or a file's checkpoint by the path as given."""
+    return str(path) if Path(ref).exists() else str(ref)
+
+
 def run(args) -> int:
     comm = distributed.world()  # mpiexec -n N: the tasks are split over N ranks; rank 0 prints
     try:
@@ -114,7 +120,7 @@ def run(args) -> int:
     bar.close()
     common = {"split": ev.split, "ways": cfg.model.ways, "shots": ev.shots, "inner_iters": ev.inner_iters,
               "inner_batch": ev.inner_batch, "seed": args.seed, "preset": cfg.preset, "iteration": ckpt.iteration,
-              "checkpoint": str(ckpt_path)}
+              "checkpoint": _source(args.run, ckpt_path)}
     for res in results.values() if comm.is_root else ():
         print(json.dumps({**res.as_dict(), **common}), flush=True)
     return 0

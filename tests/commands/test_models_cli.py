@@ -5,6 +5,7 @@ import importlib.util
 import io
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,6 +95,8 @@ def test_eval_predict_and_the_classifier_take_the_name(capsys, registry, tiny_ru
     by_name = fometa_cli(capsys, "eval", "tiny-3way", "--tasks", "5", "--quiet", "--data", tiny_images)
     assert by_name[0] == 0, by_name[2]
     assert json.loads(by_name[1])["accuracy"] == json.loads(by_run[1])["accuracy"]
+    assert json.loads(by_name[1])["checkpoint"] == "tiny-3way"  # named, not this installation's file path
+    assert json.loads(by_run[1])["checkpoint"] == str(Path(tiny_run) / "checkpoint.h5")
     x = np.concatenate([tiny_classes["test"][c][:2] for c in ("s00", "s01", "s02")])
     y = np.repeat(["a", "b", "c"], 2)
     a = FewShotClassifier.from_pretrained("tiny-3way").fit(x, y).predict_proba(x)

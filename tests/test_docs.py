@@ -289,6 +289,19 @@ def test_every_command_has_its_reference():
     assert "<!-- fometa:" not in rendered and "### `fometa data folder`" in rendered
 
 
+def test_the_models_table_is_the_registry():
+    from fometa import pretrained
+
+    page = HOOK.render((ROOT / "docs" / "own-images.md").read_text())
+    for model in pretrained.models():
+        if model.registry != pretrained.PACKAGE_REGISTRY:
+            continue
+        row = next((line for line in page.splitlines() if line.startswith(f"| `{model.name}` |")), None)
+        assert row is not None, f"docs/own-images.md does not list {model.name}"
+        assert (f"`{model.sha256[:12]}…`" in row) if model.shipped else ("not shipped yet" in row), row
+        assert f"{model.entry['meta_iterations']:,}" in row
+
+
 def test_the_results_tables_are_the_committed_runs():
     page = HOOK.render((ROOT / "docs" / "results.md").read_text())
     tool = HOOK._results_tool()

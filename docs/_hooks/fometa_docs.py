@@ -15,6 +15,9 @@ A page asks for a generated part with an HTML comment on a line of its own:
     the same runs' accuracies side by side, with their mean and standard deviation over the runs;
 ``<!-- fometa:sine RUN -->``
     the sine-wave record ``docs/results/RUN/result.json`` as a table;
+``<!-- fometa:models -->``
+    the shipped models of ``fometa/pretrained/index.json``: budget, accuracies, size, and whether the
+    checkpoint is shipped yet (what ``fometa models`` lists);
 ``<!-- fometa:performance-link -->``
     the pointer to ``docs/performance.md``'s measured figures (a marked stub while that page is absent);
 ``<!-- fometa:include PATH#ANCHOR -->``
@@ -240,8 +243,26 @@ def performance_link(arg: str) -> str:  # noqa: ARG001
             "written yet; the commands below produce them.")
 
 
+def models_table(arg: str) -> str:  # noqa: ARG001
+    """The package's shipped models, one row each, from the registry's ``index.json``."""
+    index = json.loads((ROOT / "fometa" / "pretrained" / "index.json").read_text())
+    rows = ["| name | what | meta-iterations | 1-shot test accuracy (transductive / per-query) | file |",
+            "|---|---|---|---|---|"]
+    for name, e in index["models"].items():
+        acc = {(a["shots"], a["mode"]): a for a in e.get("accuracies", []) if a.get("split", "test") == "test"}
+        one = " / ".join(f"{100 * acc[1, m]['accuracy']:.2f}%" for m in ("transductive", "per-query") if (1, m) in acc)
+        tasks = {acc[1, m]["tasks"] for m in ("transductive", "per-query") if (1, m) in acc}
+        if one and tasks:
+            one += f" ({', '.join(f'{t:,}' for t in sorted(tasks))} tasks)"
+        file = (f"{e['bytes'] / 2**20:.2f} MiB, SHA-256 `{e['sha256'][:12]}…`" if e.get("sha256")
+                else "not shipped yet")
+        rows.append(f"| `{name}` | {_cell(e['description'])} | {e['meta_iterations']:,} | {one or '-'} | {file} |")
+    return "\n".join(rows)
+
+
 # ----------------------------------------------------------------------------------------------
 GENERATORS = {
+    "models": models_table,
     "performance-link": performance_link,
     "settings": lambda arg: settings_table(),
     "presets": lambda arg: presets_table(),

@@ -244,19 +244,18 @@ def performance_link(arg: str) -> str:  # noqa: ARG001
 
 
 def models_table(arg: str) -> str:  # noqa: ARG001
-    """The package's shipped models, one row each, from the registry's ``index.json``."""
-    index = json.loads((ROOT / "fometa" / "pretrained" / "index.json").read_text())
-    rows = ["| name | what | meta-iterations | 1-shot test accuracy (transductive / per-query) | file |",
-            "|---|---|---|---|---|"]
-    for name, e in index["models"].items():
-        acc = {(a["shots"], a["mode"]): a for a in e.get("accuracies", []) if a.get("split", "test") == "test"}
-        one = " / ".join(f"{100 * acc[1, m]['accuracy']:.2f}%" for m in ("transductive", "per-query") if (1, m) in acc)
-        tasks = {acc[1, m]["tasks"] for m in ("transductive", "per-query") if (1, m) in acc}
-        if one and tasks:
-            one += f" ({', '.join(f'{t:,}' for t in sorted(tasks))} tasks)"
-        file = (f"{e['bytes'] / 2**20:.2f} MiB, SHA-256 `{e['sha256'][:12]}…`" if e.get("sha256")
-                else "not shipped yet")
-        rows.append(f"| `{name}` | {_cell(e['description'])} | {e['meta_iterations']:,} | {one or '-'} | {file} |")
+    """The package's shipped models, one row each: the registry's entries, their accuracies as
+    ``fometa models`` words them."""
+    from fometa import pretrained
+    from fometa.commands.models import accuracy_lines
+
+    rows = ["| name | what | meta-iterations | test accuracy | file |", "|---|---|---|---|---|"]
+    for m in pretrained.models():
+        if m.registry != pretrained.PACKAGE_REGISTRY:
+            continue
+        accuracy = "<br>".join(_cell(line) for line in accuracy_lines(m.entry.get("accuracies"))) or "-"
+        file = f"{m.bytes / 2**20:.2f} MiB, SHA-256 `{m.sha256[:12]}…`" if m.shipped else "not shipped yet"
+        rows.append(f"| `{m.name}` | {_cell(m.description)} | {m.entry['meta_iterations']:,} | {accuracy} | {file} |")
     return "\n".join(rows)
 
 

@@ -40,7 +40,9 @@ def describe(model: pretrained.ShippedModel) -> dict:
             "sha256": model.sha256, **{k: e.get(k) for k in keys}}
 
 
-def _accuracies(accuracies) -> list[str]:
+def accuracy_lines(accuracies) -> list[str]:
+    """One line per (split, shots) of an entry's measured accuracies, e.g. ``1-shot: 97.56% transductive,
+    95.42% per-query (10,000 test tasks)``."""
     by_shots: dict = {}
     for a in accuracies or []:
         by_shots.setdefault((a.get("split", "test"), a.get("shots")), []).append(a)
@@ -63,7 +65,7 @@ def _text(r: dict) -> str:
     if r.get("seconds"):
         budget += f", {r['seconds']:,.0f} s of training"
     lines.append(f"  trained: {budget}")
-    for i, text in enumerate(_accuracies(r["accuracies"])):
+    for i, text in enumerate(accuracy_lines(r["accuracies"])):
         lines.append(f"  {'accuracy: ' if i == 0 else '          '}{text}")
     if r.get("results"):
         lines.append(f"  results: {r['results']}")

@@ -113,21 +113,23 @@ def _min_examples(split) -> int:
     return min(split.num_examples(c) for c in range(len(split)))
 
 
-def check_data(cfg: C.RunConfig, splits, eval_splits=("train", "test")) -> None:
-    """Raise :class:`~fometa.config.ConfigError` where ``cfg`` asks more of ``splits`` than they hold."""
+def check_data(cfg: C.RunConfig, splits, eval_splits=("train", "test"), *, training: bool = True) -> None:
+    """Raise :class:`~fometa.config.ConfigError` where ``cfg`` asks more of ``splits`` than they hold; with
+    ``training=False`` (evaluation only) the train split is not needed."""
     if splits is None:
         return
     w = cfg.model.ways
     need_train = cfg.inner.shots + (cfg.outer.tail_shots or 0)
     need_eval = cfg.eval.shots + cfg.eval.queries_per_class
-    for name in dict.fromkeys(("train",) + tuple(eval_splits)):
+    needed = (("train",) if training else ()) + tuple(eval_splits)
+    for name in dict.fromkeys(needed):
         if name not in splits:
             raise C.ConfigError(f"the data file has no {name!r} split (it has {', '.join(splits)})")
         split = splits[name]
         if w > len(split):
             raise C.ConfigError(f"a {w}-way task needs {w} classes, but the {name} split has {len(split)}")
         have = _min_examples(split)
-        if name == "train" and need_train > have:
+        if training and name == "train" and need_train > have:
             extra = f" + {cfg.outer.tail_shots} tail shots" if cfg.outer.tail_shots else ""
             raise C.ConfigError(f"training tasks need {cfg.inner.shots} train shots{extra} per class, but a class of "
                                 f"the train split has only {have} examples")

@@ -90,7 +90,7 @@ def run(args) -> int:
         modes = modes or (cfg.eval.mode,)
         check_backend(comm.backend_name(cfg.backend))
         splits = load_splits(cfg.data)
-        check_data(cfg, splits, eval_splits=(cfg.eval.split,))
+        check_data(cfg, splits, eval_splits=(cfg.eval.split,), training=False)
     except (config.ConfigError, checkpoint.CheckpointError, pretrained.RegistryError, DataError, BackendError) as exc:
         raise CLIError(str(exc)) from None
     learner = build_learner(cfg, backend=comm.backend_name(cfg.backend))

@@ -225,6 +225,18 @@ def test_miniimagenet_preset_trains_and_evaluates(capsys, tiny_miniimagenet, tmp
     assert rc == 0, err
     res = json.loads(out)
     assert (res["split"], res["shots"], res["inner_batch"], res["tasks"]) == ("val", 5, 15, 4)
+    # evaluation reads only the split it evaluates: a file of the val split alone gives the same result
+    from fometa.data.pack_miniimagenet import MiniImageNetPackConfig, pack_miniimagenet
+
+    val_only = pack_miniimagenet(tiny_miniimagenet.parent / "mini", tmp_path / "val.h5",
+                                 MiniImageNetPackConfig(images_per_class=20, splits=("val",)), progress=False)
+    rc, out, err = fometa_cli(capsys, "eval", run, "--data", val_only, "--tasks", "4", "--split", "val",
+                              "--mode", "per-query", "--quiet")
+    assert rc == 0, err
+    assert {k: v for k, v in json.loads(out).items() if k != "seconds"} == \
+        {k: v for k, v in res.items() if k != "seconds"}
+    err = _error(capsys, "eval", run, "--data", val_only, "--tasks", "4", "--split", "test")
+    assert "the data file has no 'test' split (it has val)" in err
 
 
 def test_omniglot_preset_refuses_a_miniimagenet_file(capsys, tiny_miniimagenet, tmp_path):

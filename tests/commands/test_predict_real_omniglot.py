@@ -5,19 +5,17 @@ Needs the official zips (found through ``FOMETA_DATA_DIR``, as the data tests fi
 ``omniglot-5way`` checkpoint; skips, saying which is missing, without them.
 """
 import json
-import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import fometa_cli
+from cli_helpers import DATA_DIR, fometa_cli
 
 from fometa import config, pretrained
 from fometa.data import omniglot_paper_split
 from fometa.fewshot import FewShotClassifier
 
-DATA_DIR = Path(os.environ.get("FOMETA_DATA_DIR") or "FOMETA_DATA_DIR-is-not-set")
 ZIPS = [DATA_DIR / "omniglot" / "images_background.zip", DATA_DIR / "omniglot" / "images_evaluation.zip"]
 MODEL = "omniglot-5way"
 TASKS, WAYS = 20, 5

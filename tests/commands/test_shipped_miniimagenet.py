@@ -5,24 +5,20 @@ tasks of ``docs/results/mi5w-3k/eval-1shot.partial.json`` (the 2,500-task evalua
 Needs the real Mini-ImageNet archive (``FOMETA_DATA_DIR``) and the shipped checkpoint; skips, saying which is
 missing. Packs the test split only: evaluation reads nothing else.
 """
-import json
-import os
 from pathlib import Path
 
 import pytest
-from cli_helpers import fometa_cli
+from cli_helpers import DATA_DIR, assert_first_tasks_as_kept
 
 from fometa import pretrained
 
-REPO = Path(__file__).resolve().parents[2]
-KEPT = REPO / "docs" / "results" / "mi5w-3k" / "eval-1shot.partial.json"
-DATA_DIR = Path(os.environ.get("FOMETA_DATA_DIR") or "FOMETA_DATA_DIR-is-not-set")
+KEPT = Path(__file__).resolve().parents[2] / "docs" / "results" / "mi5w-3k" / "eval-1shot.partial.json"
 ARCHIVE = DATA_DIR / "miniimagenet" / "miniimagenet.tar.gz"
 TASKS = 20
 
 
 @pytest.fixture(scope="module")
-def test_split_h5(tmp_path_factory):
+def mini_test_split(tmp_path_factory):
     if not ARCHIVE.is_file():
         pytest.skip(f"real Mini-ImageNet archive not found at {ARCHIVE}: set FOMETA_DATA_DIR to the folder "
                     "holding miniimagenet/miniimagenet.tar.gz")
@@ -35,18 +31,6 @@ def test_split_h5(tmp_path_factory):
     return pack_miniimagenet(ARCHIVE, out, MiniImageNetPackConfig(splits=("test",)), progress=False)
 
 
-def test_first_tasks_equal_the_committed_per_task_results(test_split_h5, capsys, tmp_path):
-    kept = json.loads(KEPT.read_text())
-    partial = tmp_path / "first.json"
-    rc, out, err = fometa_cli(capsys, "eval", "miniimagenet-5way", "--data", test_split_h5, "--tasks", str(TASKS),
-                              "--mode", "transductive,per-query", "--partial", partial, "--quiet")
-    assert rc == 0, err
-    again = json.loads(partial.read_text())
-    assert again["settings"]["params_sha256"] == kept["settings"]["params_sha256"], "another checkpoint"
-    assert again["settings"]["iteration"] == kept["settings"]["iteration"] == 3000
-    assert again["done"] == TASKS
-    for mode in ("transductive", "per-query"):
-        assert again["accuracies"][mode] == kept["accuracies"][mode][:TASKS], f"{mode}: per-task accuracies differ"
-    lines = {json.loads(line)["mode"]: json.loads(line) for line in out.strip().splitlines()}
-    for mode in ("transductive", "per-query"):
-        assert lines[mode]["accuracy"] == pytest.approx(sum(kept["accuracies"][mode][:TASKS]) / TASKS, abs=1e-12)
+def test_first_tasks_equal_the_committed_per_task_results(mini_test_split, capsys, tmp_path):
+    kept = assert_first_tasks_as_kept(capsys, "miniimagenet-5way", mini_test_split, KEPT, TASKS, tmp_path)
+    assert kept["settings"]["iteration"] == 3000

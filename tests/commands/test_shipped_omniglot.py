@@ -5,17 +5,14 @@ task for task, the per-task accuracies committed beside the run (``eval-1shot-fi
 Needs the real Omniglot zips (``FOMETA_DATA_DIR``) and the shipped checkpoint; skips, saying which is missing.
 """
 import json
-import os
 from pathlib import Path
 
 import pytest
-from cli_helpers import fometa_cli
+from cli_helpers import DATA_DIR, assert_first_tasks_as_kept
 
 from fometa import pretrained
 
-REPO = Path(__file__).resolve().parents[2]
-KEPT = REPO / "docs" / "results" / "o5w1s-100k" / "eval-1shot-first100.json"
-DATA_DIR = Path(os.environ.get("FOMETA_DATA_DIR") or "FOMETA_DATA_DIR-is-not-set")
+KEPT = Path(__file__).resolve().parents[2] / "docs" / "results" / "o5w1s-100k" / "eval-1shot-first100.json"
 ZIPS = [DATA_DIR / "omniglot" / "images_background.zip", DATA_DIR / "omniglot" / "images_evaluation.zip"]
 
 
@@ -35,16 +32,5 @@ def omniglot_h5(tmp_path_factory):
 
 
 def test_first_100_tasks_equal_the_committed_per_task_results(omniglot_h5, capsys, tmp_path):
-    kept = json.loads(KEPT.read_text())
-    partial = tmp_path / "first100.json"
-    rc, out, err = fometa_cli(capsys, "eval", "omniglot-5way", "--data", omniglot_h5, "--tasks", "100",
-                              "--mode", "transductive,per-query", "--partial", partial, "--quiet")
-    assert rc == 0, err
-    again = json.loads(partial.read_text())
-    assert again["settings"]["params_sha256"] == kept["settings"]["params_sha256"], "another checkpoint"
-    assert again["done"] == kept["done"] == 100
-    for mode in ("transductive", "per-query"):
-        assert again["accuracies"][mode] == kept["accuracies"][mode], f"{mode}: per-task accuracies differ"
-    lines = {json.loads(line)["mode"]: json.loads(line) for line in out.strip().splitlines()}
-    for mode in ("transductive", "per-query"):
-        assert lines[mode]["accuracy"] == pytest.approx(sum(kept["accuracies"][mode]) / 100, abs=1e-12)
+    assert json.loads(KEPT.read_text())["done"] == 100
+    assert_first_tasks_as_kept(capsys, "omniglot-5way", omniglot_h5, KEPT, 100, tmp_path)

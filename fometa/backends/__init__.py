@@ -139,6 +139,29 @@ class Backend:
         return kernels.col2im_unpadded(cols, in_shape, kh, kw, stride, top, left, out=out)
 
 
+    def winograd_input(self, x, top, left, th, tw):
+        """Winograd's transformed input tiles ``(T, 16, B * th * tw, C)`` of ``x`` ``(T, B, H, W, C)``
+        (:func:`fometa.backends.kernels.winograd_input`); the compiled kernel where there is one."""
+        fast = self.compiled()
+        return (fast or kernels).winograd_input(x, top, left, th, tw)
+
+    def winograd_output(self, m, batch, out_h, out_w, out=None):
+        """The conv output ``(T, batch * out_h * out_w, C_out)`` of Winograd's products ``m``
+        (:func:`fometa.backends.kernels.winograd_output`); the compiled kernel where there is one."""
+        fast = self.compiled()
+        return (fast or kernels).winograd_output(m, batch, out_h, out_w, out=out)
+
+    def winograd_output_grad(self, dz, batch, out_h, out_w):
+        """The adjoint of :meth:`winograd_output` (:func:`fometa.backends.kernels.winograd_output_grad`)."""
+        fast = self.compiled()
+        return (fast or kernels).winograd_output_grad(dz, batch, out_h, out_w)
+
+    def winograd_input_grad(self, dv, in_shape, top, left, th, tw, out=None):
+        """The adjoint of :meth:`winograd_input` (:func:`fometa.backends.kernels.winograd_input_grad`)."""
+        fast = self.compiled()
+        return (fast or kernels).winograd_input_grad(dv, in_shape, top, left, th, tw, out=out)
+
+
 _NUMPY = Backend()
 _CACHE: dict[str, Backend] = {"numpy": _NUMPY}
 

@@ -449,36 +449,39 @@ def _wino_input(x, top, left, th, tw, v):
                 r0 = 2 * i - top
                 ok0, ok1, ok2, ok3 = 0 <= r0 < h, 0 <= r0 + 1 < h, 0 <= r0 + 2 < h, 0 <= r0 + 3 < h
                 if ok0 and ok3:  # the whole window inside: no zeros to substitute
-                    x0, x1, x2, x3 = x[t, b, r0], x[t, b, r0 + 1], x[t, b, r0 + 2], x[t, b, r0 + 3]
                     for q in range(q_end):
-                        s0, s1, s2, s3 = stage[0, q + left], stage[1, q + left], stage[2, q + left], stage[3, q + left]
-                        d0, d1, d2, d3 = x0[q], x1[q], x2[q], x3[q]
+                        qq = q + left
                         for c in range(c_count):
-                            s0[c] = d0[c] - d2[c]
-                            s1[c] = d1[c] + d2[c]
-                            s2[c] = d2[c] - d1[c]
-                            s3[c] = d1[c] - d3[c]
+                            d0 = x[t, b, r0, q, c]
+                            d1 = x[t, b, r0 + 1, q, c]
+                            d2 = x[t, b, r0 + 2, q, c]
+                            d3 = x[t, b, r0 + 3, q, c]
+                            stage[0, qq, c] = d0 - d2
+                            stage[1, qq, c] = d1 + d2
+                            stage[2, qq, c] = d2 - d1
+                            stage[3, qq, c] = d1 - d3
                 else:
                     for q in range(q_end):
-                        s0, s1, s2, s3 = stage[0, q + left], stage[1, q + left], stage[2, q + left], stage[3, q + left]
+                        qq = q + left
                         for c in range(c_count):
                             d0 = x[t, b, r0, q, c] if ok0 else zero
                             d1 = x[t, b, r0 + 1, q, c] if ok1 else zero
                             d2 = x[t, b, r0 + 2, q, c] if ok2 else zero
                             d3 = x[t, b, r0 + 3, q, c] if ok3 else zero
-                            s0[c] = d0 - d2
-                            s1[c] = d1 + d2
-                            s2[c] = d2 - d1
-                            s3[c] = d1 - d3
+                            stage[0, qq, c] = d0 - d2
+                            stage[1, qq, c] = d1 + d2
+                            stage[2, qq, c] = d2 - d1
+                            stage[3, qq, c] = d1 - d3
                 for j in range(tw):
+                    q0 = 2 * j
                     for a in range(4):
-                        e0, e1, e2, e3 = stage[a, 2 * j], stage[a, 2 * j + 1], stage[a, 2 * j + 2], stage[a, 2 * j + 3]
-                        v0, v1, v2, v3 = v[t, 4 * a, n], v[t, 4 * a + 1, n], v[t, 4 * a + 2, n], v[t, 4 * a + 3, n]
                         for c in range(c_count):
-                            v0[c] = e0[c] - e2[c]
-                            v1[c] = e1[c] + e2[c]
-                            v2[c] = e2[c] - e1[c]
-                            v3[c] = e1[c] - e3[c]
+                            e0, e1 = stage[a, q0, c], stage[a, q0 + 1, c]
+                            e2, e3 = stage[a, q0 + 2, c], stage[a, q0 + 3, c]
+                            v[t, 4 * a, n, c] = e0 - e2
+                            v[t, 4 * a + 1, n, c] = e1 + e2
+                            v[t, 4 * a + 2, n, c] = e2 - e1
+                            v[t, 4 * a + 3, n, c] = e1 - e3
                     n += 1
 
 
@@ -502,28 +505,23 @@ def _wino_output(m, batch, out_h, out_w, th, tw, z):
                     q = 2 * j
                     row0 = (b * out_h + r) * out_w + q
                     right, down = q + 1 < out_w, r + 1 < out_h
-                    y00 = z[t, row0]
-                    y01 = z[t, row0 + 1] if right else y00
-                    y10 = z[t, row0 + out_w] if down else y00
-                    y11 = z[t, row0 + out_w + 1] if right and down else y00
-                    m0, m1, m2, m3 = m[t, 0, n], m[t, 1, n], m[t, 2, n], m[t, 3, n]
-                    m4, m5, m6, m7 = m[t, 4, n], m[t, 5, n], m[t, 6, n], m[t, 7, n]
-                    m8, m9, m10, m11 = m[t, 8, n], m[t, 9, n], m[t, 10, n], m[t, 11, n]
-                    m12, m13, m14, m15 = m[t, 12, n], m[t, 13, n], m[t, 14, n], m[t, 15, n]
+                    # where a neighbour falls past the edge its row is the corner's, written last
+                    row01 = row0 + 1 if right else row0
+                    row10 = row0 + out_w if down else row0
+                    row11 = row0 + out_w + 1 if right and down else row0
                     for k in range(k_count):
-                        s0 = (m0[k] + m4[k]) + m8[k]
-                        s1 = (m1[k] + m5[k]) + m9[k]
-                        s2 = (m2[k] + m6[k]) + m10[k]
-                        s3 = (m3[k] + m7[k]) + m11[k]
-                        u0 = (m4[k] - m8[k]) - m12[k]
-                        u1 = (m5[k] - m9[k]) - m13[k]
-                        u2 = (m6[k] - m10[k]) - m14[k]
-                        u3 = (m7[k] - m11[k]) - m15[k]
-                        # the corner last: where a neighbour falls past the edge, its row aliases it
-                        y11[k] = (u1 - u2) - u3
-                        y10[k] = (u0 + u1) + u2
-                        y01[k] = (s1 - s2) - s3
-                        y00[k] = (s0 + s1) + s2
+                        s0 = (m[t, 0, n, k] + m[t, 4, n, k]) + m[t, 8, n, k]
+                        s1 = (m[t, 1, n, k] + m[t, 5, n, k]) + m[t, 9, n, k]
+                        s2 = (m[t, 2, n, k] + m[t, 6, n, k]) + m[t, 10, n, k]
+                        s3 = (m[t, 3, n, k] + m[t, 7, n, k]) + m[t, 11, n, k]
+                        u0 = (m[t, 4, n, k] - m[t, 8, n, k]) - m[t, 12, n, k]
+                        u1 = (m[t, 5, n, k] - m[t, 9, n, k]) - m[t, 13, n, k]
+                        u2 = (m[t, 6, n, k] - m[t, 10, n, k]) - m[t, 14, n, k]
+                        u3 = (m[t, 7, n, k] - m[t, 11, n, k]) - m[t, 15, n, k]
+                        z[t, row11, k] = (u1 - u2) - u3
+                        z[t, row10, k] = (u0 + u1) + u2
+                        z[t, row01, k] = (s1 - s2) - s3
+                        z[t, row0, k] = (s0 + s1) + s2
                     n += 1
 
 
@@ -549,39 +547,40 @@ def _wino_output_grad(dz, batch, out_h, out_w, th, tw, dm):
                     q = 2 * j
                     row0 = (b * out_h + r) * out_w + q
                     right, down = q + 1 < out_w, r + 1 < out_h
-                    g00 = dz[t, row0]
-                    g01 = dz[t, row0 + 1 if right else row0]
-                    g10 = dz[t, row0 + out_w if down else row0]
-                    g11 = dz[t, row0 + out_w + 1 if right and down else row0]
-                    o0, o1, o2, o3 = dm[t, 0, n], dm[t, 1, n], dm[t, 2, n], dm[t, 3, n]
-                    o4, o5, o6, o7 = dm[t, 4, n], dm[t, 5, n], dm[t, 6, n], dm[t, 7, n]
-                    o8, o9, o10, o11 = dm[t, 8, n], dm[t, 9, n], dm[t, 10, n], dm[t, 11, n]
-                    o12, o13, o14, o15 = dm[t, 12, n], dm[t, 13, n], dm[t, 14, n], dm[t, 15, n]
                     full = right and down
-                    for k in range(k_count):
-                        p0 = g00[k]
-                        p1 = g01[k] if right else zero
-                        r0 = g10[k] if down else zero
-                        r1 = g11[k] if full else zero
-                        b0, b1 = p0 + r0, p1 + r1
-                        c0, c1 = p0 - r0, p1 - r1
-                        d0, d1 = -r0, -r1
-                        o0[k] = p0
-                        o1[k] = p0 + p1
-                        o2[k] = p0 - p1
-                        o3[k] = -p1
-                        o4[k] = b0
-                        o5[k] = b0 + b1
-                        o6[k] = b0 - b1
-                        o7[k] = -b1
-                        o8[k] = c0
-                        o9[k] = c0 + c1
-                        o10[k] = c0 - c1
-                        o11[k] = -c1
-                        o12[k] = d0
-                        o13[k] = d0 + d1
-                        o14[k] = d0 - d1
-                        o15[k] = -d1
+                    row01 = row0 + 1 if right else row0
+                    row10 = row0 + out_w if down else row0
+                    row11 = row0 + out_w + 1 if full else row0
+                    for half in range(2):  # 8 of the 16 planes a pass: fewer streams to write at once
+                        for k in range(k_count):
+                            p0 = dz[t, row0, k]
+                            if full:  # (the same for every k: LLVM takes the test out of the loop)
+                                p1, r0, r1 = dz[t, row01, k], dz[t, row10, k], dz[t, row11, k]
+                            else:
+                                p1 = dz[t, row01, k] if right else zero
+                                r0 = dz[t, row10, k] if down else zero
+                                r1 = zero
+                            if half == 0:
+                                b0, b1 = p0 + r0, p1 + r1
+                                dm[t, 0, n, k] = p0
+                                dm[t, 1, n, k] = p0 + p1
+                                dm[t, 2, n, k] = p0 - p1
+                                dm[t, 3, n, k] = -p1
+                                dm[t, 4, n, k] = b0
+                                dm[t, 5, n, k] = b0 + b1
+                                dm[t, 6, n, k] = b0 - b1
+                                dm[t, 7, n, k] = -b1
+                            else:
+                                c0, c1 = p0 - r0, p1 - r1
+                                d0, d1 = -r0, -r1
+                                dm[t, 8, n, k] = c0
+                                dm[t, 9, n, k] = c0 + c1
+                                dm[t, 10, n, k] = c0 - c1
+                                dm[t, 11, n, k] = -c1
+                                dm[t, 12, n, k] = d0
+                                dm[t, 13, n, k] = d0 + d1
+                                dm[t, 14, n, k] = d0 - d1
+                                dm[t, 15, n, k] = -d1
                     n += 1
 
 
@@ -600,65 +599,60 @@ def _wino_input_grad(dv, top, left, th, tw, dx):
     tile row and the previous one, then each input row as the sum of the two that reach it."""
     t_count, b_count, h, w, c_count = dx.shape
     wp = 2 * tw + 2
-    cur = np.empty((4, wp, c_count), dv.dtype)
-    prev = np.empty((4, wp, c_count), dv.dtype)
+    strips = np.empty((2, 4, wp, c_count), dv.dtype)  # [tile row parity, window row, column, channel]
     q = np.empty((4, 4, c_count), dv.dtype)  # column stage of one tile: q[a, s]
     zero = dv.dtype.type(0)
+    col_end = min(wp, left + w)
     for t in range(t_count):
         n0 = 0
         for b in range(b_count):
             for i in range(th + 1):
+                cur, prev = i % 2, (i + 1) % 2
                 if i < th:
                     for j in range(tw):
                         n = n0 + i * tw + j
                         for a in range(4):
-                            d0, d1, d2, d3 = dv[t, 4 * a, n], dv[t, 4 * a + 1, n], dv[t, 4 * a + 2, n], dv[t, 4 * a + 3, n]
-                            qa0, qa1, qa2, qa3 = q[a, 0], q[a, 1], q[a, 2], q[a, 3]
                             for c in range(c_count):
-                                qa0[c] = d0[c]
-                                qa1[c] = (d1[c] - d2[c]) + d3[c]
-                                qa2[c] = (d1[c] - d0[c]) + d2[c]
-                                qa3[c] = -d3[c]
+                                d0, d1 = dv[t, 4 * a, n, c], dv[t, 4 * a + 1, n, c]
+                                d2, d3 = dv[t, 4 * a + 2, n, c], dv[t, 4 * a + 3, n, c]
+                                q[a, 0, c] = d0
+                                q[a, 1, c] = (d1 - d2) + d3
+                                q[a, 2, c] = (d1 - d0) + d2
+                                q[a, 3, c] = -d3
                         for s in range(4):
-                            q0, q1, q2, q3 = q[0, s], q[1, s], q[2, s], q[3, s]
                             col = 2 * j + s
-                            w0, w1, w2, w3 = cur[0, col], cur[1, col], cur[2, col], cur[3, col]
                             if s < 2 and j > 0:  # the previous tile column's last two columns are these: add
                                 for c in range(c_count):
-                                    w0[c] = q0[c] + w0[c]
-                                    w1[c] = ((q1[c] - q2[c]) + q3[c]) + w1[c]
-                                    w2[c] = ((q1[c] - q0[c]) + q2[c]) + w2[c]
-                                    w3[c] = -q3[c] + w3[c]
+                                    q0, q1, q2, q3 = q[0, s, c], q[1, s, c], q[2, s, c], q[3, s, c]
+                                    strips[cur, 0, col, c] = q0 + strips[cur, 0, col, c]
+                                    strips[cur, 1, col, c] = ((q1 - q2) + q3) + strips[cur, 1, col, c]
+                                    strips[cur, 2, col, c] = ((q1 - q0) + q2) + strips[cur, 2, col, c]
+                                    strips[cur, 3, col, c] = -q3 + strips[cur, 3, col, c]
                             else:
                                 for c in range(c_count):
-                                    w0[c] = q0[c]
-                                    w1[c] = (q1[c] - q2[c]) + q3[c]
-                                    w2[c] = (q1[c] - q0[c]) + q2[c]
-                                    w3[c] = -q3[c]
+                                    q0, q1, q2, q3 = q[0, s, c], q[1, s, c], q[2, s, c], q[3, s, c]
+                                    strips[cur, 0, col, c] = q0
+                                    strips[cur, 1, col, c] = (q1 - q2) + q3
+                                    strips[cur, 2, col, c] = (q1 - q0) + q2
+                                    strips[cur, 3, col, c] = -q3
                 # padded rows 2i and 2i + 1: this tile row's window rows 0, 1 and the previous one's 2, 3
                 for r in range(2):
                     row = 2 * i + r - top
                     if row < 0 or row >= h:
                         continue
-                    for col in range(left, min(wp, left + w)):
-                        out = dx[t, b, row, col - left]
+                    for col in range(left, col_end):
                         if i == 0:
-                            src = cur[r, col]
                             for c in range(c_count):
-                                out[c] = src[c]
+                                dx[t, b, row, col - left, c] = strips[cur, r, col, c]
                         elif i == th:
-                            src = prev[r + 2, col]
                             for c in range(c_count):
-                                out[c] = src[c]
+                                dx[t, b, row, col - left, c] = strips[prev, r + 2, col, c]
                         else:
-                            s_cur, s_prev = cur[r, col], prev[r + 2, col]
                             for c in range(c_count):
-                                out[c] = s_cur[c] + s_prev[c]
-                    for col in range(min(wp, left + w), left + w):
-                        out = dx[t, b, row, col - left]
+                                dx[t, b, row, col - left, c] = strips[cur, r, col, c] + strips[prev, r + 2, col, c]
+                    for col in range(col_end, left + w):
                         for c in range(c_count):
-                            out[c] = zero
-                cur, prev = prev, cur
+                            dx[t, b, row, col - left, c] = zero
             for row in range(max(0, 2 * th + 2 - top), h):  # input rows past the tiles' reach
                 for col in range(w):
                     for c in range(c_count):

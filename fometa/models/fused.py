@@ -40,6 +40,9 @@ _LOSSES = {"softmax_cross_entropy": softmax_cross_entropy, "mse": mse}
 #: (whole tasks, or runs of one task's images), each block while the previous is still in the
 #: cache, and rebuilt in the backward pass; no block depends on how many tasks the call holds.
 PATCH_BLOCK_BYTES = 2 << 20
+#: The first layer's patch matrix is kept for the backward pass up to this many bytes (built whole,
+#: not in cached blocks): its backward pass needs only the kernel's gradient, from these patches.
+FIRST_PATCH_BYTES = 8 << 20
 WINOGRAD_ENV_VAR = "FOMETA_WINOGRAD"
 
 
@@ -74,6 +77,7 @@ class ConvBlock:
         # memory than the patch matrix (9 C_in): every layer of Mini-ImageNet's net but the first
         self.winograd = (conv.kernel_hw == (3, 3) and conv.stride == 1
                          and 4 * (conv.in_channels + conv.out_channels) <= 9 * conv.in_channels)
+        self.first = False  # the network's first layer with parameters (set by FusedNet): no input gradient
         self.param_keys = (f"{names[0]}/kernel", f"{names[0]}/bias", f"{names[1]}/scale", f"{names[1]}/offset")
 
     def _geometry(self, x):
@@ -100,7 +104,8 @@ class ConvBlock:
         cols = u = None
         if self.winograd and winograd_enabled():
             z, cols, u = self._winograd_forward(be, x, kernel, geo, whole)
-        elif len(blocks := self._conv_blocks(geo, self._patch_bytes(geo, x.itemsize), whole)) == 1:
+        elif (self.first and train and t * b * self._patch_bytes(geo, x.itemsize) <= FIRST_PATCH_BYTES
+              or len(blocks := self._conv_blocks(geo, self._patch_bytes(geo, x.itemsize), whole)) == 1):
             cols = self._patches(be, x, geo)
             z = xp.matmul(cols, kernel.reshape(t, kh * kw * c, co))
         else:
@@ -389,6 +394,8 @@ class FusedNet:
         self.loss = _LOSSES[model.loss]
         first = next((i for i, op in enumerate(self.ops) if op.param_keys), 0)
         self._first_with_params = first
+        if isinstance(self.ops[first], ConvBlock):
+            self.ops[first].first = True
 
     def _forward(self, p, x, stats_batch, train):
         caches = []

@@ -113,6 +113,12 @@ class Backend:
         the fused engine and the flat-buffer inner loop run them in place of their NumPy code."""
         return compiled_kernels()
 
+    def kernels(self):
+        """The module of hot kernels to call: the compiled ones (:meth:`compiled`) where there are, else
+        the generic :mod:`fometa.backends.kernels`; both have the same functions and numbers."""
+        fast = self.compiled()
+        return kernels if fast is None else fast
+
     def im2col(self, xpad, kh, kw, stride, out_h, out_w):
         """The patch tensor ``(T, B, out_h, out_w, kh * kw, C)`` of the padded input ``xpad`` ``(T, B, H, W,
         C)``: each output position's ``kh x kw`` window (:func:`fometa.backends.kernels.im2col`)."""
@@ -137,29 +143,6 @@ class Backend:
         if fast is not None:
             return fast.col2im_unpadded(cols, in_shape, kh, kw, stride, top, left, out=out)
         return kernels.col2im_unpadded(cols, in_shape, kh, kw, stride, top, left, out=out)
-
-
-    def winograd_input(self, x, top, left, th, tw):
-        """Winograd's transformed input tiles ``(T, 16, B * th * tw, C)`` of ``x`` ``(T, B, H, W, C)``
-        (:func:`fometa.backends.kernels.winograd_input`); the compiled kernel where there is one."""
-        fast = self.compiled()
-        return (fast or kernels).winograd_input(x, top, left, th, tw)
-
-    def winograd_output(self, m, batch, out_h, out_w, out=None):
-        """The conv output ``(T, batch * out_h * out_w, C_out)`` of Winograd's products ``m``
-        (:func:`fometa.backends.kernels.winograd_output`); the compiled kernel where there is one."""
-        fast = self.compiled()
-        return (fast or kernels).winograd_output(m, batch, out_h, out_w, out=out)
-
-    def winograd_output_grad(self, dz, batch, out_h, out_w):
-        """The adjoint of :meth:`winograd_output` (:func:`fometa.backends.kernels.winograd_output_grad`)."""
-        fast = self.compiled()
-        return (fast or kernels).winograd_output_grad(dz, batch, out_h, out_w)
-
-    def winograd_input_grad(self, dv, in_shape, top, left, th, tw, out=None):
-        """The adjoint of :meth:`winograd_input` (:func:`fometa.backends.kernels.winograd_input_grad`)."""
-        fast = self.compiled()
-        return (fast or kernels).winograd_input_grad(dv, in_shape, top, left, th, tw, out=out)
 
 
 _NUMPY = Backend()

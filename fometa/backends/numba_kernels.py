@@ -39,8 +39,9 @@ import functools
 import numba
 import numpy as np
 
-__all__ = ["bn_act_forward", "bn_act_backward", "im2col_unpadded", "col2im_unpadded", "winograd_input", "winograd_output",
-           "winograd_output_grad", "winograd_input_grad", "adam_flat", "warm_up"]
+__all__ = ["bn_act_forward", "bn_act_backward", "im2col_unpadded", "col2im_unpadded", "winograd_kernel",
+           "winograd_kernel_grad", "winograd_input", "winograd_output", "winograd_output_grad", "winograd_input_grad",
+           "adam_flat", "warm_up"]
 
 # error_model="numpy": a division by zero gives inf or nan as in NumPy instead of raising, which
 # also lets LLVM vectorize the loops that divide
@@ -436,6 +437,66 @@ def col2im_unpadded(cols, in_shape, kh, kw, stride, top, left, out=None):
 
 
 @_jit
+def _wino_kernel(g, u):
+    t_count, _, _, c_count, k_count = g.shape
+    half = g.dtype.type(0.5)
+    rows = np.empty((4, 3, k_count), g.dtype)
+    for t in range(t_count):
+        for c in range(c_count):
+            for e in range(3):
+                for k in range(k_count):
+                    g0, g1, g2 = g[t, 0, e, c, k], g[t, 1, e, c, k], g[t, 2, e, c, k]
+                    rows[0, e, k] = g0
+                    rows[1, e, k] = ((g0 + g1) + g2) * half
+                    rows[2, e, k] = ((g0 - g1) + g2) * half
+                    rows[3, e, k] = g2
+            for a in range(4):
+                for k in range(k_count):
+                    c0, c1, c2 = rows[a, 0, k], rows[a, 1, k], rows[a, 2, k]
+                    u[t, 4 * a, c, k] = c0
+                    u[t, 4 * a + 1, c, k] = ((c0 + c1) + c2) * half
+                    u[t, 4 * a + 2, c, k] = ((c0 - c1) + c2) * half
+                    u[t, 4 * a + 3, c, k] = c2
+
+
+def winograd_kernel(kernel):
+    """:func:`fometa.backends.kernels.winograd_kernel`, compiled."""
+    t, _, _, c, k = kernel.shape
+    u = np.empty((t, 16, c, k), kernel.dtype)
+    _wino_kernel(kernel, u)
+    return u
+
+
+@_jit
+def _wino_kernel_grad(du, g):
+    t_count, _, c_count, k_count = du.shape
+    half = du.dtype.type(0.5)
+    rows = np.empty((3, 4, k_count), du.dtype)
+    for t in range(t_count):
+        for c in range(c_count):
+            for e in range(4):
+                for k in range(k_count):
+                    r0, r1, r2, r3 = du[t, e, c, k], du[t, 4 + e, c, k], du[t, 8 + e, c, k], du[t, 12 + e, c, k]
+                    rows[0, e, k] = r0 + (r1 + r2) * half
+                    rows[1, e, k] = (r1 - r2) * half
+                    rows[2, e, k] = (r1 + r2) * half + r3
+            for i in range(3):
+                for k in range(k_count):
+                    c0, c1, c2, c3 = rows[i, 0, k], rows[i, 1, k], rows[i, 2, k], rows[i, 3, k]
+                    g[t, i, 0, c, k] = c0 + (c1 + c2) * half
+                    g[t, i, 1, c, k] = (c1 - c2) * half
+                    g[t, i, 2, c, k] = (c1 + c2) * half + c3
+
+
+def winograd_kernel_grad(du):
+    """:func:`fometa.backends.kernels.winograd_kernel_grad`, compiled."""
+    t, _, c, k = du.shape
+    g = np.empty((t, 3, 3, c, k), du.dtype)
+    _wino_kernel_grad(np.ascontiguousarray(du), g)
+    return g
+
+
+@_jit
 def _wino_input(x, top, left, th, tw, v):
     t_count, b_count, h, w, c_count = x.shape
     wp = 2 * tw + 2
@@ -711,6 +772,14 @@ def warm_up(dtypes=(np.float32, np.float64)):
         for pool in (False, True):
             y, saved = bn_act_forward(z, p, p, p, 1e-3, 32, (2, 4, 4), pool)
             bn_act_backward(saved, p, p, p, np.ones_like(y))
+        # Winograd, on whole arrays and on the blocks (views into larger arrays) the engine passes
+        winograd_kernel_grad(winograd_kernel(np.ones((1, 3, 3, 2, 2), dt)))
+        wide = np.zeros((2, 3, 4, 4, 2), dt)
+        for block, rows, grad in ((x, np.empty((1, 32, 2), dt), np.empty(x.shape, dt)),
+                                  (wide[:1, 1:], np.empty((2, 40, 2), dt)[:1, 4:36], wide[:1, 1:])):
+            v = winograd_input(block, 1, 1, 2, 2)
+            winograd_output(v, 2, 4, 4, out=rows)
+            winograd_input_grad(winograd_output_grad(rows, 2, 4, 4), x.shape, 1, 1, 2, 2, out=grad)
         flat = np.zeros((1, 3), dt)
         for b1 in (0.0, 0.9):
             adam_flat(flat, flat.copy(), flat.copy(), flat.copy(), np.ones(1), b1, 0.999, 1e-8)

@@ -40,8 +40,8 @@ _LOSSES = {"softmax_cross_entropy": softmax_cross_entropy, "mse": mse}
 #: (whole tasks, or runs of one task's images), each block while the previous is still in the
 #: cache, and rebuilt in the backward pass; no block depends on how many tasks the call holds.
 PATCH_BLOCK_BYTES = 2 << 20
-#: The first layer's patch matrix is kept for the backward pass up to this many bytes (built whole,
-#: not in cached blocks): its backward pass needs only the kernel's gradient, from these patches.
+#: The first layer's patch matrices (of all its blocks) are kept for the backward pass up to this many
+#: bytes: its backward pass computes only the kernel's gradient, from these patches.
 FIRST_PATCH_BYTES = 8 << 20
 WINOGRAD_ENV_VAR = "FOMETA_WINOGRAD"
 
@@ -51,7 +51,7 @@ WINOGRAD_ENV_VAR = "FOMETA_WINOGRAD"
 # --------------------------------------------------------------------------------------
 class _BlockCache(NamedTuple):
     x: object  # block input (T, B, H, W, C), to rebuild patches when they were not kept
-    cols: object  # patch matrix (T, B * pix, depth), Winograd's input tiles (T, 16, tiles, C), or None
+    cols: object  # patch matrix (T, B * pix, depth) or its blocks', Winograd's input tiles (T, 16, tiles, C), or None
     fast: object  # the compiled kernels that ran the batch norm (then ``bn`` is theirs), or None
     bn: object  # NumPy: (xhat (T, B * pix, C_out), 1 / sqrt(var + eps) (T, C_out), rows, pool, out)
     u: object = None  # Winograd's transformed kernel (T, 16, C, C_out); None: the conv ran on patches
@@ -104,16 +104,20 @@ class ConvBlock:
         cols = u = None
         if self.winograd and winograd_enabled():
             z, cols, u = self._winograd_forward(be, x, kernel, geo, whole)
-        elif (self.first and train and t * b * self._patch_bytes(geo, x.itemsize) <= FIRST_PATCH_BYTES
-              or len(blocks := self._conv_blocks(geo, self._patch_bytes(geo, x.itemsize), whole)) == 1):
+        elif len(blocks := self._conv_blocks(geo, self._patch_bytes(geo, x.itemsize), whole)) == 1:
             cols = self._patches(be, x, geo)
             z = xp.matmul(cols, kernel.reshape(t, kh * kw * c, co))
         else:
             kmat = kernel.reshape(t, kh * kw * c, co)
             z = xp.empty((t, b * pix, co), dtype=xp.result_type(x.dtype, kmat.dtype))
+            # the first layer keeps its blocks' patches for its kernel gradient (its only product back)
+            keep = self.first and train and t * b * self._patch_bytes(geo, x.itemsize) <= FIRST_PATCH_BYTES
+            cols = [] if keep else None
             for t0, t1, b0, b1 in blocks:
                 cb = self._patches(be, x[t0:t1, b0:b1], geo)
                 xp.matmul(cb, kmat[t0:t1], out=z[t0:t1, b0 * pix : b1 * pix])
+                if keep:
+                    cols.append(cb)
         m = b * pix
         rows = m if stats_batch is None or stats_batch >= b else stats_batch * pix
         if rows < 1:
@@ -175,7 +179,7 @@ class ConvBlock:
             kflip = xp.ascontiguousarray(kernel[:, ::-1, ::-1].transpose(0, 1, 2, 4, 3)).reshape(t, kh * kw * co, c)
             dz5 = dz.reshape(t, b, oh, ow, co)
             ftop, fleft = kh - 1 - top, kw - 1 - left
-        if cache.cols is not None:
+        if cache.cols is not None and not isinstance(cache.cols, list):
             dkernel = xp.matmul(cache.cols.transpose(0, 2, 1), dz, out=kernel_out)
             if kernel_out is None:
                 grads[self.param_keys[0]] = dkernel.reshape(kernel.shape)
@@ -188,8 +192,9 @@ class ConvBlock:
             return be.col2im_unpadded(dcols, cache.x.shape, kh, kw, self.conv.stride, top, left), grads
         dkernel = xp.empty((t, depth, co), dtype=dz.dtype) if kernel_out is None else kernel_out
         dx = xp.empty(cache.x.shape, dtype=dz.dtype) if need_dx else None
-        for t0, t1, b0, b1 in self._conv_blocks(geo, self._patch_bytes(geo, cache.x.itemsize), be.chunk_bytes is None):
-            cb = self._patches(be, cache.x[t0:t1, b0:b1], geo)
+        blocks = self._conv_blocks(geo, self._patch_bytes(geo, cache.x.itemsize), be.chunk_bytes is None)
+        for i, (t0, t1, b0, b1) in enumerate(blocks):
+            cb = cache.cols[i] if cache.cols is not None else self._patches(be, cache.x[t0:t1, b0:b1], geo)
             dzb = dz[t0:t1, b0 * pix : b1 * pix]
             if b0 == 0:
                 xp.matmul(cb.transpose(0, 2, 1), dzb, out=dkernel[t0:t1])
@@ -223,14 +228,15 @@ class ConvBlock:
         xp = array_module(x)
         t, b, h, w, c, kh, kw, oh, ow, top, left = geo
         th, tw = self._winograd_geometry(geo)
-        u = kernels.winograd_kernel(kernel)
+        ops = be.kernels()
+        u = ops.winograd_kernel(kernel)
         pix = oh * ow
         blocks = self._conv_blocks(geo, self._winograd_bytes(geo, x.itemsize), whole)
         z = xp.empty((t, b * pix, self.conv.out_channels), dtype=xp.result_type(x.dtype, u.dtype))
         kept = None
         for t0, t1, b0, b1 in blocks:
-            v = be.winograd_input(x[t0:t1, b0:b1], top, left, th, tw)
-            be.winograd_output(xp.matmul(v, u[t0:t1]), b1 - b0, oh, ow, out=z[t0:t1, b0 * pix : b1 * pix])
+            v = ops.winograd_input(x[t0:t1, b0:b1], top, left, th, tw)
+            ops.winograd_output(xp.matmul(v, u[t0:t1]), b1 - b0, oh, ow, out=z[t0:t1, b0 * pix : b1 * pix])
             if len(blocks) == 1:
                 kept = v
         return z, kept, u
@@ -246,17 +252,18 @@ class ConvBlock:
         du = xp.empty((t, 16, c, co), dtype=dz.dtype)
         ut = xp.ascontiguousarray(cache.u.transpose(0, 1, 3, 2)) if need_dx else None
         dx = xp.empty(cache.x.shape, dtype=dz.dtype) if need_dx else None
+        ops = be.kernels()
         for t0, t1, b0, b1 in self._conv_blocks(geo, self._winograd_bytes(geo, cache.x.itemsize), whole):
-            v = cache.cols if cache.cols is not None else be.winograd_input(cache.x[t0:t1, b0:b1], top, left, th, tw)
-            dm = be.winograd_output_grad(dz[t0:t1, b0 * pix : b1 * pix], b1 - b0, oh, ow)
+            v = cache.cols if cache.cols is not None else ops.winograd_input(cache.x[t0:t1, b0:b1], top, left, th, tw)
+            dm = ops.winograd_output_grad(dz[t0:t1, b0 * pix : b1 * pix], b1 - b0, oh, ow)
             if b0 == 0:
                 xp.matmul(v.transpose(0, 1, 3, 2), dm, out=du[t0:t1])
             else:  # a later run of the same task's images
                 du[t0:t1] += xp.matmul(v.transpose(0, 1, 3, 2), dm)
             if need_dx:
-                be.winograd_input_grad(xp.matmul(dm, ut[t0:t1]), (t1 - t0, b1 - b0, h, w, c), top, left, th, tw,
-                                       out=dx[t0:t1, b0:b1])
-        dkernel = kernels.winograd_kernel_grad(du)
+                ops.winograd_input_grad(xp.matmul(dm, ut[t0:t1]), (t1 - t0, b1 - b0, h, w, c), top, left, th, tw,
+                                        out=dx[t0:t1, b0:b1])
+        dkernel = ops.winograd_kernel_grad(du)
         if kernel_out is None:
             grads[self.param_keys[0]] = dkernel
         else:

@@ -31,7 +31,7 @@ def winograd_conv(x, g, oh, ow, top, left, impl=kernels):
     """The forward pass as the fused engine runs it: ``(conv output, input tiles, U)``."""
     th, tw = kernels.winograd_tiles(oh, ow)
     v = impl.winograd_input(x, top, left, th, tw)
-    u = kernels.winograd_kernel(g)
+    u = impl.winograd_kernel(g)
     return impl.winograd_output(np.matmul(v, u), x.shape[1], oh, ow), v, u
 
 
@@ -39,7 +39,7 @@ def winograd_grads(x, dz, v, u, oh, ow, top, left, impl=kernels):
     """``(kernel gradient, input gradient)`` as the fused engine's backward pass computes them."""
     th, tw = kernels.winograd_tiles(oh, ow)
     dm = impl.winograd_output_grad(dz, x.shape[1], oh, ow)
-    dg = kernels.winograd_kernel_grad(np.matmul(v.transpose(0, 1, 3, 2), dm))
+    dg = impl.winograd_kernel_grad(np.matmul(v.transpose(0, 1, 3, 2), dm))
     dx = impl.winograd_input_grad(np.matmul(dm, u.transpose(0, 1, 3, 2)), x.shape, top, left, th, tw)
     return dg, dx
 
@@ -109,8 +109,10 @@ def test_compiled_transforms_equal_the_generic_ones(tasks, batch, h, w, c, k, pa
     x = x[:, 1:-1] if sliced else np.ascontiguousarray(x[:, 1:-1])
     g = rng.standard_normal((tasks, 3, 3, c, k)).astype(dtype)
     z_gen, v_gen, u = winograd_conv(x, g, oh, ow, top, left, kernels)
-    z_fast, v_fast, _ = winograd_conv(x, g, oh, ow, top, left, numba_kernels)
-    assert np.array_equal(v_fast, v_gen) and np.array_equal(z_fast, z_gen)
+    z_fast, v_fast, u_fast = winograd_conv(x, g, oh, ow, top, left, numba_kernels)
+    assert np.array_equal(v_fast, v_gen) and np.array_equal(u_fast, u) and np.array_equal(z_fast, z_gen)
+    du = rng.standard_normal(u.shape).astype(dtype)
+    assert np.array_equal(numba_kernels.winograd_kernel_grad(du), kernels.winograd_kernel_grad(du))
     dz = rng.standard_normal(z_gen.shape).astype(dtype)
     for gen, fast, what in zip(winograd_grads(x, dz, v_gen, u, oh, ow, top, left, kernels),
                                winograd_grads(x, dz, v_gen, u, oh, ow, top, left, numba_kernels),

@@ -42,9 +42,8 @@ def run(args) -> int:
         raise CLIError(f"--steps must be non-negative, got {args.steps}")
     try:
         check_backend(args.backend)
-        ckpt, _, _ = pretrained.load_run(args.run)
-        clf = FewShotClassifier(ckpt, steps=args.steps, mode=args.mode, seed=args.seed, backend=args.backend,
-                                source=str(args.run))
+        clf = FewShotClassifier(args.run, steps=args.steps, mode=args.mode, seed=args.seed,
+                                backend=args.backend).load()
         files, labels = read_support_folder(args.support)
         queries = [q for path in args.query for q in list_images(path)]
         if len(set(labels)) > clf.ways:

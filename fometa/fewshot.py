@@ -76,7 +76,8 @@ class NotFittedError(ValueError, AttributeError):
 
 @functools.lru_cache(maxsize=None)
 def _not_fitted_class(sklearn_error: type) -> type:
-    return type("NotFittedError", (NotFittedError, sklearn_error), {"__module__": __name__, "__doc__": NotFittedError.__doc__})
+    return type("NotFittedError", (NotFittedError, sklearn_error),
+                {"__module__": __name__, "__doc__": NotFittedError.__doc__})
 
 
 def _not_fitted(message: str) -> NotFittedError:
@@ -127,7 +128,7 @@ class FewShotClassifier:
     weights, with a leading task axis of 1).
     """
 
-    # scikit-learn before 1.6 reads these two; 1.6 and later read __sklearn_tags__
+    # scikit-learn before 1.6 reads this and _more_tags; 1.6 and later read __sklearn_tags__
     _estimator_type = "classifier"
 
     def __init__(self, model=DEFAULT_MODEL, *, steps: int | None = None, mode: str = "per-query", seed: int = 0,
@@ -189,17 +190,16 @@ class FewShotClassifier:
         self._check_params()
         run = self._loaded()
         x = _inputs(run.spec, X)
-        labels = np.asarray(list(y) if not isinstance(y, np.ndarray) else y)
-        if labels.ndim != 1 or len(labels) != len(x):
-            raise ValueError(f"{len(x)} images but {labels.size} labels: give one label per image")
+        labels = _labels(y, len(x))
         classes, codes = np.unique(labels, return_inverse=True)
         ways = int(run.network.output_shape[-1])
         if len(classes) < 2:
             raise ValueError(f"a task needs at least 2 classes, got {len(classes)}")
         if len(classes) > ways:
-            raise ValueError(f"{len(classes)} classes, but the model has {ways} outputs: at most {ways} classes per task")
+            raise ValueError(f"{len(classes)} classes, but the model has {ways} outputs: at most {ways} classes "
+                             "per task")
         support = (x, codes.astype(np.int64))
-        ((_, params),) = _adaptation(run, support, self._steps(run), self.seed, self._backend(run))
+        ((_, params),) = _adaptation(run, support, (self._steps(run),), self.seed, self._backend(run))
         self._run, self._support = run, support
         self.classes_, self.n_classes_, self.params_ = classes, len(classes), params
         return self
@@ -218,10 +218,7 @@ class FewShotClassifier:
         """Mean accuracy of :meth:`predict` on images ``X`` against labels ``y`` (weighted by
         ``sample_weight``), as scikit-learn's classifiers score."""
         predicted = self.predict(X)
-        y = np.asarray(list(y) if not isinstance(y, np.ndarray) else y)
-        if y.shape != predicted.shape:
-            raise ValueError(f"{len(predicted)} images but {y.size} labels: give one label per image")
-        return float(np.average(predicted == y, weights=sample_weight))
+        return float(np.average(predicted == _labels(y, len(predicted)), weights=sample_weight))
 
     def staged_predict_proba(self, X, steps=STAGES) -> dict:
         """``{k: predict_proba after k inner steps}`` for each ``k`` in ``steps``, from one adaptation on
@@ -355,10 +352,9 @@ class FewShotClassifier:
 
 
 def _adaptation(run: _Run, support, stops, seed: int, be):
-    """``[(k, params after k steps), ...]`` for the ascending ``stops`` (or one step count): the
-    evaluation's inner loop (:func:`fometa.inner.adapt` on :func:`fometa.evaluate.support_steps`) from
-    the run's initialization on the support set ``(x, y)``, run in stretches."""
-    stops = [stops] if isinstance(stops, int) else list(stops)
+    """``[(k, params after k steps), ...]`` for the ascending ``stops``: the evaluation's inner loop
+    (:func:`fometa.inner.adapt` on :func:`fometa.evaluate.support_steps`) from the run's initialization
+    on the support set ``(x, y)``, run in stretches."""
     x, y = support
     ev = run.settings.eval
     rng = np.random.default_rng(seed)
@@ -374,6 +370,14 @@ def _adaptation(run: _Run, support, stops, seed: int, be):
             done = k
         out.append((k, params))
     return out
+
+
+def _labels(y, n: int) -> np.ndarray:
+    """``y`` as a 1-D array of ``n`` labels; ``ValueError`` otherwise."""
+    labels = np.asarray(y if isinstance(y, np.ndarray) or np.ndim(y) == 0 else list(y))
+    if labels.ndim != 1 or len(labels) != n:
+        raise ValueError(f"{n} images but {labels.size} labels: give one label per image")
+    return labels
 
 
 def _inputs(spec: ImageSpec, X) -> np.ndarray:

@@ -271,6 +271,21 @@ def test_the_pickle_holds_the_adapted_weights_not_the_initialization_or_the_back
                                          "inner optimizer state travels, or the weights do not"
 
 
+@pytest.mark.gpu
+def test_a_classifier_fitted_on_the_gpu_pickles_host_arrays_and_predicts_anywhere(tiny_run, tiny_classes, gpu_backend):
+    import pickle
+
+    sx, sy, qx, _ = _task(tiny_classes, TEST[:3])
+    clf = FewShotClassifier(tiny_run, backend="cupy").fit(sx, sy)
+    expected = clf.predict_proba(qx)
+    state = clf.__getstate__()
+    assert all(type(v) is np.ndarray for v in state["params_"].values()), "device arrays in the pickle"
+    loaded = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(loaded.predict_proba(qx), expected)
+    on_cpu = loaded.set_params(backend="numpy").predict_proba(qx)  # the same weights, NumPy's arithmetic
+    np.testing.assert_allclose(on_cpu, expected, rtol=1e-4, atol=1e-6)
+
+
 def test_an_unpickled_classifier_keeps_its_network_and_replays_only_its_own_model(tiny_run, tiny_classes, tmp_path):
     import dataclasses
     import pickle

@@ -27,6 +27,7 @@ from sklearn.pipeline import Pipeline  # noqa: E402
 from sklearn.preprocessing import FunctionTransformer  # noqa: E402
 from sklearn.utils import get_tags  # noqa: E402
 from sklearn.utils import estimator_checks  # noqa: E402
+from sklearn.utils.validation import check_is_fitted  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("FOMETA_DATA_DIR") or "FOMETA_DATA_DIR-is-not-set")
@@ -162,7 +163,7 @@ def test_pickle_and_joblib_round_trips_predict_bit_for_bit(tiny_run, tiny_classe
         np.testing.assert_array_equal(loaded.classes_, clf.classes_)
         np.testing.assert_array_equal(loaded.predict_proba(q), expected)
         np.testing.assert_array_equal(loaded.predict(q), clf.predict(q))
-        assert sklearn.utils.validation.check_is_fitted(loaded) is None
+        check_is_fitted(loaded)  # raises if scikit-learn took it for unfitted
     np.testing.assert_array_equal(clone(by_joblib).fit(x, y).predict_proba(q), expected)
 
 
@@ -195,7 +196,7 @@ def test_grid_search_over_steps_on_omniglot_test_characters(omniglot_test_drawin
     search = GridSearchCV(FewShotClassifier("omniglot-5way"), {"steps": [0, 50]},
                           cv=StratifiedKFold(3, shuffle=True, random_state=0))
     search.fit(x, y)
-    scores = dict(zip(search.cv_results_["param_steps"], search.cv_results_["mean_test_score"]))
+    scores = {int(k): float(v) for k, v in zip(search.cv_results_["param_steps"], search.cv_results_["mean_test_score"])}
     print(f"GridSearchCV on 5 Omniglot test characters, 4 shots: mean accuracy by steps {scores}")
     assert search.best_params_ == {"steps": 50}, scores
     assert scores[50] >= 0.8 and scores[0] < scores[50], scores

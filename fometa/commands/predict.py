@@ -6,7 +6,8 @@ as many classes as the model has outputs); each query ``PATH`` is an image file 
 them. The model is fine-tuned on the support images from its meta-learned initialization with
 the run's evaluation settings, then labels every query: one JSON line per query, in the order
 given, ``{"file": ..., "class": ..., "probabilities": {class: p, ...}}``. Everything is
-:class:`fometa.FewShotClassifier` (``--mode``, ``--steps`` and ``--seed`` are its options)::
+:class:`fometa.FewShotClassifier` (``RUN``, ``--steps``, ``--mode``, ``--seed`` and ``--backend`` are its
+parameters)::
 
     fometa predict omniglot-5way --support my_task/support --query my_task/query
 """

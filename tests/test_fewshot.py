@@ -420,3 +420,13 @@ def test_the_documented_pickle_size_of_omniglot_5way(tmp_path):
     assert sum(v.nbytes for v in clf.params_.values()) == weights
     assert clf.transform(files[:1]).nbytes == per_image
     assert abs(len(pickle.dumps(clf)) - total) <= 0.01 * total, len(pickle.dumps(clf))
+
+
+def test_a_run_whose_latest_checkpoint_is_unusable_gives_its_previous_one_with_a_warning(tiny_run, tiny_classes,
+                                                                                         tiny_run_on_previous):
+    run, previous = tiny_run_on_previous
+    sx, sy, qx, _ = _task(tiny_classes, TEST[:3])
+    with pytest.warns(UserWarning, match=f"continuing from the previous checkpoint.*meta-iteration {previous}"):
+        clf = FewShotClassifier(run).load()
+    np.testing.assert_array_equal(clf.fit(sx, sy).predict_proba(qx),  # read once: fit warns no more
+                                  FewShotClassifier(tiny_run).fit(sx, sy).predict_proba(qx))

@@ -2,7 +2,7 @@
 
 * every ```python block of README.md and docs/ runs (in a fresh folder, on images the test draws, or on
   the real packed Omniglot where the block reads ``datasets/omniglot.h5``: skipped without it, saying
-  how to point the tests at it);
+  how to point the tests at it; a block that uses scikit-learn skips without it);
 * every ``fometa ...`` command in a ```bash block parses with the CLI's own parser
   (:func:`fometa.cli.build_parser`), and a ``fometa train --preset`` command's settings build a valid
   configuration; every ``python tools/...`` and ``bash tools/...`` script named exists;
@@ -104,7 +104,9 @@ def test_python_example_runs(code, tmp_path, monkeypatch, request):
         real = request.getfixturevalue("real_omniglot_file")
         (tmp_path / "datasets").mkdir()
         (tmp_path / "datasets" / "omniglot.h5").symlink_to(real)
-    if "from_pretrained" in code:  # a shipped model fine-tuned on the samples, or on the reader's drawings
+    if "sklearn" in code:
+        pytest.importorskip("sklearn", reason="the scikit-learn examples need the sklearn extra")
+    if '"omniglot-5way"' in code:  # a shipped model fine-tuned on the samples, or on the reader's drawings
         pytest.importorskip("PIL")
         from fometa import pretrained
 
@@ -119,6 +121,7 @@ def test_python_example_runs(code, tmp_path, monkeypatch, request):
         for c in range(5):  # one support image a class; a second drawing of char3 is the query
             second = tmp_path / "my_chars" / f"char{c}" / "1.png"
             second.rename(tmp_path / "q.png") if c == 3 else second.unlink()
+        _draw_characters(tmp_path / "my_labelled", classes=5, per_class=4, seed=1)  # for a search
     exec(compile(code, "<documentation example>", "exec"), {"__name__": "__docs__"})
 
 

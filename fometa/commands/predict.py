@@ -6,7 +6,8 @@ as many classes as the model has outputs); each query ``PATH`` is an image file 
 them. The model is fine-tuned on the support images from its meta-learned initialization with
 the run's evaluation settings, then labels every query: one JSON line per query, in the order
 given, ``{"file": ..., "class": ..., "probabilities": {class: p, ...}}``. Everything is
-:class:`fometa.FewShotClassifier` (``--mode``, ``--steps`` and ``--seed`` are its options)::
+:class:`fometa.FewShotClassifier` (``RUN``, ``--steps``, ``--mode``, ``--seed`` and ``--backend`` are its
+parameters)::
 
     fometa predict omniglot-5way --support my_task/support --query my_task/query
 """
@@ -42,9 +43,8 @@ def run(args) -> int:
         raise CLIError(f"--steps must be non-negative, got {args.steps}")
     try:
         check_backend(args.backend)
-        ckpt, _, _ = pretrained.load_run(args.run)
-        clf = FewShotClassifier(ckpt, steps=args.steps, mode=args.mode, seed=args.seed, backend=args.backend,
-                                source=str(args.run))
+        clf = FewShotClassifier(args.run, steps=args.steps, mode=args.mode, seed=args.seed,
+                                backend=args.backend).load()
         files, labels = read_support_folder(args.support)
         queries = [q for path in args.query for q in list_images(path)]
         if len(set(labels)) > clf.ways:

@@ -1,7 +1,7 @@
 """Trained models shipped with fometa, loaded by name.
 
 ``fometa models`` lists them; ``fometa eval NAME``, ``fometa predict NAME`` and
-:meth:`fometa.FewShotClassifier.from_pretrained` load them. A shipped model is a run's checkpoint
+:class:`fometa.FewShotClassifier` (``FewShotClassifier(NAME)``) load them. A shipped model is a run's checkpoint
 (meta-learned parameters *and* the inner optimizer's state, which evaluation and fine-tuning
 start from) with an entry in a registry: a folder holding ``index.json`` and the checkpoint files.
 The package's own registry is this folder (package data: an installation provides it);

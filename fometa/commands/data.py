@@ -15,7 +15,9 @@ zip or tar of Mini-ImageNet (there is no official download; a URL is fetched as 
 
 ``fometa data info FILE [--verify]`` prints what a packed file holds as JSON: its attributes,
 split sizes, example shape, the :class:`~fometa.data.ImageSpec` for new inputs and every
-dataset's shape and SHA-256 (``--verify`` recomputes those).
+dataset's shape and SHA-256. ``--verify`` recomputes those: a damaged file is reported, not refused, as
+``"verified": false`` with the datasets that fail (``"damaged"``: the stored and the recomputed
+checksum, or why a dataset cannot be read), one line on stderr and exit status 1.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import sys
 from fometa.commands.options import CLIError
 from fometa.data import DataError, describe_packed, pack_folder, pack_miniimagenet, pack_omniglot
 from fometa.data._io import download, is_url
+from fometa.data.schema import describe_findings
 
 OMNIGLOT_URL = "https://raw.githubusercontent.com/brendenlake/omniglot/master/python/"
 OMNIGLOT_FILES = ("images_background.zip", "images_evaluation.zip")
@@ -110,5 +113,9 @@ def run(args) -> int:
 
 
 def _info(args) -> int:
-    print(json.dumps(describe_packed(args.file, verify=args.verify), indent=1, sort_keys=True))
+    info = describe_packed(args.file, verify=args.verify)
+    print(json.dumps(info, indent=1, sort_keys=True), flush=True)
+    if info.get("damaged"):  # a finding, not a failure to run: the report above, one line here, status 1
+        print(f"fometa data info: {args.file}: {describe_findings(info['damaged'])}", file=sys.stderr)
+        return 1
     return 0

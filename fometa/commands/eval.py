@@ -121,6 +121,9 @@ def run(args) -> int:
                 learner, state.params, state.inner_state, ev.split, np.random.default_rng(args.seed), ev.tasks,
                 modes=modes, chunk=ev.chunk, progress=lambda done, total: bar.update(done),
                 **({"resume": keep.resume, "on_chunk": lambda p: keep.save(p, stop)} if keep else {}))
+    except DataError as exc:  # a damaged data file, met while reading its examples
+        bar.close()
+        raise CLIError(str(exc)) from None
     except _Stopped as exc:
         bar.close()
         if comm.is_root:

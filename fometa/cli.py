@@ -14,6 +14,7 @@ import sys
 from fometa import distributed
 from fometa.backends import BackendError
 from fometa.commands.options import CLIError
+from fometa.signals import Terminated
 
 # name -> (module under fometa.commands, one-line help)
 COMMANDS = {
@@ -65,10 +66,11 @@ def main(argv=None) -> int:
             print(f"fometa: error: {comm.label}{exc}", file=sys.stderr)
             comm.abort(2)
             return 2
-        except KeyboardInterrupt:
-            print(f"fometa: {comm.label}interrupted", file=sys.stderr)
-            comm.abort(130)
-            return 130
+        except KeyboardInterrupt as exc:  # Ctrl-C; or SIGTERM where a command asked for it (fometa.signals)
+            status, what = (143, "terminated") if isinstance(exc, Terminated) else (130, "interrupted")
+            print(f"fometa: {comm.label}{what}", file=sys.stderr)
+            comm.abort(status)
+            return status
         except BrokenPipeError:  # the reader went away (`fometa data info F | head`): stop quietly, as cat does
             _silence_stdout()
             return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the closed pipe

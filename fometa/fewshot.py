@@ -22,6 +22,10 @@ With ``n`` classes for a model of ``ways`` outputs (``n <= ways``), class ``clas
 network's output ``i``; only the first ``n`` outputs count and the probabilities are their softmax.
 :meth:`staged_predict_proba` records one adaptation along the way (the probabilities after 0, 1,
 5, 50 steps); ``fometa predict`` (:mod:`fometa.commands.predict`) is this class on folders.
+
+Images unlike those the model was trained on (a colour photograph for a model of black-and-white
+drawings: :mod:`fometa.data.familiar`) are fitted and predicted all the same, with an
+:class:`~fometa.data.familiar.UnfamiliarImageWarning` naming them.
 """
 from __future__ import annotations
 
@@ -32,7 +36,7 @@ import numpy as np
 from fometa import build, optim, pretrained, tree
 from fometa import config as C
 from fometa.backends import get_backend
-from fometa.data import DataError
+from fometa.data import DataError, familiar
 from fometa.evaluate import predict as predict_logits
 from fometa.evaluate import support_steps
 from fometa.inner import adapt
@@ -102,8 +106,9 @@ class FewShotClassifier:
     def transform(self, images) -> np.ndarray:
         """float32 ``(N, *spec.shape)``: the inputs the network sees (the run's preprocessing of each
         image; a path, bytes, PIL image or array each, or one stacked array). Raises
-        :class:`~fometa.data.DataError` naming an unreadable image."""
-        return self.spec.prepare(images)
+        :class:`~fometa.data.DataError` naming an unreadable image, and warns
+        (:class:`~fometa.data.familiar.UnfamiliarImageWarning`) about images unlike the model's training images."""
+        return familiar.prepare(self.spec, images, self.source, stacklevel=3)
 
     def fit(self, images, labels) -> "FewShotClassifier":
         """Fine-tune on the support set ``images`` with ``labels`` (any sortable values, at least 2 and at

@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-from fometa import distributed
+from fometa import __version__, distributed
 from fometa.backends import BackendError
 from fometa.commands.options import CLIError
 from fometa.signals import Terminated
@@ -37,6 +37,8 @@ PARALLEL = ("train", "eval")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fometa", description="First-order meta-learning (Reptile, FOMAML).")
+    parser.add_argument("--version", action="version", version=f"fometa {__version__}",
+                        help="print fometa's version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (module, help_text) in COMMANDS.items():

@@ -8,7 +8,9 @@ the run's evaluation settings (shots, inner iterations, inner mini-batch) unless
 (``transductive,per-query``): each task is then adapted once and predicted in every mode.
 Prints one JSON object per mode with ``accuracy``, ``ci95`` (half-width of the 95% confidence
 interval), ``tasks``, ``mode`` and ``seconds`` (wall time of the whole evaluation); the sine
-preset reports ``mse`` instead of ``accuracy``. A progress bar goes to stderr.
+preset reports ``mse`` instead of ``accuracy``. A progress bar goes to stderr. The run's data file is
+found from any working folder (:func:`fometa.runfolder.find_data`: as recorded, else from the run
+folder and each folder above it); ``--data`` gives another.
 """
 from __future__ import annotations
 

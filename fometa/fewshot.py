@@ -37,6 +37,10 @@ batch together with the support set), the backend and the checkpoint do not. Loa
 predicts the same probabilities, bit for bit, without the support images and without the checkpoint
 file; only :meth:`~FewShotClassifier.staged_predict_proba` reads the checkpoint again, to replay the
 adaptation from ``phi``.
+
+Images unlike those the model was trained on (a colour photograph for a model of black-and-white
+drawings: :mod:`fometa.data.familiar`) are fitted and predicted all the same, with an
+:class:`~fometa.data.familiar.UnfamiliarImageWarning` naming them.
 """
 from __future__ import annotations
 
@@ -53,7 +57,7 @@ import numpy as np
 from fometa import build, optim, pretrained, tree
 from fometa import config as C
 from fometa.backends import get_backend
-from fometa.data import DataError, ImageSpec
+from fometa.data import DataError, ImageSpec, familiar
 from fometa.evaluate import predict as predict_logits
 from fometa.evaluate import support_steps
 from fometa.inner import adapt
@@ -182,14 +186,14 @@ class FewShotClassifier:
         """float32 ``(N, *spec.shape)``: the inputs the network sees (the run's preprocessing of each
         image of ``X``, a list of paths, bytes, PIL images or arrays, or one stacked array). Raises
         :class:`~fometa.data.DataError` naming an unreadable image."""
-        return _inputs(self._current().spec, X)
+        return _inputs(self._current().spec, X, self.model)
 
     def fit(self, X, y) -> "FewShotClassifier":
         """Fine-tune on the support set: images ``X`` with labels ``y`` (any sortable values, at least 2
         and at most :attr:`ways` distinct ones); returns ``self``."""
         self._check_params()
         run = self._loaded()
-        x = _inputs(run.spec, X)
+        x = _inputs(run.spec, X, self.model)
         labels = _labels(y, len(x))
         classes, codes = np.unique(labels, return_inverse=True)
         ways = int(run.network.output_shape[-1])
@@ -380,10 +384,12 @@ def _labels(y, n: int) -> np.ndarray:
     return labels
 
 
-def _inputs(spec: ImageSpec, X) -> np.ndarray:
+def _inputs(spec: ImageSpec, X, model) -> np.ndarray:
     """``spec.prepare(X)`` for a collection of images ``X``, refusing what scikit-learn could not mean
     by ``X``: one image rather than a collection (``ValueError``), a 2-D table of features
-    (``ValueError``), a sparse matrix or a non-collection (``TypeError``), no images (``ValueError``)."""
+    (``ValueError``), a sparse matrix or a non-collection (``TypeError``), no images (``ValueError``);
+    images unlike ``model``'s training images get an :class:`~fometa.data.familiar.UnfamiliarImageWarning`
+    (pointing at the caller of ``fit`` or ``transform``)."""
     if hasattr(X, "tocsr"):
         raise TypeError(f"X is a sparse matrix; a FewShotClassifier takes images: {_IMAGES}")
     if isinstance(X, (str, bytes, os.PathLike)) or type(X).__module__.startswith("PIL."):
@@ -401,7 +407,8 @@ def _inputs(spec: ImageSpec, X) -> np.ndarray:
         raise TypeError(f"X is a {type(X).__name__}; give {_IMAGES}")
     if len(X) == 0:
         raise ValueError("X holds no images")
-    return spec.prepare(list(X) if ndim == 1 else X)  # a 1-D array of paths or objects: one image each
+    # a 1-D array of paths or objects: one image each
+    return familiar.prepare(spec, list(X) if ndim == 1 else X, str(model), stacklevel=3)
 
 
 # ------------------------------------------------------------------------------------------

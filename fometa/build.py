@@ -13,7 +13,7 @@ from fometa import meta, models, optim, tree
 from fometa.backends import get_backend
 
 __all__ = ["build_model", "input_shape", "inner_optimizer", "outer_optimizer", "meta_config", "build_learner", "load_splits",
-           "check_data", "restore_state"]
+           "check_data", "restore_state", "image_classifier"]
 
 
 #: each image network's paper input shape, filters and blocks
@@ -144,3 +144,19 @@ def restore_state(ckpt: ckpt_io.Checkpoint, backend) -> meta.MetaState:
     be = get_backend(backend)
     return meta.MetaState(tree.to_backend(ckpt.params, be), optim.state_to_backend(ckpt.inner_state, be),
                           optim.state_to_backend(ckpt.outer_state, be), ckpt.iteration)
+
+
+def image_classifier(cfg: C.RunConfig, params=None):
+    """``(spec, network, inner optimizer)`` of an image classification run, what
+    :class:`fometa.FewShotClassifier` adapts and predicts with: how a raw image becomes an input (the
+    run's :class:`~fometa.data.ImageSpec`), the network on inputs of that shape and the inner loop's
+    optimizer. Raises :class:`~fometa.config.ConfigError` for a sine run and, given the checkpoint's
+    ``params``, for parameters whose shapes are not the network's.
+    """
+    spec = C.input_spec(cfg.data)
+    if spec is None:
+        raise C.ConfigError(f"a {cfg.data.kind} run is not an image classifier")
+    network = build_model(cfg.model, spec.shape)
+    if params is not None and {k: tuple(v.shape) for k, v in params.items()} != network.param_shapes():
+        raise C.ConfigError(f"its parameters do not fit its configuration's network {network.name}")
+    return spec, network, inner_optimizer(cfg.inner)

@@ -32,7 +32,7 @@ from fometa import __version__, optim
 from fometa.atomic import atomic_path
 from fometa.backends import backend_of
 
-__all__ = ["Checkpoint", "CheckpointError", "save", "load", "FORMAT", "FORMAT_VERSION", "rng_state", "make_rng", "tree_digest"]
+__all__ = ["Checkpoint", "CheckpointError", "save", "write", "load", "FORMAT", "FORMAT_VERSION", "rng_state", "make_rng", "tree_digest"]
 
 FORMAT = "fometa-checkpoint"
 FORMAT_VERSION = 1
@@ -124,12 +124,19 @@ def _write_state(group, state, digest):
 
 def save(path, ckpt: Checkpoint) -> Path:
     """Write ``ckpt`` to ``path`` atomically (temporary file beside it, fsync, rename)."""
-    import h5py
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        write(tmp, ckpt)
+    return path
+
+
+def write(file, ckpt: Checkpoint) -> None:
+    """Write ``ckpt`` into ``file`` as it is (not atomically: :func:`save` is the atomic write)."""
+    import h5py
+
     digest = hashlib.sha256()
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with h5py.File(file, "w") as f:
         attrs = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -146,7 +153,6 @@ def save(path, ckpt: Checkpoint) -> Path:
         _write_state(f.create_group("inner_state"), ckpt.inner_state, digest)
         _write_state(f.create_group("outer_state"), ckpt.outer_state, digest)
         f.attrs["sha256"] = digest.hexdigest()
-    return path
 
 
 def _digest_attrs(digest, attrs: dict):

@@ -11,9 +11,10 @@ import importlib
 import os
 import sys
 
-from fometa import distributed
+from fometa import __version__, distributed
 from fometa.backends import BackendError
 from fometa.commands.options import CLIError
+from fometa.signals import Terminated
 
 # name -> (module under fometa.commands, one-line help)
 COMMANDS = {
@@ -36,6 +37,8 @@ PARALLEL = ("train", "eval")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fometa", description="First-order meta-learning (Reptile, FOMAML).")
+    parser.add_argument("--version", action="version", version=f"fometa {__version__}",
+                        help="print fometa's version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (module, help_text) in COMMANDS.items():
@@ -65,10 +68,11 @@ def main(argv=None) -> int:
             print(f"fometa: error: {comm.label}{exc}", file=sys.stderr)
             comm.abort(2)
             return 2
-        except KeyboardInterrupt:
-            print(f"fometa: {comm.label}interrupted", file=sys.stderr)
-            comm.abort(130)
-            return 130
+        except KeyboardInterrupt as exc:  # Ctrl-C; or SIGTERM where a command asked for it (fometa.signals)
+            status, what = (143, "terminated") if isinstance(exc, Terminated) else (130, "interrupted")
+            print(f"fometa: {comm.label}{what}", file=sys.stderr)
+            comm.abort(status)
+            return status
         except BrokenPipeError:  # the reader went away (`fometa data info F | head`): stop quietly, as cat does
             _silence_stdout()
             return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by the closed pipe

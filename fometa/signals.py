@@ -1,10 +1,38 @@
-"""Stopping cleanly: SIGINT and SIGTERM ask a long job to stop at its next safe point."""
+"""Stopping cleanly: SIGINT and SIGTERM ask a long job to stop at its next safe point
+(:class:`StopSignals`), or, for a job that has none (packing a data set), stop it at once and alike:
+:func:`terminate_interrupts` makes SIGTERM raise as Ctrl-C does, so what is cleaned up on one
+(a temporary file) is cleaned up on the other."""
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 
-__all__ = ["StopSignals"]
+__all__ = ["StopSignals", "Terminated", "terminate_interrupts"]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as Ctrl-C raises :class:`KeyboardInterrupt` (within :func:`terminate_interrupts`)."""
+
+
+def _terminate(signum, frame):
+    raise Terminated("SIGTERM")
+
+
+@contextlib.contextmanager
+def terminate_interrupts():
+    """Within the block, SIGTERM raises :class:`Terminated` (a ``KeyboardInterrupt``): the block's clean-up
+    runs as on Ctrl-C, and the command line exits with status 143. Only in the main thread, and only
+    where SIGTERM has its default action (a handler someone installed is left alone)."""
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 class StopSignals:

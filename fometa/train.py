@@ -26,6 +26,7 @@ without touching the last good checkpoint.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,10 +170,12 @@ class RunProgress:
         distributed.check_same(self.comm, self.state.params)  # several ranks: all hold the same parameters
         if self.run is not None and self.comm.is_root:  # rank 0 alone writes
             s = self.state
-            self.run.save_checkpoint(ckpt_io.Checkpoint(
+            note = self.run.save_checkpoint(ckpt_io.Checkpoint(
                 params=tree.to_host(s.params), inner_state=optim.state_to_host(s.inner_state),
                 outer_state=optim.state_to_host(s.outer_state), rng_state=ckpt_io.rng_state(self.rng),
                 iteration=s.iteration, config=C.to_dict(self.cfg), extra=self.extra(elapsed)))
+            if note:  # the checkpoint it replaced was damaged: set aside, the fallback kept
+                print(f"fometa: {note}", file=sys.stderr, flush=True)
         self.last_ckpt = self.state.iteration
 
     def record_segment(self, elapsed: float, status: str) -> None:

@@ -106,3 +106,19 @@ def tiny_run(tmp_path_factory, tiny_images):
     run = tmp_path_factory.mktemp("tiny_run") / "run"
     assert main(["train", "--data", str(tiny_images), "--out", str(run), *TINY_TRAIN]) == 0
     return run
+
+
+@pytest.fixture
+def tiny_run_on_previous(tmp_path, tiny_run):
+    """``(run folder, iteration)``: a copy of the tiny run whose latest checkpoint is unreadable, beside a
+    previous one (``checkpoint.prev.h5``, at ``iteration``, one before the latest)."""
+    import dataclasses
+    import shutil
+
+    from fometa import checkpoint
+
+    run = shutil.copytree(tiny_run, tmp_path / "run_on_previous")
+    ckpt = checkpoint.load(run / "checkpoint.h5")
+    checkpoint.save(run / "checkpoint.prev.h5", dataclasses.replace(ckpt, iteration=ckpt.iteration - 1))
+    (run / "checkpoint.h5").write_bytes(b"not a checkpoint")
+    return run, ckpt.iteration - 1

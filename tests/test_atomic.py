@@ -34,3 +34,29 @@ def test_failure_keeps_the_old_file_and_removes_the_temporary(tmp_path):
 def test_write_text(tmp_path):
     atomic.write_text(tmp_path / "a.json", "{}\n")
     assert (tmp_path / "a.json").read_text() == "{}\n"
+
+
+def _ended_pid() -> int:
+    """The id of a process that has ended (it was started and waited for)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_write_removes_the_temporary_files_of_ended_writers_of_its_target_only(tmp_path):
+    dead = _ended_pid()
+    stale = tmp_path / f"out.h5.tmp{dead}-abc123"
+    live = tmp_path / f"out.h5.tmp{os.getpid()}-def456"  # a write still going on in a running process
+    other = tmp_path / f"other.h5.tmp{dead}-abc123"  # another target's
+    foreign = tmp_path / "out.h5.tmpnotapid"  # not named by a writer of ours
+    for path in (stale, live, other, foreign):
+        path.write_bytes(b"partial")
+    with atomic.atomic_path(tmp_path / "out.h5") as tmp:
+        assert tmp.name.startswith(f"out.h5.tmp{os.getpid()}-")
+        tmp.write_bytes(b"whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out.h5", live.name, other.name, foreign.name])
+    assert atomic.remove_stale(tmp_path / "other.h5") == [other] and not other.exists()
+    assert atomic.remove_stale(tmp_path / "absent" / "x.h5") == []

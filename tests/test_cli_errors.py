@@ -42,3 +42,13 @@ def test_closed_pipe_ends_quietly_with_status_141():
         stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141
     assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+
+
+def test_version_prints_the_version():
+    from importlib.metadata import version
+
+    import fometa
+
+    out = _run("--version")
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    assert out.stdout == f"fometa {fometa.__version__}\n" and fometa.__version__ == version("fometa")

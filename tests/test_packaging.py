@@ -8,7 +8,7 @@ from pathlib import Path
 import fometa.backends
 
 REPO = Path(__file__).resolve().parents[1]
-OPTIONAL = ("h5py", "cupy", "matplotlib", "PIL", "mpi4py")
+OPTIONAL = ("h5py", "cupy", "matplotlib", "PIL", "mpi4py", "sklearn", "joblib")
 
 
 def _python(code, cwd):
@@ -29,6 +29,16 @@ def test_import_fometa_loads_no_optional_dependency(tmp_path):
         tmp_path,
     )
     assert loaded == [], f"import fometa pulled in optional dependencies: {loaded}"
+
+
+def test_the_few_shot_classifier_loads_no_scikit_learn(tmp_path):
+    loaded = _python(
+        "import json, sys, pickle, fometa.fewshot as f; c = f.FewShotClassifier(); c.set_params(steps=3); "
+        "pickle.loads(pickle.dumps(c)); "
+        "print(json.dumps(sorted(m for m in ('sklearn', 'joblib') if m in sys.modules)))",
+        tmp_path,
+    )
+    assert loaded == [], f"fometa.fewshot pulled in {loaded}"
 
 
 def test_no_top_level_helper_modules(tmp_path):

@@ -204,3 +204,33 @@ def test_progress_bar_redraws_in_place_on_a_terminal():
     text = stream.getvalue()
     assert "\n" not in text[:-1] and text.endswith("\n") and text.count("\r") == 6
     assert "10/10" in text.rsplit("\r", 1)[-1] and "16 tasks/s" in text.rsplit("\r", 1)[-1]
+
+
+def _cut_in_half(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_two_damaged_checkpoints_in_a_row_still_leave_a_good_one_to_continue_from(tmp_path):
+    """A damaged latest checkpoint is set aside, never rotated into the fallback: after a resume from
+    ``checkpoint.prev.h5`` and one save, a second damaged latest still finds the good fallback, and the run
+    ends where an uninterrupted one ends."""
+    cfg = _cfg(checkpoint_every=2)
+    T.train(cfg, tmp_path / "full", _splits(), progress=False)
+    run = RunFolder(tmp_path / "part")
+    T.train(cfg, run.path, _splits(), progress=False, stop_at=6)  # checkpoints at 2, 4 and 6
+    _cut_in_half(run.checkpoint_path)
+    ck, note = run.load_checkpoint(set_aside=True)
+    assert ck.iteration == 4, note
+    assert "moved it aside to" in note and "checkpoint.damaged.h5" in note and "meta-iteration 4" in note
+    assert run.damaged_checkpoint_path.exists() and not run.checkpoint_path.exists()
+    T.train(cfg, run.path, _splits(), resume=ck, progress=False, stop_at=6)  # one save past the resume, at 6
+    assert checkpoint.load(run.previous_checkpoint_path).iteration == 4, "the fallback was replaced"
+    _cut_in_half(run.checkpoint_path)  # the second fault
+    ck, note = run.load_checkpoint(set_aside=True)
+    assert ck.iteration == 4 and "continuing from the previous checkpoint" in note
+    result = T.train(cfg, run.path, _splits(), resume=ck, progress=False)
+    assert (result.status, result.iteration) == ("finished", 12)
+    full, part = (checkpoint.load(RunFolder(tmp_path / r).checkpoint_path) for r in ("full", "part"))
+    assert _same_params(full.params, part.params)
+    assert _same_params(full.inner_state.mu, part.inner_state.mu) and full.rng_state == part.rng_state

@@ -4,8 +4,10 @@
 Copies RUN's checkpoint (a run folder's latest, or a checkpoint file) into the registry as
 ``NAME.h5`` and writes NAME's entry in the registry's ``index.json`` (see
 ``fometa/pretrained/__init__.py``): the file's SHA-256 and size, the training budget (the
-checkpoint's meta-iterations and wall time), the preprocessing, and the measured accuracies of
-every line of ``DIR/eval-*.jsonl`` (``fometa eval`` output; DIR defaults to RUN), for example::
+checkpoint's meta-iterations, and the training time of the run whose results DIR holds: the last
+``seconds`` of ``DIR/log.jsonl``, the figure its results quote, else the checkpoint's), the
+preprocessing, and the measured accuracies of every line of ``DIR/eval-*.jsonl`` (``fometa eval``
+output; DIR defaults to RUN), for example::
 
     python tools/ship_model.py runs/o5w1s-100k omniglot-5way --results docs/results/o5w1s-100k \\
         --description "Omniglot 5-way, the paper's setting and budget"
@@ -109,8 +111,9 @@ def ship(run, name: str, results=None, registry=None, description: str | None = 
             if differences:
                 raise ShipError(f"{results / 'config.json'} differs from the checkpoint's configuration: "
                                 f"{'; '.join(f'{k}: {a!r} there, {b!r} in the checkpoint' for k, a, b in differences)}")
-        new = entry(name, cfg, results, ckpt.iteration, ckpt.extra.get("seconds"), description,
-                    accuracies(results, ckpt.iteration))
+        log = RunFolder(results).read_log()  # the run's own record of its training time, where it has one
+        seconds = log[-1].get("seconds") if log else ckpt.extra.get("seconds")
+        new = entry(name, cfg, results, ckpt.iteration, seconds, description, accuracies(results, ckpt.iteration))
         registry.mkdir(parents=True, exist_ok=True)
         target = registry / new["file"]
         with atomic.atomic_path(target) as tmp:

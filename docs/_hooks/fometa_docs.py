@@ -1,6 +1,15 @@
-"""mkdocs hook: the documentation's generated parts, written from the code and the committed files.
+"""The documentation's generated parts, written from the code and the committed files: into the pages
+themselves (``python docs/_hooks/fometa_docs.py``), so that they read the same on GitHub as on the site,
+and again by the site build (an mkdocs hook), which finds the same text.
 
-A page asks for a generated part with an HTML comment on a line of its own:
+A generated part is a block between two HTML comments, each on a line of its own::
+
+    <!-- fometa:KIND ARGS -->
+    ...what the generator writes...
+    <!-- /fometa:KIND -->
+
+A page asks for a new part with the first line alone; writing the pages fills it in and adds the
+second. The kinds:
 
 ``<!-- fometa:settings -->``
     every setting of :mod:`fometa.config`: its flag (:data:`fometa.commands.options.FLAGS`), its
@@ -16,16 +25,15 @@ A page asks for a generated part with an HTML comment on a line of its own:
 ``<!-- fometa:sine RUN -->``
     the sine-wave record ``docs/results/RUN/result.json`` as a table;
 ``<!-- fometa:models -->``
-    the shipped models of ``fometa/pretrained/index.json``: budget, accuracies, size, and whether the
-    checkpoint is shipped yet (what ``fometa models`` lists);
-``<!-- fometa:performance-link -->``
-    the pointer to ``docs/performance.md``'s measured figures (a marked stub while that page is absent);
+    the shipped models of ``fometa/pretrained/index.json``: budget, accuracies, size, and
+    whether the checkpoint is shipped yet (what ``fometa models`` lists);
 ``<!-- fometa:include PATH#ANCHOR -->``
     the section of the repository file PATH under the heading whose anchor is ANCHOR, its headings
     moved one level down.
 
-Nothing a reader sees in these parts is typed by hand, so none of it can go stale. The functions
-are plain (``render(markdown)``) so that the tests can call them without mkdocs.
+Nothing a reader sees in these parts is typed by hand, so none of it can go stale:
+``tests/test_docs.py`` holds every page equal to what this writes. The functions are plain
+(``render(markdown)``) so that the tests can call them without mkdocs.
 """
 from __future__ import annotations
 
@@ -38,7 +46,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "docs" / "results"
-MARKER = re.compile(r"^<!-- fometa:(\w[\w-]*)(?: (.*?))? -->$", re.MULTILINE)
+#: a generated part: its opening comment and, once written, what was generated and the closing comment (the
+#: body holds no other opening comment, so a new part never swallows the next one)
+BLOCK = re.compile(r"^<!-- fometa:(?P<kind>\w[\w-]*)(?: (?P<arg>[^\n]*?))? -->$"
+                   r"(?:(?P<body>(?:(?!^<!-- fometa:).)*?)^<!-- /fometa:(?P=kind) -->$)?", re.MULTILINE | re.DOTALL)
+#: the usage lines' width (fixed, so that the text does not depend on the terminal that writes it)
+WIDTH = 100
 
 
 # ----------------------------------------------------------------------------------------------
@@ -131,13 +144,44 @@ def command_reference(name: str) -> str:
     return "\n".join(out)
 
 
+def usage(parser: argparse.ArgumentParser) -> str:
+    """``usage: PROG [options] ...`` of ``parser``, wrapped at :data:`WIDTH` between arguments (argparse's own
+    wraps at the terminal's width and words it differently from one Python version to the next)."""
+    formatter = parser._get_formatter()
+    parts = []
+    for action in parser._actions:
+        if action.help == argparse.SUPPRESS:
+            continue
+        if isinstance(action, argparse._SubParsersAction):
+            parts.append(formatter._format_args(action, action.dest))
+        elif action.option_strings:
+            if isinstance(action, argparse.BooleanOptionalAction):
+                item = " | ".join(action.option_strings)
+            else:
+                args = "" if action.nargs == 0 else " " + formatter._format_args(
+                    action, formatter._get_default_metavar_for_optional(action))
+                item = action.option_strings[0] + args
+            parts.append(item if action.required else f"[{item}]")
+        else:
+            parts.append(formatter._format_args(action, formatter._get_default_metavar_for_positional(action)))
+    lines, line = [], f"usage: {parser.prog}"
+    indent = " " * (len("usage: ") + len(parser.prog) + 1)
+    for part in parts:
+        if len(line) + 1 + len(part) > WIDTH and line.strip() != f"usage: {parser.prog}":
+            lines.append(line)
+            line = indent + part
+        else:
+            line += " " + part
+    return "\n".join(lines + [line])
+
+
 def _describe(parser, title: str, out: list) -> None:
     subs = _subparsers(parser)
     settings_group = "settings (override the preset)"
     out += [f"### `{title}`", ""]
     if parser.description:
         out += [parser.description[0].upper() + parser.description[1:] + ".", ""]
-    out += ["```text", parser.format_usage().strip(), "```", ""]
+    out += ["```text", usage(parser), "```", ""]
     rows = _option_rows(parser, skip_groups=(settings_group,))
     if rows:
         out += ["| argument | meaning |", "|---|---|", *rows, ""]
@@ -233,16 +277,6 @@ def include_section(spec: str) -> str:
     return "\n".join(out)
 
 
-def performance_link(arg: str) -> str:  # noqa: ARG001
-    """The pointer to the measured speed figures (``docs/performance.md``), or a marked stub without it."""
-    if (ROOT / "docs" / "performance.md").exists():
-        return ("The measured figures (fometa against PyTorch, before and after the compiled kernels, where "
-                "the time goes) are on [Measured speed](performance.md). This page says how fometa runs fast "
-                "and how to measure it.")
-    return ('!!! note "Measured figures"\n    The speed tables measured with the compiled kernels are not '
-            "written yet; the commands below produce them.")
-
-
 def models_table(arg: str) -> str:  # noqa: ARG001
     """The package's shipped models, one row each: the registry's entries, their accuracies as
     ``fometa models`` words them."""
@@ -262,7 +296,6 @@ def models_table(arg: str) -> str:  # noqa: ARG001
 # ----------------------------------------------------------------------------------------------
 GENERATORS = {
     "models": models_table,
-    "performance-link": performance_link,
     "settings": lambda arg: settings_table(),
     "presets": lambda arg: presets_table(),
     "command": command_reference,
@@ -274,24 +307,45 @@ GENERATORS = {
 
 
 def render(markdown: str) -> str:
-    """``markdown`` with every ``<!-- fometa:KIND ARGS -->`` line replaced by what it asks for."""
+    """``markdown`` with every generated part written afresh (a new one filled in and closed)."""
     def replace(m):
-        kind, arg = m.group(1), (m.group(2) or "").strip()
+        kind, arg = m.group("kind"), (m.group("arg") or "").strip()
         if kind not in GENERATORS:
             raise ValueError(f"unknown generated part {kind!r}")
-        return GENERATORS[kind](arg)
-    return MARKER.sub(replace, markdown)
+        opening = f"<!-- fometa:{kind}{' ' + arg if arg else ''} -->"
+        return f"{opening}\n\n{GENERATORS[kind](arg).strip()}\n\n<!-- /fometa:{kind} -->"
+    return BLOCK.sub(replace, markdown)
+
+
+def pages() -> list[Path]:
+    """The documentation's pages (``docs/**/*.md``)."""
+    return sorted((ROOT / "docs").rglob("*.md"))
 
 
 def on_page_markdown(markdown, page, config, files):  # noqa: ARG001 (mkdocs' hook signature)
     return render(markdown)
 
 
-def on_config(config):
-    """The measured speed figures (``docs/performance.md``) join the Performance section once they exist."""
-    if (ROOT / "docs" / "performance.md").exists():
-        for i, entry in enumerate(config["nav"]):
-            if entry == {"Performance": "benchmarks.md"}:
-                config["nav"][i] = {"Performance": [{"How it runs fast, and how to measure it": "benchmarks.md"},
-                                                    {"Measured speed": "performance.md"}]}
-    return config
+def main(argv=None) -> int:
+    """Write every page's generated parts (``--check``: only say which pages differ from what would be written)."""
+    parser = argparse.ArgumentParser(prog="python docs/_hooks/fometa_docs.py", description=main.__doc__)
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a page is not up to date")
+    args = parser.parse_args(argv)
+    stale = []
+    for page in pages():
+        text = page.read_text()
+        new = render(text)
+        if new != text:
+            stale.append(page.relative_to(ROOT))
+            if not args.check:
+                page.write_text(new)
+    for page in stale:
+        print(f"{'not up to date' if args.check else 'wrote'}: {page}")
+    return 1 if args.check and stale else 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.path.insert(0, str(ROOT))  # run from a checkout: its fometa, as the site build uses
+    sys.exit(main())

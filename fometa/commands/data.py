@@ -5,7 +5,10 @@ official Omniglot zips. Each source is a local zip or folder, or a URL: a URL en
 a folder holding ``images_background.zip`` and ``images_evaluation.zip``, any other URL one file.
 Without ``--source`` the official archives are downloaded from github.com/brendenlake/omniglot.
 Downloads go to ``--download-dir`` (default ``datasets/downloads``), show a progress bar and are
-checked against the known SHA-256 of the official files (or ``--sha256``).
+checked against the known SHA-256 of the official files (or ``--sha256``). A failed download (offline,
+say) leaves nothing behind and its error names the files to give with ``--source`` instead. Packing
+stops cleanly on Ctrl-C and SIGTERM alike, leaving no temporary file; one left by a pack killed outright
+is removed by the next pack of the same output.
 
 ``fometa data miniimagenet --source PATH_OR_URL [--out datasets/miniimagenet.h5]`` packs a folder,
 zip or tar of Mini-ImageNet (there is no official download; a URL is fetched as one file).
@@ -15,20 +18,28 @@ zip or tar of Mini-ImageNet (there is no official download; a URL is fetched as 
 
 ``fometa data info FILE [--verify]`` prints what a packed file holds as JSON: its attributes,
 split sizes, example shape, the :class:`~fometa.data.ImageSpec` for new inputs and every
-dataset's shape and SHA-256 (``--verify`` recomputes those).
+dataset's shape and SHA-256. ``--verify`` recomputes those: a damaged file is reported, not refused, as
+``"verified": false`` with the datasets that fail (``"damaged"``: the stored and the recomputed
+checksum, or why a dataset cannot be read), one line on stderr and exit status 1.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from pathlib import Path
 
 from fometa.commands.options import CLIError
 from fometa.data import DataError, describe_packed, pack_folder, pack_miniimagenet, pack_omniglot
 from fometa.data._io import download, is_url
+from fometa.data.schema import describe_findings
 
 OMNIGLOT_URL = "https://raw.githubusercontent.com/brendenlake/omniglot/master/python/"
 OMNIGLOT_FILES = ("images_background.zip", "images_evaluation.zip")
 DOWNLOAD_DIR = "datasets/downloads"
+#: what to do without a connection (a failed download's error says it)
+OMNIGLOT_OFFLINE = ("to pack local copies instead (from github.com/brendenlake/omniglot, folder python/), give them "
+                    f"with --source {' '.join(OMNIGLOT_FILES)}")
 
 
 def add_arguments(p):
@@ -36,7 +47,8 @@ def add_arguments(p):
     sub.required = True
     o = sub.add_parser("omniglot", help="pack Omniglot (both official zips) into HDF5")
     o.add_argument("--source", nargs="+", default=[OMNIGLOT_URL], metavar="PATH_OR_URL",
-                   help=f"zips, folders or URLs (default: download from {OMNIGLOT_URL})")
+                   help=f"images_background.zip and images_evaluation.zip (or their folders, or a folder holding them), "
+                        f"or URLs (default: download from {OMNIGLOT_URL})")
     o.add_argument("--out", default="datasets/omniglot.h5", help="output file (default datasets/omniglot.h5)")
     _add_download_arguments(o)
     pack_omniglot.add_arguments(o)
@@ -58,7 +70,9 @@ def add_arguments(p):
 
     i = sub.add_parser("info", help="print what a packed file holds")
     i.add_argument("file", help="a packed .h5 file")
-    i.add_argument("--verify", action="store_true", help="recompute and check every dataset's SHA-256")
+    i.add_argument("--verify", action="store_true",
+                   help="recompute and check every dataset's SHA-256; a damaged file is reported (\"verified\": false, "
+                        "what is \"damaged\") with exit status 1")
 
 
 def _add_download_arguments(p):
@@ -66,23 +80,42 @@ def _add_download_arguments(p):
     p.add_argument("--sha256", default=None, help="expected SHA-256 of a downloaded file (one URL only)")
 
 
-def fetch_sources(sources, download_dir, sha256=None, progress=True, folder_files=()):
+def fetch_sources(sources, download_dir, sha256=None, progress=True, folder_files=(), offline=None):
     """Local paths for ``sources``: paths unchanged, URLs downloaded (a URL ending in ``/`` is a
-    folder from which each of ``folder_files`` is fetched)."""
+    folder from which each of ``folder_files`` is fetched).
+
+    A failed download leaves no partial file and removes the folders it made for it; its error says how
+    to do without the network: ``offline``, or by default to give a local copy with ``--source``."""
     urls = []
     for source in sources:
         if is_url(source):
             urls.extend([source + name for name in folder_files] if source.endswith("/") else [source])
     if sha256 is not None and len(urls) != 1:
         raise CLIError(f"--sha256 needs exactly one URL source, got {len(urls)}")
+    made = _missing_folders(Path(download_dir)) if urls else []
     out = []
-    for source in sources:
-        if not is_url(source):
-            out.append(source)
-            continue
-        for url in ([source + name for name in folder_files] if source.endswith("/") else [source]):
-            out.append(str(download(url, download_dir, sha256=sha256, progress=progress)))
+    try:
+        for source in sources:
+            if not is_url(source):
+                out.append(source)
+                continue
+            for url in ([source + name for name in folder_files] if source.endswith("/") else [source]):
+                out.append(str(download(url, download_dir, sha256=sha256, progress=progress)))
+    except DataError as exc:
+        for folder in made:  # deepest first; those still empty (a download that did finish is kept)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise CLIError(f"{exc}; {offline or 'to pack a local copy instead, give it with --source PATH'}") from None
     return out
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those above it that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 def run(args) -> int:
@@ -91,7 +124,8 @@ def run(args) -> int:
             return _info(args)
         progress = not args.quiet
         if args.data_command == "omniglot":
-            sources = fetch_sources(args.source, args.download_dir, args.sha256, progress, OMNIGLOT_FILES)
+            sources = fetch_sources(args.source, args.download_dir, args.sha256, progress, OMNIGLOT_FILES,
+                                    offline=OMNIGLOT_OFFLINE)
             out = pack_omniglot.pack_omniglot(sources, args.out, pack_omniglot.config_from_args(args),
                                               force=args.force, progress=progress)
         elif args.data_command == "folder":
@@ -110,5 +144,9 @@ def run(args) -> int:
 
 
 def _info(args) -> int:
-    print(json.dumps(describe_packed(args.file, verify=args.verify), indent=1, sort_keys=True))
+    info = describe_packed(args.file, verify=args.verify)
+    print(json.dumps(info, indent=1, sort_keys=True), flush=True)
+    if info.get("damaged"):  # a finding, not a failure to run: the report above, one line here, status 1
+        print(f"fometa data info: {args.file}: {describe_findings(info['damaged'])}", file=sys.stderr)
+        return 1
     return 0

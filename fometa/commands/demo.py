@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import warnings
 
 from fometa import checkpoint, pretrained
 from fometa.commands.options import CLIError
@@ -35,12 +36,13 @@ def load(model: str):
     except ImportError:
         raise CLIError("fometa demo needs Pillow (pip install 'fometa[demo]')") from None
     try:
-        ckpt, _, note = pretrained.load_run(model)
-        clf = FewShotClassifier(ckpt, source=str(model))
+        with warnings.catch_warnings(record=True) as notes:  # e.g. a run's previous checkpoint taken
+            warnings.simplefilter("always")
+            clf = FewShotClassifier(model).load()
     except (ValueError, checkpoint.CheckpointError, pretrained.RegistryError) as exc:
         raise CLIError(str(exc)) from None
-    if note:
-        print(f"fometa demo: {note}", file=sys.stderr)
+    for note in notes:
+        print(f"fometa demo: {note.message}", file=sys.stderr)
     return clf, str(model)
 
 

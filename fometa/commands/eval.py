@@ -8,7 +8,9 @@ the run's evaluation settings (shots, inner iterations, inner mini-batch) unless
 (``transductive,per-query``): each task is then adapted once and predicted in every mode.
 Prints one JSON object per mode with ``accuracy``, ``ci95`` (half-width of the 95% confidence
 interval), ``tasks``, ``mode`` and ``seconds`` (wall time of the whole evaluation); the sine
-preset reports ``mse`` instead of ``accuracy``. A progress bar goes to stderr.
+preset reports ``mse`` instead of ``accuracy``. A progress bar goes to stderr. The run's data file is
+found from any working folder (:func:`fometa.runfolder.find_data`: as recorded, else from the run
+folder and each folder above it); ``--data`` gives another.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from fometa.data import DataError
 from fometa.evaluate import PartialError, load_partial, save_partial
 from fometa.problems import make_problem
 from fometa.progress import ProgressBar
+from fometa.runfolder import find_data
 from fometa.signals import StopSignals
 
 #: flag -> setting overridable here (the rest of the configuration is the run's)
@@ -66,6 +69,15 @@ def _source(ref, path) -> str:
     return str(path) if Path(ref).exists() else str(ref)
 
 
+def _run_folder(ref):
+    """Where the run's data file is also looked for (:func:`fometa.runfolder.find_data`): the run folder, or the
+    folder of a checkpoint file (``None`` for a shipped model's name)."""
+    path = Path(ref)
+    if not path.exists():
+        return None
+    return path if path.is_dir() else path.parent
+
+
 def run(args) -> int:
     comm = distributed.world()  # mpiexec -n N: the tasks are split over N ranks; rank 0 prints
     try:
@@ -89,7 +101,7 @@ def run(args) -> int:
         cfg = config.apply_overrides(cfg, overrides)
         modes = modes or (cfg.eval.mode,)
         check_backend(comm.backend_name(cfg.backend))
-        splits = load_splits(cfg.data)
+        splits = load_splits(cfg.data if "data.path" in overrides else find_data(cfg.data, _run_folder(args.run)))
         check_data(cfg, splits, eval_splits=(cfg.eval.split,), training=False)
     except (config.ConfigError, checkpoint.CheckpointError, pretrained.RegistryError, DataError, BackendError) as exc:
         raise CLIError(str(exc)) from None
@@ -111,6 +123,9 @@ def run(args) -> int:
                 learner, state.params, state.inner_state, ev.split, np.random.default_rng(args.seed), ev.tasks,
                 modes=modes, chunk=ev.chunk, progress=lambda done, total: bar.update(done),
                 **({"resume": keep.resume, "on_chunk": lambda p: keep.save(p, stop)} if keep else {}))
+    except DataError as exc:  # a damaged data file, met while reading its examples
+        bar.close()
+        raise CLIError(str(exc)) from None
     except _Stopped as exc:
         bar.close()
         if comm.is_root:

@@ -4,7 +4,7 @@ For each: its name, whether it can be loaded here, what it is, its training budg
 (meta-iterations, preset, wall time), its measured accuracies (test tasks, per batch-norm mode)
 with the folder of results they come from, and its checkpoint file's size and SHA-256. ``--json``
 prints one JSON object per model instead. Any name listed as available works as ``RUN`` in
-``fometa eval``, ``fometa predict`` and ``fometa.FewShotClassifier.from_pretrained``.
+``fometa eval``, ``fometa predict`` and as ``fometa.FewShotClassifier``'s ``model``.
 """
 from __future__ import annotations
 

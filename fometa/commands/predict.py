@@ -6,18 +6,24 @@ as many classes as the model has outputs); each query ``PATH`` is an image file 
 them. The model is fine-tuned on the support images from its meta-learned initialization with
 the run's evaluation settings, then labels every query: one JSON line per query, in the order
 given, ``{"file": ..., "class": ..., "probabilities": {class: p, ...}}``. Everything is
-:class:`fometa.FewShotClassifier` (``--mode``, ``--steps`` and ``--seed`` are its options)::
+:class:`fometa.FewShotClassifier` (``RUN``, ``--steps``, ``--mode``, ``--seed`` and ``--backend`` are its
+parameters). Images unlike those the model was trained on (a colour photograph for a model of
+black-and-white drawings, :mod:`fometa.data.familiar`) are still labelled, with a warning line on
+stderr naming them::
 
     fometa predict omniglot-5way --support my_task/support --query my_task/query
 """
 from __future__ import annotations
 
 import json
+import sys
+import warnings
 
 from fometa import checkpoint, config, pretrained
 from fometa.backends import BackendError
 from fometa.commands.options import CLIError, add_threads_argument, apply_threads, check_backend
 from fometa.data import DataError
+from fometa.data.familiar import UnfamiliarImageWarning
 from fometa.fewshot import FewShotClassifier, list_images, read_support_folder
 
 
@@ -42,17 +48,23 @@ def run(args) -> int:
         raise CLIError(f"--steps must be non-negative, got {args.steps}")
     try:
         check_backend(args.backend)
-        ckpt, _, _ = pretrained.load_run(args.run)
-        clf = FewShotClassifier(ckpt, steps=args.steps, mode=args.mode, seed=args.seed, backend=args.backend,
-                                source=str(args.run))
+        clf = FewShotClassifier(args.run, steps=args.steps, mode=args.mode, seed=args.seed,
+                                backend=args.backend).load()
         files, labels = read_support_folder(args.support)
         queries = [q for path in args.query for q in list_images(path)]
         if len(set(labels)) > clf.ways:
             raise CLIError(f"{args.support}: {len(set(labels))} classes, but {args.run} has {clf.ways} outputs: "
                            f"at most {clf.ways} classes")
-        probabilities = clf.fit(files, labels).predict_proba(queries)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UnfamiliarImageWarning)
+            probabilities = clf.fit(files, labels).predict_proba(queries)
     except (ValueError, DataError, checkpoint.CheckpointError, pretrained.RegistryError, BackendError) as exc:
         raise CLIError(str(exc)) from None
+    for w in caught:  # images unlike the model's: a line each on stderr; other warnings as Python shows them
+        if isinstance(w.message, UnfamiliarImageWarning):
+            print(f"fometa predict: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     names = [str(c) for c in clf.classes_]
     for path, p in zip(queries, probabilities):
         print(json.dumps({"file": str(path), "class": names[int(p.argmax())],

@@ -16,11 +16,18 @@ the same folder is refused with the holder's process id (exit 2). The last line 
 standard output is one JSON object: status, iteration, seconds and the latest accuracies.
 ``--seeds 0,1,2,3`` trains several seeds together on the task axis, one run folder each
 (:mod:`fometa.commands.train_seeds`). A resume whose latest checkpoint is unreadable or fails its
-SHA-256 says so and continues from the previous one (:mod:`fometa.runfolder`).
+SHA-256 says so, moves it aside to ``checkpoint.damaged.h5`` and continues from the previous one
+(:mod:`fometa.runfolder`); it finds the run's data file from any working folder
+(:meth:`~fometa.runfolder.RunFolder.find_data`). A training that fails (a non-finite loss, a data file
+that cannot be read) exits with status 1 and one line saying what happened and what became of the run
+folder: kept with its checkpoint to resume from, or, when it fails before its first checkpoint,
+removed if this command made it.
 """
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 
 from fometa import checkpoint, config, distributed
@@ -31,7 +38,7 @@ from fometa.commands.options import (FLAGS, CLIError, add_setting_arguments, add
                                      check_backend, default_run_folder, new_config, overrides_from_args,
                                      resumed_config)
 from fometa.data import DataError
-from fometa.lock import LockedError
+from fometa.lock import LOCK_FILE, LockedError
 from fometa.lock import hold as hold_folder
 from fometa.runfolder import RunFolder
 from fometa.train import TrainingError, train
@@ -59,7 +66,7 @@ def resume_point(folder: RunFolder, quiet: bool = False):
     ``None`` when the run stopped before its first checkpoint."""
     if not folder.has_checkpoint():
         return None
-    ckpt, note = folder.load_checkpoint()
+    ckpt, note = folder.load_checkpoint(set_aside=True)
     if note and not quiet:
         print(f"fometa train: {note}", file=sys.stderr, flush=True)
     return ckpt
@@ -80,6 +87,7 @@ def run(args) -> int:
         file_settings = config.load_file(args.config) if args.config else {}
         flags = overrides_from_args(args)
         resume = lock = None  # lock: held while this process may write in the run folder
+        made = False
         if args.resume:
             if args.preset or args.out:
                 raise CLIError("--resume continues a run with its own configuration; it takes neither --preset "
@@ -95,6 +103,7 @@ def run(args) -> int:
         else:
             cfg = new_config(args, file_settings, flags)
             folder = RunFolder(args.out or default_run_folder(cfg))
+            made = not folder.path.exists()  # by this command: removed again if it fails before a checkpoint
             if folder.path.exists() and not folder.path.is_dir():
                 raise CLIError(f"{folder.path}: exists and is not a folder")
             lock = hold(folder.path) if folder.path.is_dir() else None  # "in use" before "already holds a run"
@@ -103,7 +112,7 @@ def run(args) -> int:
                                "or choose another --out")
         check_backend(comm.backend_name(cfg.backend))  # before the run folder is made
         distributed.check_training(comm, cfg.outer.meta_batch, cfg.outer.batched, cfg.inner.state_policy)
-        splits = load_splits(cfg.data)
+        splits = load_splits(folder.find_data(cfg) if args.resume else cfg.data)
         check_data(cfg, splits)
         comm.barrier()  # every rank has checked the folder before rank 0 writes to it
         if comm.is_root:
@@ -113,13 +122,16 @@ def run(args) -> int:
         raise CLIError(str(exc)) from None
     if not args.quiet and comm.is_root:
         start = "resuming at meta-iteration " + str(resume.iteration) if resume else "starting"
-        print(f"fometa train: {start} {cfg.preset} ({cfg.outer.algorithm}, {cfg.meta_iters} meta-iterations) "
-              f"in {folder.path}", file=sys.stderr, flush=True)
+        print(f"fometa train: {start} {describe_run(cfg)} in {folder.path}", file=sys.stderr, flush=True)
     try:
         result = train(cfg, folder.path, splits, resume=resume, progress=not args.quiet)
-    except TrainingError as exc:  # the same on every rank
+    except (TrainingError, DataError, checkpoint.CheckpointError) as exc:  # a TrainingError: the same on every rank
         if comm.is_root:
-            print(f"fometa: error: {exc}", file=sys.stderr)
+            print(f"fometa: error: {exc}{after_failure(folder, made, bool(args.resume))}", file=sys.stderr, flush=True)
+        elif not isinstance(exc, TrainingError):
+            print(f"fometa: error: {comm.label}{exc}", file=sys.stderr, flush=True)
+        if not isinstance(exc, TrainingError):  # met by one rank alone: the others are stopped with it
+            comm.abort(1)
         return 1
     finally:
         if lock is not None:
@@ -132,3 +144,31 @@ def run(args) -> int:
                   f"written. Continue with: fometa train --resume {folder.path}", file=sys.stderr)
         return 130 if result.signal == "SIGINT" else 143
     return 0
+
+
+def describe_run(cfg: config.RunConfig) -> str:
+    """What a run trains, for its start line: the preset, on the data file it reads (for a file of any images,
+    the file first: the preset only lends its settings), the algorithm and the budget."""
+    budget = f"{cfg.outer.algorithm}, {cfg.meta_iters} meta-iterations"
+    if cfg.data.kind == "sine":
+        return f"{cfg.preset} ({budget})"
+    if cfg.data.kind == "folder":
+        return f"{cfg.data.path} ({cfg.model.ways}-way, the settings of {cfg.preset}; {budget})"
+    return f"{cfg.preset} on {cfg.data.path} ({budget})"
+
+
+def after_failure(folder: RunFolder, made: bool, resumed: bool) -> str:
+    """What became of the run folder of a training that failed, said after its error (and done): kept to resume
+    from its checkpoint, or left as it was by a resume; a new run that failed before its first checkpoint
+    leaves nothing: its folder is removed if this command made it, else emptied of the files it wrote."""
+    if folder.has_checkpoint():
+        return f"; the run folder keeps its checkpoint: continue with fometa train --resume {folder.path}"
+    if resumed:
+        return f"; the run folder is left as it was: fometa train --resume {folder.path} starts it again"
+    if made:
+        shutil.rmtree(folder.path, ignore_errors=True)
+        return f"; removed the run folder {folder.path}, made by this training before its first checkpoint"
+    for path in (folder.config_path, folder.log_path, folder.segments_path, folder.path / LOCK_FILE):
+        if path.exists():
+            os.unlink(path)
+    return f"; removed the files this training wrote in {folder.path} (it failed before its first checkpoint)"

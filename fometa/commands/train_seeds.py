@@ -82,7 +82,7 @@ def run_group(args) -> int:
         group, cfgs, dirs, resumes = make(args, file_settings, flags)
         seeds.check_group(cfgs)
         check_backend(cfgs[0].backend)  # before any folder is made
-        splits = load_splits(cfgs[0].data)
+        splits = load_splits(RunFolder(dirs[0]).find_data(cfgs[0]) if args.resume else cfgs[0].data)
         check_data(cfgs[0], splits)
         # one writer: the group's folder and every seed's run folder (fometa/lock.py)
         locks = [hold(group.path)] + [hold(d) for d in dirs]

@@ -34,8 +34,9 @@ The split interface (:class:`ClassSplit`) that samplers consume:
 Anything with these members works; :func:`as_class_split` also turns a plain mapping
 ``{name: array (n, *shape)}``, a list of such arrays, or an array ``(C, n, *shape)`` into a split.
 
-Errors in user data (missing, truncated or malformed inputs, wrong schema) raise
-:class:`DataError`, whose message is the one line ``'<file>: <problem>'``.
+Errors in user data (missing, truncated or malformed inputs, wrong schema, a damaged file) raise
+:class:`DataError`, whose message is the one line ``'<file>: <problem>'``; :func:`check_packed` lists what
+is damaged in a packed file, dataset by dataset.
 
 Importing this package loads neither h5py nor Pillow; they load inside the functions that use them.
 """
@@ -49,7 +50,7 @@ from fometa.data import pack_folder, pack_miniimagenet, pack_omniglot  # modules
 from fometa.data.pack_folder import FolderPackConfig, pack_arrays
 from fometa.data.pack_miniimagenet import MiniImageNetPackConfig
 from fometa.data.pack_omniglot import OmniglotPackConfig
-from fometa.data.schema import SCHEMA_VERSION, PackedInfo, inspect_packed, open_packed, verify_packed
+from fometa.data.schema import SCHEMA_VERSION, PackedInfo, check_packed, inspect_packed, open_packed, verify_packed
 from fometa.data.splits import ArraySplit, ClassSplit, OmniglotSplit, as_class_split
 
 __all__ = [
@@ -57,7 +58,7 @@ __all__ = [
     "load_omniglot", "load_miniimagenet", "load_folder", "load_packed", "omniglot_paper_split",
     "pack_omniglot", "pack_miniimagenet", "pack_folder", "pack_arrays",
     "OmniglotPackConfig", "MiniImageNetPackConfig", "FolderPackConfig", "ImageSpec",
-    "open_packed", "inspect_packed", "verify_packed", "describe_packed", "PackedInfo", "SCHEMA_VERSION",
+    "open_packed", "inspect_packed", "verify_packed", "check_packed", "describe_packed", "PackedInfo", "SCHEMA_VERSION",
 ]
 
 _LOADERS = {"omniglot": load_omniglot, "miniimagenet": load_miniimagenet, "folder": load_folder}

@@ -15,6 +15,7 @@ import numpy as np
 
 from fometa.atomic import atomic_path
 from fometa.progress import ProgressBar
+from fometa.signals import Terminated, terminate_interrupts
 
 __all__ = [
     "DataError", "run_pack", "atomic_output", "Progress", "sha256_file", "sha256_tree", "array_sha256",
@@ -51,6 +52,9 @@ def run_pack(pack, quiet: bool) -> int:
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the temporary file is gone already
+        print("terminated" if isinstance(exc, Terminated) else "interrupted", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
     if not quiet:
         print(f"wrote {out}", file=sys.stderr)
     return 0
@@ -65,9 +69,11 @@ def dumps(obj) -> str:
 def atomic_output(out, force: bool = False):
     """Yield a temporary path beside ``out``; on success rename it to ``out``, else delete it.
 
-    The temporary name is ``<out>.tmp<random>`` (ignored by git as ``*.h5.tmp*``), in the same
+    The temporary name is ``<out>.tmp<pid>-<random>`` (ignored by git as ``*.h5.tmp*``), in the same
     folder so that the final ``os.replace`` is atomic: ``out`` is either absent, its old
-    version, or complete, never partial. Raises :class:`DataError` if ``out`` exists and
+    version, or complete, never partial. The temporary file is removed on any error, on Ctrl-C
+    and on SIGTERM; one left by a pack killed outright is removed by the next pack of ``out``
+    (:func:`fometa.atomic.remove_stale`). Raises :class:`DataError` if ``out`` exists and
     ``force`` is false, or is a folder.
     """
     out = Path(out)
@@ -76,6 +82,7 @@ def atomic_output(out, force: bool = False):
     if out.exists() and not force:
         raise DataError(out, "output file exists (use --force to overwrite)")
     with contextlib.ExitStack() as stack:  # renames on success, removes the temporary file on any error
+        stack.enter_context(terminate_interrupts())  # SIGTERM too: as Ctrl-C, it leaves no temporary file
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             tmp = stack.enter_context(atomic_path(out))

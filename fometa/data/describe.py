@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from fometa.data._io import DataError
 from fometa.data.images import ImageSpec
-from fometa.data.schema import open_packed, required_datasets, verify_packed
+from fometa.data.schema import check_packed, open_packed, reading, required_datasets
 
 __all__ = ["describe_packed"]
 
@@ -19,10 +20,25 @@ def describe_packed(path, verify: bool = False) -> dict:
     * ``image_spec``: :meth:`ImageSpec.for_packed` as a dict, the recipe for new inputs;
     * ``datasets``: ``{name: {"dtype", "shape", "sha256"}}``.
 
-    ``verify``: recompute every dataset's SHA-256 first (:func:`~fometa.data.verify_packed`).
+    ``verify``: recompute every dataset's SHA-256 first (:func:`~fometa.data.check_packed`) and add
+    ``verified`` (true or false) and, for a damaged file, ``damaged``: the findings, one per dataset that
+    fails. What a damaged file still lets be read is described; the rest is left out.
     """
+    findings = check_packed(path) if verify else []
+    try:
+        out = _describe(path)
+    except DataError:
+        if not findings:
+            raise
+        out = {"file": str(path)}  # too damaged to describe: the findings say why
     if verify:
-        verify_packed(path)
+        out["verified"] = not findings
+        if findings:
+            out["damaged"] = findings
+    return out
+
+
+def _describe(path) -> dict:
     f, info = open_packed(path)
     with f:
         out = {"file": info.path, "dataset": info.kind, "schema_version": info.schema_version,
@@ -35,7 +51,8 @@ def describe_packed(path, verify: bool = False) -> dict:
                               "sha256": sha.decode() if isinstance(sha, bytes) else sha}
         sizes = {}
         if info.kind == "omniglot":
-            sets = f["set"].asstr()[()]
+            with reading(path, "set"):
+                sets = f["set"].asstr()[()]
             drawings = f["images28"].shape[1]
             for s in ("background", "evaluation"):
                 n = int((sets == s).sum())
@@ -48,12 +65,11 @@ def describe_packed(path, verify: bool = False) -> dict:
             example_shape = shape[2:]
         else:
             for split in info.attrs["splits"]:
-                sizes[split] = _sizes(np.diff(f[f"{split}/offsets"][()]))
+                with reading(path, f"{split}/offsets"):
+                    sizes[split] = _sizes(np.diff(f[f"{split}/offsets"][()]))
                 example_shape = f[f"{split}/images"].shape[1:]
     out.update(split_sizes=sizes, example_shape=[int(n) for n in example_shape], datasets=datasets,
                image_spec=ImageSpec.for_packed(path).as_dict())
-    if verify:
-        out["verified"] = True
     return out
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from fometa.data._io import DataError
-from fometa.data.schema import open_packed, verify_packed
+from fometa.data.schema import open_packed, reading, verify_packed
 from fometa.data.splits import StoredSplit
 
 __all__ = ["FolderSplit", "load_folder"]
@@ -47,7 +47,8 @@ class FolderSplit(StoredSplit):
     def filenames(self, c: int) -> list[str]:
         """Source file names of class ``c``'s examples (for :func:`~fometa.data.pack_arrays`: indices)."""
         c = self._check_class(c)
-        return list(self._group()["filenames"].asstr()[self.offsets[c]:self.offsets[c + 1]])
+        with reading(self.path, f"{self.split}/filenames"):
+            return list(self._group()["filenames"].asstr()[self.offsets[c]:self.offsets[c + 1]])
 
 
 def load_folder(path, cache_classes: int | None = None, verify: bool = False) -> dict:
@@ -63,8 +64,10 @@ def load_folder(path, cache_classes: int | None = None, verify: bool = False) ->
         splits = {}
         for split in info.attrs["splits"]:
             g = f[split]
-            names = g["classes"].asstr()[()]
-            offsets = g["offsets"][()]
+            with reading(path, f"{split}/classes"):
+                names = g["classes"].asstr()[()]
+            with reading(path, f"{split}/offsets"):
+                offsets = g["offsets"][()]
             images = g["images"]
             n = images.shape[0]
             if offsets.shape != (len(names) + 1,) or offsets[0] != 0 or offsets[-1] != n \

@@ -154,7 +154,7 @@ class ImageSpec:
             raise DataError(path, f"no valid 'image_spec' attribute: {exc}") from None
 
     # -- applying it -----------------------------------------------------------------------
-    def prepare(self, images):
+    def prepare(self, images, inspect=None):
         """float32 ``(N, *self.shape)`` in [0, 1]: each image made into a network input.
 
         ``images``: a sequence of file paths, image bytes, PIL images or arrays (``(H, W)``,
@@ -162,12 +162,16 @@ class ImageSpec:
         [0, 1]); or one stacked array ``(N, H, W)`` / ``(N, H, W, C)`` (its first axis always
         indexes images); or a single path, bytes or PIL image. Any size and colour mode.
         Unreadable inputs raise :class:`~fometa.data.DataError` naming the file (or ``images[i]``).
+        ``inspect(i, img, where)``, if given, sees each image as it is read (a PIL image, before step 2),
+        for :mod:`fometa.data.familiar`.
         """
 
         items = _items(images)
         out = np.empty((len(items), *self.shape), dtype=np.float32)
         for i, item in enumerate(items):
             img, where = _to_image(item, i)
+            if inspect is not None:
+                inspect(i, img, where)
             out[i] = self.values(img, where)
         return out
 

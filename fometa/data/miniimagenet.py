@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from fometa.data._io import DataError
-from fometa.data.schema import open_packed, verify_packed
+from fometa.data.schema import open_packed, reading, verify_packed
 from fometa.data.splits import StoredSplit
 
 __all__ = ["MiniImageNetSplit", "load_miniimagenet"]
@@ -54,7 +54,8 @@ class MiniImageNetSplit(StoredSplit):
             self.misses += 1
             n = self.num_examples(c)
             unique, inverse = np.unique(indices % n, return_inverse=True)
-            x = self._dataset()[self._check_class(c), unique][inverse.reshape(indices.shape)]
+            with reading(self.path, f"{self.split}/images"):
+                x = self._dataset()[self._check_class(c), unique][inverse.reshape(indices.shape)]
         return x.astype(np.float32) / 255
 
 
@@ -70,7 +71,8 @@ def load_miniimagenet(path, cache_classes: int = 16, verify: bool = False) -> di
     with f:
         splits = {}
         for split in info.attrs.get("splits", ("train", "val", "test")):
-            wnids = f[f"{split}/wnids"].asstr()[()]
+            with reading(path, f"{split}/wnids"):
+                wnids = f[f"{split}/wnids"].asstr()[()]
             shape = f[f"{split}/images"].shape
             if len(shape) != 5 or shape[0] != len(wnids) or shape[-1] != 3:
                 raise DataError(path, f"inconsistent shapes in {split}: {len(wnids)} wnids, images {shape}")

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from fometa.data._io import DataError
-from fometa.data.schema import open_packed, verify_packed
+from fometa.data.schema import open_packed, reading, verify_packed
 from fometa.data.splits import OmniglotSplit
 
 __all__ = ["load_omniglot", "omniglot_paper_split", "PROTOCOLS"]
@@ -91,10 +91,14 @@ def load_omniglot(path, protocol: str = "paper", seed: int = 0, train_characters
         verify_packed(path)
     f, _ = open_packed(path, "omniglot")
     with f:
-        alphabets = f["alphabet"].asstr()[()]
-        characters = f["character"].asstr()[()]
-        sets = f["set"].asstr()[()]
-        images = f["images28"][()]
+        with reading(path, "alphabet"):
+            alphabets = f["alphabet"].asstr()[()]
+        with reading(path, "character"):
+            characters = f["character"].asstr()[()]
+        with reading(path, "set"):
+            sets = f["set"].asstr()[()]
+        with reading(path, "images28"):
+            images = f["images28"][()]
     n = len(alphabets)
     if images.ndim != 4 or images.shape[0] != n or images.shape[2:] != (28, 28) \
             or len(characters) != n or len(sets) != n:

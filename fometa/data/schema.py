@@ -6,9 +6,16 @@ Every packed file has the root attributes ``dataset`` (``"omniglot"``, ``"miniim
 (canonical JSON), and a ``sha256`` attribute on each dataset (:func:`~fometa.data._io.array_sha256`
 of its values). ``folder`` files (``fometa data folder``, :func:`fometa.data.pack_arrays`) also
 record their preprocessing, ``image_spec`` (:class:`fometa.data.ImageSpec` as JSON).
+
+A damaged file (bytes overwritten or lost after it was written) shows in two ways: a compressed chunk
+that cannot be read back, or values that no longer match their dataset's ``sha256``. Every read of a
+packed file goes through :func:`reading`, which turns the first into a one-line
+:class:`~fometa.data.DataError` naming the file and the dataset and saying how to check and mend it;
+:func:`check_packed` finds both, dataset by dataset (``fometa data info --verify``).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +25,7 @@ import numpy as np
 from fometa.data._io import DataError, Progress, array_sha256
 
 __all__ = ["SCHEMA_VERSION", "KINDS", "SPLITS", "PackedInfo", "open_packed", "inspect_packed", "verify_packed",
-           "required_datasets"]
+           "check_packed", "required_datasets", "reading"]
 
 SCHEMA_VERSION = 1
 KINDS = ("omniglot", "miniimagenet", "folder")
@@ -111,34 +118,84 @@ def inspect_packed(path, kind: str | None = None) -> PackedInfo:
     return info
 
 
-def verify_packed(path, progress: bool = False) -> PackedInfo:
-    """Recompute every dataset's SHA-256 and compare it with its ``sha256`` attribute.
+def _unreadable(name: str, exc: BaseException) -> str:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"dataset '{name}' cannot be read ({reason})"
 
-    Raises :class:`DataError` naming the first dataset that differs. Reads large datasets one
-    row (one character or class) at a time.
-    """
+
+@contextlib.contextmanager
+def reading(path, name: str):
+    """Within the block, a failed read of dataset ``name`` of packed file ``path`` (h5py's ``OSError``, such as
+    "filter returned failure during read" for a damaged compressed chunk) is a one-line
+    :class:`~fometa.data.DataError` naming both and saying how to check and mend the file."""
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        raise DataError(path, f"{_unreadable(name, exc)}: the file is damaged; pack it again (fometa data info "
+                              f"--verify {path} lists every damaged dataset)") from None
+
+
+def _digest(ds) -> str:
+    """:func:`~fometa.data._io.array_sha256` of a dataset's values, large ones read one row at a time."""
     import hashlib
 
+    if ds.dtype.kind in "OSU" or ds.ndim == 0 or ds.size < (1 << 22):
+        return array_sha256(ds.asstr()[()] if ds.dtype.kind == "O" else ds[()])
+    h = hashlib.sha256()
+    for i in range(ds.shape[0]):
+        h.update(np.ascontiguousarray(ds[i], dtype=ds.dtype.newbyteorder("<")).tobytes())
+    return h.hexdigest()
 
+
+def check_packed(path, progress: bool = False) -> list[dict]:
+    """Recompute every dataset's SHA-256 and compare it with its ``sha256`` attribute: the findings, one per
+    dataset that fails (an empty list for a sound file).
+
+    A finding is ``{"dataset": name, "sha256": stored, "computed": recomputed or None, "problem": text}``:
+    values that differ from their checksum, or a dataset that cannot be read at all (``computed`` is
+    ``None``). Reads large datasets one row (one character or class) at a time. Raises
+    :class:`~fometa.data.DataError` only for a file that is no packed file at all (:func:`open_packed`).
+    """
     f, info = open_packed(path)
+    findings = []
     try:
         names = required_datasets(info.kind, info.attrs)
         bar = Progress(len(names), f"verify {Path(path).name}", enabled=progress)
         for name in names:
-            ds = f[name]
-            expected = _attr(ds.attrs.get("sha256"))
-            if expected is None:
-                raise DataError(path, f"dataset '{name}' has no sha256 attribute")
-            if ds.dtype.kind in "OSU" or ds.ndim == 0 or ds.size < (1 << 22):
-                actual = array_sha256(ds.asstr()[()] if ds.dtype.kind == "O" else ds[()])
+            expected = computed = None
+            try:
+                ds = f[name]
+                expected = _attr(ds.attrs.get("sha256"))
+                if expected is not None:
+                    computed = _digest(ds)
+            except (OSError, RuntimeError) as exc:
+                problem = _unreadable(name, exc)
             else:
-                h = hashlib.sha256()
-                for i in range(ds.shape[0]):
-                    h.update(np.ascontiguousarray(ds[i], dtype=ds.dtype.newbyteorder("<")).tobytes())
-                actual = h.hexdigest()
-            if actual != expected:
-                raise DataError(path, f"dataset '{name}' fails its checksum (corrupt file?)")
+                if expected is None:
+                    problem = f"dataset '{name}' has no sha256 attribute"
+                elif computed != expected:
+                    problem = f"dataset '{name}' fails its checksum (stored {expected[:12]}…, computed {computed[:12]}…)"
+                else:
+                    problem = None
+            if problem is not None:
+                findings.append({"dataset": name, "sha256": expected, "computed": computed, "problem": problem})
             bar.update()
     finally:
         f.close()
-    return info
+    return findings
+
+
+def describe_findings(findings: list[dict]) -> str:
+    """The findings of :func:`check_packed` as one line."""
+    return "; ".join(x["problem"] for x in findings) + ": the file is damaged; pack it again"
+
+
+def verify_packed(path, progress: bool = False) -> PackedInfo:
+    """Recompute every dataset's SHA-256 and compare it with its ``sha256`` attribute (:func:`check_packed`).
+
+    Raises :class:`DataError` naming every dataset that fails, on one line.
+    """
+    findings = check_packed(path, progress)
+    if findings:
+        raise DataError(path, describe_findings(findings))
+    return inspect_packed(path)

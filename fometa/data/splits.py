@@ -20,6 +20,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from fometa.data._io import DataError
+from fometa.data.schema import reading
 
 __all__ = ["ClassSplit", "StoredSplit", "ArraySplit", "OmniglotSplit", "as_class_split"]
 
@@ -94,7 +95,8 @@ class StoredSplit(ClassSplit):
             self._cache.move_to_end(c)
             return self._cache[c]
         self.misses += 1
-        arr = self._read_class(c)
+        with reading(self.path, f"{self.split}/images"):
+            arr = self._read_class(c)
         if self.cache_classes is None or self.cache_classes > 0:
             self._cache[c] = arr
             while self.cache_classes is not None and len(self._cache) > self.cache_classes:

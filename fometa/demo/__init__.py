@@ -17,7 +17,7 @@ From Python::
     from fometa.demo import Demo, make_server
     from fometa.fewshot import FewShotClassifier
 
-    clf = FewShotClassifier.from_pretrained("omniglot-5way")
+    clf = FewShotClassifier("omniglot-5way")
     server = make_server(Demo(clf, "omniglot-5way", ways=clf.ways), "127.0.0.1", 8000)
     server.serve_forever()
 """

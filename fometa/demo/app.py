@@ -9,7 +9,8 @@ requests as plain dictionaries (the JSON the server sends):
 * :meth:`Demo.adapt`: fine-tune from the meta-learned initialization on the classes' images
   (the model's evaluation settings: Omniglot's 50 inner steps) and give the query's probability per
   class, then, from one more adaptation recorded along the way, after 0, 1, 5 and 50 inner steps;
-  with the wall time of both.
+  with the wall time of both; and ``notes``, a line naming the images unlike those the model was trained
+  on (a photograph given to a model of drawings, :mod:`fometa.data.familiar`), whose answer means little.
 
 Images travel as data URLs (``data:image/png;base64,...``: what a canvas's ``toDataURL`` and a
 ``FileReader`` give). Anything wrong with a request (not an image, too large, blank, too many
@@ -19,13 +20,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 import threading
 import time
+import warnings
 
 import numpy as np
 
 from fometa.data import DataError
+from fometa.data.familiar import UnfamiliarImageWarning
 
 __all__ = ["Demo", "DemoError", "STEPS", "MAX_CLASSES", "MAX_IMAGES_PER_CLASS", "MAX_IMAGE_BYTES", "MAX_PIXELS"]
 
@@ -77,18 +81,21 @@ class Demo:
         a[4:24, 13:15] = 0
         b[13:15, 4:24] = 0
         start = time.perf_counter()
-        with self._lock:
+        with self._lock, _quiet():  # two bars may be unlike a model's images (a colour model's): no matter
             self.classifier.fit([a, b], [0, 1])
             self.classifier.staged_predict_proba([a], steps=STEPS)
         return time.perf_counter() - start
 
     # -- requests --------------------------------------------------------------------------
     def preview(self, payload) -> dict:
-        """``{"image": data URL}`` -> ``{"preview": PNG data URL}`` of the network input it becomes."""
+        """``{"image": data URL}`` -> ``{"preview": PNG data URL}`` of the network input it becomes, and a
+        ``note`` if the image is unlike the model's training images."""
         if not isinstance(payload, dict) or "image" not in payload:
             raise DemoError('a preview request is {"image": "data:image/...;base64,..."}')
         data = decode_image(payload["image"], "the image")
-        return {"preview": self._previews([data], ["the image"])[0]}
+        notes = []
+        answer = {"preview": self._previews([data], ["the image"], notes)[0]}
+        return {**answer, "note": notes[0]} if notes else answer
 
     def adapt(self, payload) -> dict:
         """Fine-tune on the classes' images, then classify the query.
@@ -98,14 +105,17 @@ class Demo:
         names in the request's order, the query's ``probabilities`` from the fitted classifier (and
         its ``predicted`` class), ``steps`` (``[{"step": s, "probabilities": [...]}, ...]`` for
         :data:`STEPS`, from one adaptation), the ``previews`` of every image as the network sees it,
-        and the wall time of fitting and predicting in ``seconds``.
+        the wall time of fitting and predicting in ``seconds``, and ``notes``: none, or one line naming
+        the images unlike those the model was trained on.
         """
         names, images, labels, wheres = self._support(payload)
         if not isinstance(payload.get("query"), str) or not payload["query"]:
             raise DemoError("draw or upload a query image")
         query = decode_image(payload["query"], "the query")
-        previews = self._previews(images + [query], wheres + ["the query"])
-        with self._lock:
+        unlike = []
+        previews = self._previews(images + [query], wheres + ["the query"], unlike)
+        notes = [f"{'; '.join(unlike)}: what {self.name} answers means little"] if unlike else []
+        with self._lock, _quiet():  # the previews said it
             start = time.perf_counter()
             self.classifier.fit(images, labels)
             final = self.classifier.predict_proba([query])[0]
@@ -123,7 +133,7 @@ class Demo:
             per_class.append(previews[start:start + count])
             start += count
         return {"classes": names, "probabilities": final, "predicted": names[best], "predicted_index": best,
-                "steps": rows, "seconds": round(seconds, 3),
+                "steps": rows, "seconds": round(seconds, 3), "notes": notes,
                 "previews": {"classes": per_class, "query": previews[-1]}}
 
     # -- helpers ---------------------------------------------------------------------------
@@ -153,20 +163,35 @@ class Demo:
             raise DemoError(f"{len(names)} classes: {self.name} tells apart at most {self.max_classes}")
         return names, images, labels, wheres
 
-    def _previews(self, images, wheres) -> list:
-        """PNG data URLs of the network inputs; :class:`DemoError` for an unreadable or blank image."""
+    def _previews(self, images, wheres, notes=None) -> list:
+        """PNG data URLs of the network inputs; :class:`DemoError` for an unreadable or blank image. Appends to
+        ``notes`` a line for each image unlike the model's training images (the classifier's warning)."""
 
         out = []
         for data, where in zip(images, wheres):
             try:
-                with self._lock:
+                with self._lock, warnings.catch_warnings(record=True) as caught:  # the lock: filters are global
+                    warnings.simplefilter("always", UnfamiliarImageWarning)
                     x = self.classifier.transform([data])[0]
             except DataError as exc:
                 raise DemoError(f"{where}: {exc.problem}") from None
             if float(x.max()) == float(x.min()):
                 raise DemoError(f"{where} is blank: nothing is drawn on it")
+            for w in caught:
+                if isinstance(w.message, UnfamiliarImageWarning) and notes is not None:
+                    notes += [f"{where} is unlike the {w.message.trained_on} {self.name} was trained on ({reason})"
+                              for _, _, reason in w.message.found]
             out.append(png_data_url(x))
         return out
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Within the block (under the demo's lock: warning filters are the process's), the classifier's warnings about
+    unlike images are not shown: the page has them as notes already."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnfamiliarImageWarning)
+        yield
 
 
 def decode_image(url, where: str) -> bytes:

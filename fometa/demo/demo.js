@@ -330,6 +330,9 @@ function showResult(answer) {
   result.dataset.predicted = answer.predicted;
   result.dataset.predictedIndex = String(answer.predicted_index);
   document.getElementById("predicted").textContent = answer.predicted;
+  const notes = document.getElementById("notes");  // images unlike the model's training images, if any
+  notes.textContent = (answer.notes || []).join(" ");
+  notes.hidden = !notes.textContent;
   const bars = document.getElementById("bars");
   bars.replaceChildren(...answer.classes.map((c, i) => {
     const row = barRow(c, answer.probabilities[i], i === answer.predicted_index, answer.previews.classes[i][0]);

@@ -1,7 +1,7 @@
 """Trained models shipped with fometa, loaded by name.
 
 ``fometa models`` lists them; ``fometa eval NAME``, ``fometa predict NAME`` and
-:meth:`fometa.FewShotClassifier.from_pretrained` load them. A shipped model is a run's checkpoint
+:class:`fometa.FewShotClassifier` (``FewShotClassifier(NAME)``) load them. A shipped model is a run's checkpoint
 (meta-learned parameters *and* the inner optimizer's state, which evaluation and fine-tuning
 start from) with an entry in a registry: a folder holding ``index.json`` and the checkpoint files.
 The package's own registry is this folder (package data: an installation provides it);
@@ -16,7 +16,7 @@ The package's own registry is this folder (package data: an installation provide
         "description": "...",
         "results": "docs/results/o5w1s-100k",  # where its numbers and training log are kept
         "preset": "omniglot-5way-1shot", "data": "omniglot", "ways": 5,
-        "meta_iterations": 100000, "seconds": 6586.0,           # the training budget
+        "meta_iterations": 100000, "seconds": 6585.9,           # the training budget (its run's log)
         "accuracies": [{"split": "test", "shots": 1, "mode": "transductive",
                         "accuracy": 0.9756, "ci95": 0.0014, "tasks": 10000}, ...],
         "image_spec": {...}}}}                 # how a raw image becomes an input

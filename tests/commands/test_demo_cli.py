@@ -97,3 +97,14 @@ def test_demo_on_a_port_in_use_is_an_error(capsys, trained_run):
         port = taken.getsockname()[1]
         rc, _, err = fometa_cli(capsys, "demo", "--model", trained_run, "--port", port)
     assert rc == 2 and f"cannot listen on 127.0.0.1:{port}" in err, err
+
+
+def test_demo_says_when_a_runs_previous_checkpoint_is_used(capsys, tiny_run_on_previous):
+    from fometa.commands.demo import load
+
+    run, previous = tiny_run_on_previous
+    clf, name = load(str(run))
+    err = capsys.readouterr().err
+    assert name == str(run) and clf.ways == 3
+    assert err.startswith("fometa demo: ") and f"previous checkpoint, checkpoint.prev.h5 at meta-iteration {previous}" \
+        in err, err

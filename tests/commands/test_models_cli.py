@@ -58,6 +58,13 @@ def test_ship_writes_the_file_and_its_entry(registry, tiny_run, results):
     assert [(a["mode"], a["accuracy"], a["tasks"]) for a in e["accuracies"]] == [
         (r["mode"], r["accuracy"], r["tasks"]) for r in evals]
     assert e["image_spec"]["height"] == 12 and e["results"] == results.as_posix()
+    assert not (results / "log.jsonl").exists()  # a run that logged nothing: the time its checkpoint kept
+    assert e["seconds"] == round(checkpoint.load(tiny_run / "checkpoint.h5").extra["seconds"], 1)
+    (results / "log.jsonl").write_text('{"iteration": 30, "seconds": 1234.56}\n')  # one that did: the log's
+    try:
+        assert _tool().ship(tiny_run, "again", results, registry)["seconds"] == 1234.6
+    finally:
+        (results / "log.jsonl").unlink()
 
 
 def test_models_lists_budget_accuracies_size_and_sha256(capsys, registry):
@@ -88,6 +95,13 @@ def test_the_package_models_are_listed_and_load_only_when_shipped(capsys, name, 
         assert rc == 2 and "has no checkpoint yet" in err
     else:  # a shipped file must be installed and intact
         assert record["status"] == "available" and pretrained.file_sha256(model.path) == model.sha256
+    # one training time per run: the run's own record (its log), which the README's Results table quotes too
+    log = REPO / model.entry["results"] / "log.jsonl"
+    if log.is_file():
+        seconds = json.loads(log.read_text().splitlines()[-1])["seconds"]
+        assert model.entry["seconds"] == round(seconds, 1), f"{name}: {model.entry['seconds']} s, its run's log {seconds}"
+        rc, out, _ = fometa_cli(capsys, "models")
+        assert f"{seconds:,.0f} s of training" in out.split(f"\n{name}")[-1].split("\n\n")[0]
 
 
 def test_eval_predict_and_the_classifier_take_the_name(capsys, registry, tiny_run, tiny_images, tiny_classes):

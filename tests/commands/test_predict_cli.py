@@ -142,3 +142,26 @@ def test_bad_queries_runs_and_options(capsys, tiny_run, task, tmp_path):
                                                       "--query", queries[0])
     assert "--steps must be non-negative" in _error(capsys, tiny_run, "--support", support, "--query", queries[0],
                                                     "--steps", "-2")
+
+
+def test_an_image_unlike_the_model_s_is_labelled_with_a_warning_line(capsys, tmp_path):
+    """A photograph (here colour noise) among raw Omniglot queries for the shipped omniglot-5way model: every query
+    is labelled, and one line on stderr names the photograph; the raw scans alone get none."""
+    from PIL import Image
+
+    from fometa import pretrained, samples
+
+    try:
+        pretrained.checkpoint_path("omniglot-5way")
+    except pretrained.RegistryError as exc:
+        pytest.skip(f"the shipped model is not in this installation: {exc}")
+    samples.copy_to("omniglot", tmp_path / "samples")
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, size=(90, 120, 3), dtype=np.uint8)).save(photo)
+    support, query = tmp_path / "samples" / "support", tmp_path / "samples" / "query"
+    rc, out, err = fometa_cli(capsys, "predict", "omniglot-5way", "--support", support, "--query", query, photo)
+    assert rc == 0 and len(out.strip().splitlines()) == len(list(query.iterdir())) + 1, err
+    assert err.startswith(f"fometa predict: warning: {photo} is unlike the black-and-white drawings omniglot-5way "
+                          "was trained on (") and err.count("\n") == 1, err
+    rc, out, err = fometa_cli(capsys, "predict", "omniglot-5way", "--support", support, "--query", query)
+    assert rc == 0 and err == "", err

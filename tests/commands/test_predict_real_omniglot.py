@@ -1,10 +1,12 @@
 """The shipped Omniglot 5-way model on raw Omniglot PNGs of test characters (never packed): ``fometa predict``
-and ``FewShotClassifier`` right on at least 90% of the queries of 20 5-way 1-shot tasks.
+and ``FewShotClassifier`` right on at least 90% of the queries of 20 5-way 1-shot tasks, without a warning
+(in grey, as the scans come, or saved as RGB); a Mini-ImageNet photograph among the queries gets one.
 
 Needs the official zips (found through ``FOMETA_DATA_DIR``, as the data tests find them) and the shipped
 ``omniglot-5way`` checkpoint; skips, saying which is missing, without them.
 """
 import json
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -14,9 +16,11 @@ from cli_helpers import DATA_DIR, fometa_cli
 
 from fometa import config, pretrained
 from fometa.data import omniglot_paper_split
+from fometa.data.familiar import UnfamiliarImageWarning
 from fometa.fewshot import FewShotClassifier
 
 ZIPS = [DATA_DIR / "omniglot" / "images_background.zip", DATA_DIR / "omniglot" / "images_evaluation.zip"]
+MINI = DATA_DIR / "miniimagenet" / "miniimagenet.tar.gz"
 MODEL = "omniglot-5way"
 TASKS, WAYS = 20, 5
 
@@ -70,7 +74,7 @@ def test_fometa_predict_labels_raw_test_characters(capsys, tasks):
     right = total = 0
     for support, queries in tasks:
         rc, out, err = fometa_cli(capsys, "predict", MODEL, "--support", support, "--query", *[q for q, _ in queries])
-        assert rc == 0, err
+        assert rc == 0 and err == "", err  # raw scans are like the model's training images: no warning
         for line, (_, label) in zip(out.strip().splitlines(), queries):
             right += json.loads(line)["class"] == label
             total += 1
@@ -89,3 +93,47 @@ def test_the_classifier_labels_raw_test_characters(tasks):
         total += len(queries)
     print(f"FewShotClassifier: {right} of {total} queries right")
     assert right / total >= 0.9, f"{right} of {total} queries right"
+
+
+@pytest.fixture(scope="module")
+def photograph(tmp_path_factory):
+    """The first photograph of the Mini-ImageNet archive, as a file."""
+    if not MINI.is_file():
+        pytest.skip(f"real Mini-ImageNet archive not found at {MINI}: set FOMETA_DATA_DIR to the folder holding "
+                    "miniimagenet/miniimagenet.tar.gz")
+    with tarfile.open(MINI, "r|gz") as tf:
+        member = next(m for m in tf if m.isfile() and m.name.endswith(".jpg"))
+        path = tmp_path_factory.mktemp("photo") / "photo.jpg"
+        path.write_bytes(tf.extractfile(member).read())
+    return path
+
+
+def _as_rgb(queries, folder: Path) -> list[Path]:
+    from PIL import Image
+
+    folder.mkdir()
+    out = []
+    for q, _ in queries:
+        Image.open(q).convert("RGB").save(folder / q.name)
+        out.append(folder / q.name)
+    return out
+
+
+def test_a_photograph_gets_a_warning_and_raw_scans_in_grey_or_rgb_none(capsys, tasks, photograph, tmp_path):
+    support, queries = tasks[0]
+    rc, out, err = fometa_cli(capsys, "predict", MODEL, "--support", support, "--query", photograph,
+                              *[q for q, _ in queries])
+    assert rc == 0 and len(out.strip().splitlines()) == 1 + len(queries), err
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"fometa predict: warning: {photograph} is unlike the black-and-white drawings {MODEL} "
+                           "was trained on (") and "mid-grey" in line, line
+    rgb = _as_rgb(queries, tmp_path / "rgb")
+    rc, out, err = fometa_cli(capsys, "predict", MODEL, "--support", support, "--query", *rgb)
+    assert rc == 0 and err == "", err
+    clf = FewShotClassifier.from_pretrained(MODEL)
+    files = sorted(support.rglob("*.png"))
+    clf.fit(files, [f.parent.name for f in files])  # warnings are errors here (pytest's filterwarnings)
+    clf.predict([q for q, _ in queries] + rgb)
+    with pytest.warns(UnfamiliarImageWarning, match=f"{photograph.name} is unlike") as caught:
+        clf.predict([photograph])
+    assert [where for _, where, _ in caught[0].message.found] == [str(photograph)]

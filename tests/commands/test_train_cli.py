@@ -274,7 +274,8 @@ def test_a_damaged_checkpoint_costs_only_the_iterations_since_the_previous_one(c
     rc, _, err = fometa_cli(capsys, "train", "--resume", damaged, "--quiet")
     assert rc == 0, err
     assert "checkpoint.h5" in err and "continuing from the previous checkpoint" in err, err
-    assert "at meta-iteration 4" in err, err
+    assert "at meta-iteration 4" in err and "moved it aside to" in err, err
+    assert (damaged / "checkpoint.damaged.h5").read_bytes() == bytes(data)
     a, b = checkpoint.load(whole / "checkpoint.h5"), checkpoint.load(damaged / "checkpoint.h5")
     assert a.iteration == b.iteration == 6
     for k in a.params:
@@ -285,3 +286,48 @@ def test_a_damaged_checkpoint_costs_only_the_iterations_since_the_previous_one(c
     segments = RunFolder(damaged).read_segments()
     assert [(s["start"], s["stop"]) for s in segments] == [(0, 6), (4, 6)], segments
     assert all(s["fometa"] and len(s["source_sha256"]) == 64 for s in segments)
+
+
+def test_a_run_folder_works_from_any_working_folder(capsys, tiny_omniglot, tmp_path, monkeypatch):
+    """Trained from the project's folder with --data datasets/x.h5: resumed, evaluated, plotted and asked to predict
+    from another folder without --data; its config.json keeps the path as given."""
+    import shutil
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    (project / "datasets").mkdir(parents=True)
+    elsewhere.mkdir()
+    shutil.copy(tiny_omniglot, project / "datasets" / "x.h5")
+    monkeypatch.chdir(project)
+    rc, _, err = fometa_cli(capsys, "train", "--preset", "omniglot-5way-1shot", "--data", "datasets/x.h5", "--out",
+                            "runs/x", *FAST, "--meta-iters", "4", "--checkpoint-every", "2", "--quiet")
+    assert rc == 0, err
+    finished = checkpoint.load(project / "runs" / "x" / "checkpoint.h5")
+    (project / "runs" / "x" / "checkpoint.h5").unlink()  # the run is resumed from its checkpoint at 2
+    monkeypatch.chdir(elsewhere)
+    run = "../project/runs/x"
+    rc, out, err = fometa_cli(capsys, "train", "--resume", run, "--quiet")
+    assert rc == 0, err
+    assert json.loads(out.splitlines()[-1])["iteration"] == 4
+    assert _params_equal(checkpoint.load(project / "runs" / "x" / "checkpoint.h5").params, finished.params)
+    assert json.loads((project / "runs" / "x" / "config.json").read_text())["data"]["path"] == "datasets/x.h5"
+    rc, out, err = fometa_cli(capsys, "eval", run, "--tasks", "4", "--quiet")
+    assert rc == 0, err
+    assert json.loads(out)["tasks"] == 4
+    rc, out, err = fometa_cli(capsys, "plot", run, "--out", "curves.png")
+    assert rc == 0 and (elsewhere / "curves.png").is_file(), err
+    from PIL import Image
+
+    for c, (y, x) in enumerate(((4, 4), (14, 14))):  # two classes of one black square each, and a query
+        img = np.full((28, 28), 255, np.uint8)
+        img[y:y + 10, x:x + 10] = 0
+        (elsewhere / "support" / f"c{c}").mkdir(parents=True)
+        Image.fromarray(img).save(elsewhere / "support" / f"c{c}" / "1.png")
+    rc, out, err = fometa_cli(capsys, "predict", run, "--support", "support", "--query", "support/c1/1.png")
+    assert rc == 0 and json.loads(out)["class"] in ("c0", "c1"), err
+    # moved away from its data file, the run names the file and the option that gives it, on one line
+    shutil.move(str(project / "runs" / "x"), str(elsewhere / "x"))
+    for args in (("eval", "x", "--tasks", "4"), ("train", "--resume", "x")):
+        err = _error(capsys, *args)
+        assert err.startswith("fometa: error: datasets/x.h5: ") and "--data" in err and "x" in err, err
+    rc, out, err = fometa_cli(capsys, "eval", "x", "--tasks", "4", "--quiet", "--data", project / "datasets" / "x.h5")
+    assert rc == 0, err

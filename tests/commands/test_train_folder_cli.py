@@ -93,3 +93,16 @@ def test_without_out_a_folder_run_is_named_after_its_file(capsys, rgb_images, tm
     rc, out, err = fometa_cli(capsys, "train", "--data", rgb_images, *SMALL)
     assert rc == 0, err
     assert json.loads(out.splitlines()[-1])["run"] == str(tmp_path.joinpath("runs", "rgb").relative_to(tmp_path))
+
+
+def test_the_start_line_names_the_data_a_custom_run_trains_on(capsys, rgb_images, tiny_omniglot, tmp_path):
+    rc, _, err = fometa_cli(capsys, "train", "--data", rgb_images, "--out", tmp_path / "r",
+                            *[a for a in SMALL if a != "--quiet"])
+    assert rc == 0, err
+    assert err.splitlines()[0] == (f"fometa train: starting {rgb_images} (2-way, the settings of "
+                                   f"miniimagenet-5way-1shot; reptile, 2 meta-iterations) in {tmp_path / 'r'}")
+    rc, _, err = fometa_cli(capsys, "train", "--preset", "omniglot-5way-1shot", "--data", tiny_omniglot, "--out",
+                            tmp_path / "o", *FAST, "--meta-iters", "1")
+    assert rc == 0, err
+    assert err.splitlines()[0] == (f"fometa train: starting omniglot-5way-1shot on {tiny_omniglot} (reptile, "
+                                   f"1 meta-iterations) in {tmp_path / 'o'}")

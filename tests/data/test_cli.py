@@ -47,7 +47,8 @@ def test_omniglot_download_from_urls_checks_known_checksums(omniglot_zips, tmp_p
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.startswith(f"fometa: error: {url}images_background.zip: checksum mismatch: SHA-256 is ")
     assert KNOWN_SHA256["images_background.zip"] in err
-    assert not (tmp_path / "o.h5").exists() and list(downloads.iterdir()) == []
+    assert "--source images_background.zip images_evaluation.zip" in err and err.count("\n") == 0
+    assert not (tmp_path / "o.h5").exists() and not downloads.exists()
 
 
 def test_download_with_given_checksum_then_pack(mini_folder, tmp_path, gen, capsys):
@@ -136,3 +137,67 @@ def test_verify_packed_tool_on_fixtures(omniglot_zips, omniglot_packed, mini_fol
                            timeout=120)
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)["images"] == 12
+
+
+# -- interrupted and failed packs: nothing left behind ------------------------------------------
+def test_offline_omniglot_names_the_local_files_to_give_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    import socket
+    import urllib.error
+    import urllib.request
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    monkeypatch.chdir(tmp_path)
+    assert main(["data", "omniglot", "--out", "datasets/omniglot.h5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("fometa: error: https://") and "Name or service not known" in err
+    assert "--source images_background.zip images_evaluation.zip" in err
+    assert list(tmp_path.iterdir()) == [], "the failed download left files or folders behind"
+
+
+def _slow_pack(args):
+    """``fometa ARGS`` in a process whose packing waits a minute once its temporary file exists."""
+    import subprocess
+    import sys
+
+    code = ("import sys, time\n"
+            "import fometa.data.pack_omniglot as pack\n"
+            "read = pack._read_images\n"
+            "def slow(*a):\n"
+            "    print('packing', flush=True)\n"
+            "    time.sleep(60)\n"
+            "    return read(*a)\n"
+            "pack._read_images = slow\n"
+            "from fometa.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "packing\n", proc.communicate()
+    return proc
+
+
+def test_sigterm_cleans_up_as_ctrl_c_does(omniglot_zips, tmp_path):
+    import signal
+
+    out = tmp_path / "omni.h5"
+    proc = _slow_pack(["data", "omniglot", "--quiet", "--source", *omniglot_zips, "--out", out])
+    assert len(list(tmp_path.glob("omni.h5.tmp*"))) == 1
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and err == "fometa: terminated\n", err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_pack_removes_what_a_killed_pack_left(omniglot_zips, tmp_path, capsys):
+    out = tmp_path / "omni.h5"
+    proc = _slow_pack(["data", "omniglot", "--quiet", "--source", *omniglot_zips, "--out", out])
+    proc.kill()  # SIGKILL: no clean-up can run
+    proc.communicate(timeout=60)
+    (left,) = tmp_path.glob("omni.h5.tmp*")
+    assert main(["data", "omniglot", "--quiet", "--source", *map(str, omniglot_zips), "--out", str(out)]) == 0, \
+        capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["omni.h5"], f"{left.name} is still there"
+    assert inspect_packed(out).kind == "omniglot"

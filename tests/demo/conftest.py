@@ -94,11 +94,11 @@ def real_model():
 
     name = os.environ.get(MODEL_ENV) or "omniglot-5way"
     try:
-        ckpt, _, _ = pretrained.load_run(name)
+        clf = FewShotClassifier(name).load()
     except (pretrained.RegistryError, OSError, ValueError) as exc:
         pytest.skip(f"no trained Omniglot 5-way model to test with ({exc}); the shipped omniglot-5way model "
                     f"is used once installed, or set {MODEL_ENV} to a run folder of an Omniglot 5-way run")
-    return FewShotClassifier(ckpt, source=name), name
+    return clf, name
 
 
 @pytest.fixture(scope="session")

@@ -40,8 +40,10 @@ class NearestMean:
         self.spec = ImageSpec(28, 28, 1, resize="nearest", bilevel=True)
         self.fail_with = None
 
-    def transform(self, images):
-        return self.spec.prepare(images)
+    def transform(self, images):  # as FewShotClassifier: warning about images unlike its (drawn) ones
+        from fometa.data import familiar
+
+        return familiar.prepare(self.spec, images, "stand-in")
 
     def fit(self, images, labels):
         if self.fail_with is not None:
@@ -234,7 +236,8 @@ class Page:
 
     def learn(self, timeout: float = 120) -> dict:
         """Press the button; the result as the page shows it: ``predicted``, ``index``, ``probabilities``
-        (the bars' values), ``steps`` (step -> the small bars' values), ``timing`` (its text)."""
+        (the bars' values), ``steps`` (step -> the small bars' values), ``timing`` (its text), ``notes`` (the
+        note on images unlike the model's, ``""`` when none is shown)."""
         self.driver.execute_script("document.getElementById('result').hidden = true;"
                                    "document.getElementById('result').dataset.predicted = '';")
         self.css("#learn").click()
@@ -249,7 +252,8 @@ class Page:
               steps[box.dataset.step] = values(box.querySelectorAll('.bar-row'));
             return {predicted: result.dataset.predicted, index: Number(result.dataset.predictedIndex),
                     probabilities: values(document.querySelectorAll('#bars .bar-row')), steps,
-                    timing: document.getElementById('timing').textContent};""")
+                    timing: document.getElementById('timing').textContent,
+                    notes: (n => n.hidden ? '' : n.textContent)(document.getElementById('notes'))};""")
 
     def error(self) -> str:
         return self.driver.execute_script(

@@ -71,6 +71,7 @@ def test_drawing_learning_and_the_result_on_the_page(page):
     assert sorted(result["steps"]) == ["0", "1", "5", "50"], result["steps"].keys()
     np.testing.assert_allclose(result["steps"]["0"], 0.2, err_msg="the stand-in's step 0 is uniform")
     assert result["timing"].startswith("Fine-tuned on 5 images"), result["timing"]
+    assert result["notes"] == "", "drawings are like the model's images: no note"
     # what the network sees: each drawing as a 28x28 black-and-white image, shown beside it
     shown = page.driver.execute_script(
         "return [...document.querySelectorAll('img.seen')].map((i) => [i.src, i.naturalWidth, i.naturalHeight]);")
@@ -132,6 +133,21 @@ def test_bad_uploads_get_a_message_on_the_page_and_the_page_goes_on(page, tmp_pa
     assert page.driver.execute_script("return state.classes.every((c) => c.examples.length === 0)")
     result = _draw_task(page, NEAR_COPY)  # and the page still works
     assert result["predicted"] == "vee", result
+
+
+def test_a_photograph_gets_a_note_under_the_answer(page, tmp_path):
+    from PIL import Image
+
+    photo = tmp_path / "dog.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, size=(90, 120, 3), dtype=np.uint8)).save(photo)
+    page.open()
+    for i, name in enumerate(NAMES[:2]):
+        page.draw(f"class-{i}", glyph(name))
+    page.upload("query", photo)
+    page.wait_for("document.querySelector('#query img.seen').hasAttribute('src')")
+    result = page.learn()
+    assert result["notes"].startswith("the query is unlike the black-and-white drawings stand-in was trained on"), \
+        result["notes"]
 
 
 def test_learning_without_enough_classes_or_a_query_says_so(page):

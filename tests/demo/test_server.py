@@ -258,3 +258,38 @@ def test_warm_up_adapts_once_and_leaves_the_page_answers_unchanged(served, class
     assert 0 <= seconds < 60 and list(classifier.classes_) == [1, 0], "the warm-up fits two made-up classes"
     after = served.post("/api/adapt", _good_request())[1]
     assert after["probabilities"] == before["probabilities"], "a warm-up changed a later answer"
+
+
+# ------------------------------------------------------------------------------------------
+# images unlike the model's: a note on the page
+# ------------------------------------------------------------------------------------------
+def _photo_png(seed: int = 0) -> bytes:
+    """Colour noise: mid-grey and coloured all over, nothing like a drawing."""
+    from PIL import Image
+
+    pixels = np.random.default_rng(seed).integers(0, 256, size=(60, 80, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_drawings_get_no_note_and_a_photograph_gets_one(served):
+    status, answer = served.post("/api/adapt", _good_request())
+    assert status == 200 and answer["notes"] == [], answer.get("notes")
+    request = _good_request()
+    request["query"] = data_url(_photo_png())
+    request["classes"][1]["images"].append(data_url(_photo_png(1)))
+    status, answer = served.post("/api/adapt", request)
+    assert status == 200, answer
+    (note,) = answer["notes"]
+    assert note.startswith("dash, image 2 is unlike the black-and-white drawings stand-in was trained on (")
+    assert "; the query is unlike the black-and-white drawings" in note and note.endswith("means little")
+    status, answer = served.post("/api/preview", {"image": data_url(_photo_png())})
+    assert status == 200 and answer["note"].startswith("the image is unlike the black-and-white drawings"), answer
+    status, answer = served.post("/api/preview", {"image": data_url(stroke_png(glyph("bar")))})
+    assert status == 200 and "note" not in answer
+
+
+def test_the_page_shows_the_notes():
+    js, html = (STATIC / "demo.js").read_text(), (STATIC / "index.html").read_text()
+    assert 'id="notes"' in html and 'getElementById("notes")' in js and "answer.notes" in js

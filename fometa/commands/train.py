@@ -2,15 +2,16 @@
 
 ``fometa train --preset omniglot-5way-1shot --data datasets/omniglot.h5 --out runs/o5w1s``
 builds the configuration as preset, then ``--config FILE`` (TOML or JSON), then flags (every
-setting has one; ``--set NAME=VALUE`` reaches any by its dotted name), writes it to
+setting has one, derived from its name: ``inner.lr`` -> ``--inner-lr``; ``--set NAME=VALUE``
+reaches any by its dotted name), writes it to
 ``RUN_DIR/config.json``, and trains, logging to ``RUN_DIR/log.jsonl`` and checkpointing to
 ``RUN_DIR/checkpoint.h5``. Any packed file trains: ``fometa train --data datasets/mydata.h5 --ways 5``
 takes the paper's setting closest to the file's images (:func:`fometa.config.closest_preset`) and
 the network that fits them, and records the file's preprocessing (its ``ImageSpec``) in the run's
-configuration, so that predicting later prepares new images the same way (``--model``, ``--depth``
-and ``--filters`` choose another network). ``fometa train --resume RUN_DIR`` continues from the checkpoint;
-a changed setting is refused unless ``--force`` (cadence settings such as ``--eval-interval``
-may change freely). SIGINT/SIGTERM write a checkpoint and exit (130/143). One process at a time
+configuration, so that predicting later prepares new images the same way (``--model-arch``,
+``--model-depth`` and ``--model-filters`` choose another network). ``fometa train --resume RUN_DIR``
+continues from the checkpoint; a changed setting is refused unless ``--force`` (cadence settings
+such as ``--eval-interval`` may change freely). SIGINT/SIGTERM write a checkpoint and exit (130/143). One process at a time
 writes a run folder: while one ``fometa train`` holds its lock (:mod:`fometa.lock`), another in
 the same folder is refused with the holder's process id (exit 2). The last line of
 standard output is one JSON object: status, iteration, seconds and the latest accuracies.
@@ -29,7 +30,7 @@ from fometa.build import check_data, load_splits
 from fometa.commands import train_seeds
 from fometa.commands.options import (FLAGS, CLIError, add_setting_arguments, add_threads_argument, apply_threads,
                                      check_backend, default_run_folder, new_config, overrides_from_args,
-                                     resumed_config)
+                                     resumed_config, user_error)
 from fometa.data import DataError
 from fometa.lock import LockedError
 from fometa.lock import hold as hold_folder
@@ -51,7 +52,7 @@ def add_arguments(p):
     p.add_argument("--seeds", default=None, metavar="LIST",
                    help="train several seeds together on the task axis, e.g. 0,1,2,3 or 0-3: one run folder "
                         "RUN_DIR/seed<N> each; --resume RUN_DIR continues them all")
-    add_setting_arguments(p.add_argument_group("settings (override the preset)"), FLAGS)
+    add_setting_arguments(p.add_argument_group("settings (override the preset)"), FLAGS.values())
 
 
 def resume_point(folder: RunFolder, quiet: bool = False):
@@ -110,7 +111,7 @@ def run(args) -> int:
             lock = lock or hold(folder.path)
             folder.write_config(cfg)
     except (config.ConfigError, checkpoint.CheckpointError, DataError, BackendError, LockedError) as exc:
-        raise CLIError(str(exc)) from None
+        raise user_error(exc, args) from None
     if not args.quiet and comm.is_root:
         start = "resuming at meta-iteration " + str(resume.iteration) if resume else "starting"
         print(f"fometa train: {start} {cfg.preset} ({cfg.outer.algorithm}, {cfg.meta_iters} meta-iterations) "

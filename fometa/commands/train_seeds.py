@@ -15,7 +15,7 @@ from fometa import checkpoint, config, seeds
 from fometa.backends import BackendError
 from fometa.build import check_data, load_splits
 from fometa.commands.options import (CLIError, check_backend, default_run_folder, new_config, overrides_from_args,
-                                     resumed_config)
+                                     resumed_config, user_error)
 from fometa.data import DataError
 from fometa.lock import LockedError, hold
 from fometa.runfolder import RunFolder
@@ -91,7 +91,7 @@ def run_group(args) -> int:
         for cfg, d in zip(cfgs, dirs):
             RunFolder(d).write_config(cfg)
     except (config.ConfigError, checkpoint.CheckpointError, DataError, BackendError, LockedError) as exc:
-        raise CLIError(str(exc)) from None
+        raise user_error(exc, args) from None
     cfg = cfgs[0]
     if not args.quiet:
         at = sorted({r.iteration for r in resumes if r is not None})

@@ -16,7 +16,7 @@ draws are the same as that single run's). One meta-iteration:
 :func:`task_results` is this *provider* of per-task results; the outer step and the training
 loop (:func:`fometa.train.train_runs`) are the single run's.
 
-Under ``MetaConfig(batched=False)`` (the reference's serial meta-batch) the inner state flows
+Under ``outer.batched = false`` (the reference's serial meta-batch) the inner state flows
 from task to task within a run, so the ``M`` tasks of a run cannot share a pass; the runs still
 do: ``M`` passes of ``R`` tasks (task ``j`` of every run).
 
@@ -61,7 +61,7 @@ def task_results(learner: meta.MetaLearner, states, task_lists) -> list:
     if len(m) != 1:
         raise ValueError(f"runs disagree on their meta-batch size: {sorted(m)}")
     (m,) = m
-    if learner.config.batched:
+    if learner.outer.batched:
         steps = learner.to_backend(stack_tasks([t for tl in task_lists for t in tl]))
         phi = tree.concat_tasks([tree.broadcast(s.params, m) for s in states])
         inner = optim.state_concat_tasks([learner.start_state(s, m) for s in states])

@@ -331,7 +331,7 @@ def train(cfg: C.RunConfig, run_dir, splits=None, *, resume: ckpt_io.Checkpoint 
     comm = distributed.world()
     provider = local_task_results
     if comm.size > 1:
-        distributed.check_training(comm, cfg.outer.meta_batch, cfg.outer.batched, cfg.inner.state_policy)
+        distributed.check_training(comm, cfg.inner, cfg.outer)
 
         def provider(learner, states, task_lists):
             return [distributed.task_results(learner, comm, s, t) for s, t in zip(states, task_lists)]

@@ -12,6 +12,7 @@ from fometa.data import ArraySplit
 from fometa.runfolder import RunFolder
 
 
+
 def _dataset(seed=0, classes=10, examples=8):
     rng = np.random.default_rng(seed)
     return ArraySplit([rng.random((examples, 28, 28), dtype=np.float32) for _ in range(classes)])
@@ -28,7 +29,7 @@ def _same_state(a, b):
 
 
 LEARNERS = {
-    # name: (algorithm, inner optimizer, outer optimizer, MetaConfig overrides)
+    # name: (algorithm, inner optimizer, outer optimizer, inner and outer settings)
     "reptile-adam-carry": ("reptile", optim.Adam(1e-3), meta.Interpolate(1.0, 0.0, 4), {}),
     "fomaml-adam-reset": ("fomaml", optim.Adam(1e-3), meta.Interpolate(1.0, 0.0, 4), {"state_policy": "reset"}),
     "reptile-sgd-outer-adam": ("reptile", optim.SGD(0.05), meta.OuterAdam(1e-2), {}),
@@ -42,8 +43,9 @@ LEARNERS = {
 def _learner(name, filters=4):
     alg, inner, outer, conf = LEARNERS[name]
     model = models.conv_net("small", 5, (28, 28), filters=filters, blocks=4, stride=2)
-    config = meta.MetaConfig(ways=5, shots=4, inner_batch=8, inner_iters=3, meta_batch=3, **conf)
-    return meta.MetaLearner(model, meta.make_algorithm(alg), inner, outer, config)
+    settings = C.InnerConfig(shots=4, batch=8, iters=3, state_policy=conf.get("state_policy", "carry")), \
+        C.OuterConfig(meta_batch=3, batched=conf.get("batched", True))
+    return meta.MetaLearner(model, meta.make_algorithm(alg), inner, outer, *settings)
 
 
 def _alone(learner, ds, seed, iters):
@@ -285,10 +287,9 @@ def _relative_step_differences(backend):
     from fometa import tree
 
     model = models.omniglot_cnn(5)
-    config = meta.MetaConfig(ways=5, shots=4, inner_batch=8, inner_iters=3, meta_batch=3)
     # plain SGD: Adam would blow rounding noise on exactly-zero gradients up to full steps
-    learner = meta.MetaLearner(model, meta.Reptile(), optim.SGD(0.05), meta.Interpolate(1.0, 0.0, 4), config,
-                               backend=backend)
+    learner = meta.MetaLearner(model, meta.Reptile(), optim.SGD(0.05), meta.Interpolate(1.0, 0.0, 4),
+                               C.InnerConfig(shots=4, batch=8, iters=3), C.OuterConfig(meta_batch=3), backend=backend)
     ds, seed_list = _dataset(), [0, 1, 2]
     states, _, _ = _together(learner, ds, seed_list, 2)
     out = []

@@ -103,7 +103,7 @@ def run(args) -> int:
                 raise CLIError(f"{folder.path}: already holds a run; continue it with --resume {folder.path} "
                                "or choose another --out")
         check_backend(comm.backend_name(cfg.backend))  # before the run folder is made
-        distributed.check_training(comm, cfg.outer.meta_batch, cfg.outer.batched, cfg.inner.state_policy)
+        distributed.check_training(comm, cfg.inner, cfg.outer)
         splits = load_splits(cfg.data)
         check_data(cfg, splits)
         comm.barrier()  # every rank has checked the folder before rank 0 writes to it

@@ -167,11 +167,14 @@ class Interpolate:
         """The (empty) outer state: the schedule needs none."""
         return optim.SGDState()
 
+    def step_size(self, iteration: int) -> float:
+        """The meta-step ``eps_t`` at ``iteration``."""
+        return optim.LinearSchedule(self.meta_step, self.meta_step_final, self.meta_iters)(iteration)
+
     def update(self, g, state, iteration: int, scale: float):
         """``(update, state)``: ``-eps_t * scale * g``, ``eps_t`` the meta-step at ``iteration`` (``scale`` is
         the inner step size turning ``G`` back into a displacement)."""
-        eps = optim.LinearSchedule(self.meta_step, self.meta_step_final, self.meta_iters)(iteration)
-        return tree.scale(g, -eps * scale), state
+        return tree.scale(g, -self.step_size(iteration) * scale), state
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,10 @@ class OuterAdam:
     def init(self, params):
         """Adam's zero state for ``params``."""
         return self._adam().init(params)
+
+    def step_size(self, iteration: int) -> None:
+        """``None``: Adam has no one meta-step (each parameter's step is scaled by its own moments)."""
+        return None
 
     def update(self, g, state, iteration: int, scale: float):
         """``(update, state)``: one Adam step on the pseudo-gradient ``g`` (``iteration`` and ``scale`` are

@@ -35,7 +35,7 @@ from fometa.data import DataError
 from fometa.lock import LockedError
 from fometa.lock import hold as hold_folder
 from fometa.runfolder import RunFolder
-from fometa.train import TrainingError, train
+from fometa.train import TrainingError, TrainOptions, train
 
 
 def add_arguments(p):
@@ -117,7 +117,7 @@ def run(args) -> int:
         print(f"fometa train: {start} {cfg.preset} ({cfg.outer.algorithm}, {cfg.meta_iters} meta-iterations) "
               f"in {folder.path}", file=sys.stderr, flush=True)
     try:
-        result = train(cfg, folder.path, splits, resume=resume, progress=not args.quiet)
+        result = train(cfg, folder.path, splits, resume=resume, options=TrainOptions(progress=not args.quiet))
     except TrainingError as exc:  # the same on every rank
         if comm.is_root:
             print(f"fometa: error: {exc}", file=sys.stderr)

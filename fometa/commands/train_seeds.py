@@ -19,7 +19,7 @@ from fometa.commands.options import (CLIError, check_backend, default_run_folder
 from fometa.data import DataError
 from fometa.lock import LockedError, hold
 from fometa.runfolder import RunFolder
-from fometa.train import TrainingError
+from fometa.train import TrainingError, TrainOptions
 
 
 def is_group(path) -> bool:
@@ -99,7 +99,7 @@ def run_group(args) -> int:
         print(f"fometa train: {start} {cfg.preset} ({cfg.outer.algorithm}, {cfg.meta_iters} meta-iterations) "
               f"for seeds {', '.join(str(c.seed) for c in cfgs)} in {group.path}", file=sys.stderr, flush=True)
     try:
-        results = seeds.train_group(cfgs, dirs, splits, resumes=resumes, progress=not args.quiet)
+        results = seeds.train_group(cfgs, dirs, splits, resumes=resumes, options=TrainOptions(progress=not args.quiet))
     except TrainingError as exc:
         print(f"fometa: error: {exc}", file=sys.stderr)
         return 1

@@ -29,7 +29,7 @@ import numpy as np
 from fometa import build, data, evaluate, meta, tree
 from fometa import config as C
 from fometa.layers import softmax_cross_entropy
-from fometa.train import RunProgress, Schedule, run_loop
+from fometa.train import RunProgress, RunWriter, Schedule, TrainOptions, run_loop
 
 WAYS = 5
 
@@ -221,9 +221,9 @@ def run_curves(experiment: str, curves, splits, cfg: C.RunConfig, log: JsonLog, 
             if progress is not None:
                 progress(index, len(curves), curve.name, rec["iteration"], curve_cfg.meta_iters, record["accuracy"])
 
-        member = RunProgress(curve_cfg, None, problem, learner, start=(learner.init(init), np.random.default_rng(cfg.seed)),
-                             on_log=on_log)
-        run_loop(learner, [member], Schedule.of(curve_cfg), progress=False, handle_signals=False)
+        member = RunProgress(curve_cfg, problem, learner, RunWriter(None, on_log=on_log),
+                             start=(learner.init(init), np.random.default_rng(cfg.seed)))
+        run_loop(learner, [member], Schedule.of(curve_cfg), options=TrainOptions(progress=False, handle_signals=False))
     log.write({"event": "done", "experiment": experiment, "seconds": time.perf_counter() - start})
     return records
 

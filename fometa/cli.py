@@ -1,8 +1,9 @@
 """The ``fometa`` command line: ``fometa <command> [options]``.
 
 Each command lives in its own module under :mod:`fometa.commands` exposing
-``add_arguments(parser)`` and ``run(args) -> int``; the CLI only parses and hands over.
-Commands are imported only when chosen, so ``fometa --help`` stays light.
+``add_arguments(parser)`` and ``run(args) -> int``; the CLI only parses and hands over. Building
+the parser imports every command's module, which defines its arguments and nothing heavy: h5py,
+matplotlib, Pillow, mpi4py and the like load inside ``run()``, when a command needs them.
 """
 from __future__ import annotations
 

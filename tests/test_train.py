@@ -210,3 +210,35 @@ def test_progress_bar_redraws_in_place_on_a_terminal():
     text = stream.getvalue()
     assert "\n" not in text[:-1] and text.endswith("\n") and text.count("\r") == 6
     assert "10/10" in text.rsplit("\r", 1)[-1] and "16 tasks/s" in text.rsplit("\r", 1)[-1]
+
+
+class _Rank1(T.distributed.Single):
+    """A second rank of a one-process stand-in world: its collectives are the identity, it is not the root."""
+
+    rank = 1
+
+    @property
+    def is_root(self) -> bool:
+        return False
+
+
+def test_the_run_writer_writes_on_rank_0_alone(tmp_path):
+    cfg = _cfg()
+    learner = T.build.build_learner(cfg)
+    state = learner.init(learner.model.init(np.random.default_rng(0)))
+    rng = np.random.default_rng(1)
+    for comm, folder in ((_Rank1(), tmp_path / "rank1"), (T.distributed.Single(), tmp_path / "rank0")):
+        writer = T.RunWriter(RunFolder(folder), comm)
+        assert writer.start(None) == {}
+        writer.log({"iteration": 0})
+        writer.checkpoint(cfg, state, rng, {"seconds": 0.0})
+        writer.segment(0, 1, 0.5, "finished")
+        assert writer.last_checkpoint == 0 and writer.records == []
+    assert not (tmp_path / "rank1").exists(), "a rank other than 0 wrote in the run folder"
+    run = RunFolder(tmp_path / "rank0")
+    assert run.read_log() == [{"iteration": 0}] and checkpoint.load(run.checkpoint_path).iteration == 0
+    assert len(run.read_segments()) == 1
+    seen = []
+    memory = T.RunWriter(None, on_log=seen.append)
+    memory.log({"iteration": 3})
+    assert memory.records == seen == [{"iteration": 3}] and "no checkpoint" in memory.kept()

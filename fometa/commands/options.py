@@ -121,7 +121,7 @@ def add_moved_flag(parser, old: str, message: str) -> None:
         def __call__(self, parser, namespace, values, option_string=None):
             parser.error(f"{option_string} {message}")
 
-    parser.add_argument(old, action=Moved, nargs="?", help=argparse.SUPPRESS)
+    parser.add_argument(old, dest="moved:" + old, action=Moved, nargs="?", help=argparse.SUPPRESS)
 
 
 def typed_flag(args, name: str) -> str:

@@ -116,9 +116,10 @@ class TrainOptions:
 # one run in flight: what it writes, and where it stands
 # ------------------------------------------------------------------------------------------
 class RunWriter:
-    """Where one run's records go: its folder's log, checkpoints and segments (:mod:`fometa.runfolder`),
-    written by rank 0 alone when several MPI ranks (``comm``) train it; without a folder, the log
-    records stay in :attr:`records`. ``on_log(record)`` sees every record, on every rank."""
+    """Where one run's records go: its folder's configuration, log, checkpoints and segments
+    (:mod:`fometa.runfolder`), written by rank 0 alone when several MPI ranks (``comm``) train it;
+    without a folder, the log records stay in :attr:`records`. ``on_log(record)`` sees every record,
+    on every rank."""
 
     def __init__(self, folder: RunFolder | None, comm: distributed.Single = _SINGLE,
                  on_log: Callable[[dict], None] | None = None):
@@ -127,12 +128,13 @@ class RunWriter:
         self.records: list[dict] = []
         self.last_checkpoint: int | None = None
 
-    def start(self, resumed_at: int | None) -> dict:
-        """Open the run's records for a stretch of training from a checkpoint of iteration ``resumed_at``
-        (``None``: from the start): the log is cut back to it. Returns the last log record (``{}``: none)."""
+    def start(self, cfg: C.RunConfig, resumed_at: int | None) -> dict:
+        """Open the run's records for a stretch of training with the configuration ``cfg`` from a checkpoint
+        of iteration ``resumed_at`` (``None``: from the start): ``config.json`` is written and the log cut
+        back to the checkpoint. Returns the last log record (``{}``: none)."""
         self.last_checkpoint = resumed_at
         if self.writes:
-            self.folder.path.mkdir(parents=True, exist_ok=True)
+            self.folder.write_config(cfg)
             code_version()  # which fometa trains this stretch: read now, before its files can change
             self.folder.truncate_log(resumed_at if resumed_at is not None else -1)
         return ((self.folder.read_log() if self.folder is not None else []) or [{}])[-1]
@@ -190,7 +192,7 @@ class RunProgress:
         else:
             self.rng = np.random.default_rng(cfg.seed)
             self.state = learner.init(learner.model.init(self.rng))
-        self.last = writer.start(resume.iteration if resume is not None else None)
+        self.last = writer.start(cfg, resume.iteration if resume is not None else None)
         self.start_iteration = self.state.iteration
         self.seconds0 = float(extra.get("seconds", 0.0))
         self.loss_sum = dict(extra.get("loss_sum", {}))
@@ -347,8 +349,9 @@ def train_runs(cfgs: Sequence[C.RunConfig], run_dirs: Sequence[str | Path | None
     ``run_dirs[r]`` is run ``r``'s folder (``None``: nothing is written, the log records stay in
     memory); ``resumes[r]`` a checkpoint to continue from or ``None``; ``splits`` the data
     (``None`` loads ``cfgs[0].data``); ``learner`` the one :func:`fometa.build.build_learner` makes
-    of ``cfgs[0]``, when the caller has it already. The folders' ``config.json`` is the caller's to
-    write. Returns a :class:`TrainResult` per run, or raises :class:`TrainingError`.
+    of ``cfgs[0]``, when the caller has it already. Each run's :class:`RunWriter` writes its folder's
+    ``config.json`` before it trains. Returns a :class:`TrainResult` per run, or raises
+    :class:`TrainingError`.
     """
     cfgs = list(cfgs)
     run_dirs = list(run_dirs)
@@ -376,7 +379,7 @@ def train(cfg: C.RunConfig, run_dir: str | Path | None, splits: dict | None = No
     """Meta-train as ``cfg`` says, in the run folder ``run_dir``; continue from ``resume`` if given.
 
     ``splits`` are the data (``None`` loads ``cfg.data``); ``learner``, see :func:`train_runs`. The
-    folder's ``config.json`` is written by the caller (``fometa train``). Under ``mpiexec -n N`` the
+    folder gets ``cfg`` as its ``config.json``, the log and the checkpoints. Under ``mpiexec -n N`` the
     meta-batch's tasks are shared by the ranks (:func:`fometa.distributed.task_results`). Returns
     when the run reaches ``cfg.meta_iters``, or iteration ``options.stop_at`` (status ``"stopped"``,
     with a checkpoint: a pause that changes nothing), or a signal stops it; raises

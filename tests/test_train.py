@@ -229,14 +229,15 @@ def test_the_run_writer_writes_on_rank_0_alone(tmp_path):
     rng = np.random.default_rng(1)
     for comm, folder in ((_Rank1(), tmp_path / "rank1"), (T.distributed.Single(), tmp_path / "rank0")):
         writer = T.RunWriter(RunFolder(folder), comm)
-        assert writer.start(None) == {}
+        assert writer.start(cfg, None) == {}
         writer.log({"iteration": 0})
         writer.checkpoint(cfg, state, rng, {"seconds": 0.0})
         writer.segment(0, 1, 0.5, "finished")
         assert writer.last_checkpoint == 0 and writer.records == []
     assert not (tmp_path / "rank1").exists(), "a rank other than 0 wrote in the run folder"
     run = RunFolder(tmp_path / "rank0")
-    assert run.read_log() == [{"iteration": 0}] and checkpoint.load(run.checkpoint_path).iteration == 0
+    assert run.read_config() == cfg and run.read_log() == [{"iteration": 0}]
+    assert checkpoint.load(run.checkpoint_path).iteration == 0
     assert len(run.read_segments()) == 1
     seen = []
     memory = T.RunWriter(None, on_log=seen.append)

@@ -36,7 +36,7 @@ import numpy as np
 from fometa import config as C
 from fometa import get_backend, parallel, tree
 from fometa.build import build_learner, build_model
-from fometa.commands.options import CLIError, add_setting_arguments, apply_threads, overrides_from_args
+from fometa.commands.options import CLIError, add_setting_arguments, overrides_from_args
 from fometa.evaluate import MODES
 from fometa.problems import make_problem
 from fometa.tasks import ArrayClasses
@@ -228,7 +228,6 @@ def run(args) -> int:
     args.backend, args.seed = given.get("backend"), given.get("seed", 0)
     args.ways, args.shots = given.get("model.ways", 5), given.get("eval.shots")
     backend = get_backend(args.backend)
-    apply_threads(args)
     threads = parallel.get_threads()
     defaults = {"layers": (20, 3), "meta": (10, 2), "eval": (3, 1)}[args.suite]
     repeat = defaults[0] if args.repeat is None else args.repeat

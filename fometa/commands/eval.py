@@ -25,7 +25,7 @@ from fometa import checkpoint, config, distributed, pretrained
 from fometa.backends import BackendError
 from fometa.build import build_learner, check_data, load_splits, restore_state
 from fometa.commands.options import (CLIError, add_moved_flag, add_setting_arguments, add_threads_argument,
-                                     apply_threads, check_backend, overrides_from_args, typed_flag, user_error)
+                                     check_backend, overrides_from_args, typed_flag, user_error)
 from fometa.data import DataError
 from fometa.evaluate import PartialError, load_partial, save_partial
 from fometa.problems import make_problem
@@ -79,7 +79,6 @@ def _source(ref, path) -> str:
 def run(args) -> int:
     comm = distributed.world()  # mpiexec -n N: the tasks are split over N ranks; rank 0 prints
     try:
-        apply_threads(args)
         ckpt, ckpt_path, note = pretrained.load_run(args.run)
         if note and comm.is_root:
             print(f"fometa eval: {note}", file=sys.stderr, flush=True)

@@ -18,7 +18,7 @@ import json
 from fometa import checkpoint, pretrained
 from fometa.backends import BackendError
 from fometa.commands.options import (CLIError, add_moved_flag, add_setting_arguments, add_threads_argument,
-                                     apply_threads, check_backend, overrides_from_args, typed_flag)
+                                     check_backend, overrides_from_args, typed_flag)
 from fometa.data import DataError
 from fometa.fewshot import FewShotClassifier, list_images, read_support_folder
 
@@ -40,7 +40,6 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    apply_threads(args)
     given = overrides_from_args(args, SETTINGS)
     steps, mode, backend = given.get("eval.inner_iters"), given.get("eval.mode", "per-query"), given.get("backend")
     if steps is not None and steps < 0:

@@ -28,9 +28,8 @@ from fometa import checkpoint, config, distributed
 from fometa.backends import BackendError
 from fometa.build import check_data, load_splits
 from fometa.commands import train_seeds
-from fometa.commands.options import (FLAGS, CLIError, add_setting_arguments, add_threads_argument, apply_threads,
-                                     check_backend, default_run_folder, new_config, overrides_from_args,
-                                     resumed_config, user_error)
+from fometa.commands.options import (FLAGS, CLIError, add_setting_arguments, add_threads_argument, check_backend,
+                                     default_run_folder, new_config, overrides_from_args, resumed_config, user_error)
 from fometa.data import DataError
 from fometa.lock import LockedError
 from fometa.lock import hold as hold_folder
@@ -72,7 +71,6 @@ def run(args) -> int:
     def hold(path):  # rank 0 alone writes in the run folder, so it alone holds its lock
         return hold_folder(path) if comm.is_root else None
 
-    apply_threads(args)
     if args.seeds is not None or train_seeds.is_group(args.resume):
         if comm.size > 1:
             raise CLIError("--seeds trains its runs in one process; run it without mpiexec")
@@ -106,10 +104,9 @@ def run(args) -> int:
         distributed.check_training(comm, cfg.inner, cfg.outer)
         splits = load_splits(cfg.data)
         check_data(cfg, splits)
-        comm.barrier()  # every rank has checked the folder before rank 0 writes to it
+        comm.barrier()  # every rank has checked the folder before rank 0 writes to it (train's RunWriter)
         if comm.is_root:
             lock = lock or hold(folder.path)
-            folder.write_config(cfg)
     except (config.ConfigError, checkpoint.CheckpointError, DataError, BackendError, LockedError) as exc:
         raise user_error(exc, args) from None
     if not args.quiet and comm.is_root:

@@ -87,9 +87,7 @@ def run_group(args) -> int:
         # one writer: the group's folder and every seed's run folder (fometa/lock.py)
         locks = [hold(group.path)] + [hold(d) for d in dirs]
         if not args.resume:
-            group.write([c.seed for c in cfgs])
-        for cfg, d in zip(cfgs, dirs):
-            RunFolder(d).write_config(cfg)
+            group.write([c.seed for c in cfgs])  # each run's config.json: its RunWriter (fometa.train)
     except (config.ConfigError, checkpoint.CheckpointError, DataError, BackendError, LockedError) as exc:
         raise user_error(exc, args) from None
     cfg = cfgs[0]

@@ -10,9 +10,18 @@ meta-iterations, evaluation and checkpoint cadence). Three modules, one concern 
 
 Every user error is a :class:`ConfigError`.
 """
-from fometa.config import io, presets, schema
-from fometa.config.io import *  # noqa: F403 - this package's face: the names of its three modules
-from fometa.config.presets import *  # noqa: F403
-from fometa.config.schema import *  # noqa: F403
+from fometa.config.io import (ALIASES, DEPRECATED, RETIRED, apply_overrides, diff, flag, flatten, from_dict, load_file,
+                              parse_value, to_dict)
+from fometa.config.presets import PRESET_SETTINGS, PRESETS, closest_preset, for_images, preset
+from fometa.config.schema import (ALGORITHMS, ARCHS, DATASETS, DESCRIPTIONS, EVAL_MODES, IMAGE_ARCHS, INITS, KIND_IMAGES,
+                                  RESUME_FREE, ConfigError, DataConfig, EvaluationConfig, InnerConfig, ModelConfig,
+                                  OuterConfig, RunConfig, build, input_spec, parse_image_spec, setting_type, settings)
 
-__all__ = schema.__all__ + presets.__all__ + io.__all__
+__all__ = [
+    "ConfigError", "DataConfig", "ModelConfig", "InnerConfig", "OuterConfig", "EvaluationConfig", "RunConfig",
+    "DATASETS", "ARCHS", "IMAGE_ARCHS", "KIND_IMAGES", "INITS", "ALGORITHMS", "EVAL_MODES", "DESCRIPTIONS",
+    "RESUME_FREE", "settings", "setting_type", "parse_image_spec", "input_spec", "build",
+    "PRESET_SETTINGS", "PRESETS", "preset", "closest_preset", "for_images",
+    "to_dict", "from_dict", "flatten", "parse_value", "apply_overrides", "load_file", "diff", "RETIRED", "flag",
+    "ALIASES", "DEPRECATED",
+]

@@ -79,9 +79,9 @@ class SineProblem:
         start = time.perf_counter()
         ev = eval_cfg or self.cfg.eval
         state = None if inner_state is None else optim.state_to_host(inner_state)
-        final, by_step, example = sine.evaluate(learner.model, learner.inner_opt, tree.to_host(params), rng, tasks=tasks,
-                                                points=ev.shots, steps=ev.inner_iters, inner_state=state,
-                                                record_steps=record_steps)
+        final, by_step, example = sine.evaluate(learner.model, learner.inner_opt, tree.to_host(params), rng,
+                                                tasks=tasks, points=ev.shots, steps=ev.inner_iters,
+                                                inner_state=state, record_steps=record_steps)
         mean, ci = E.mean_ci95(final)
         if progress is not None:
             progress(tasks, tasks)

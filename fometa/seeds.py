@@ -172,7 +172,7 @@ def check_group(cfgs) -> None:
 # ------------------------------------------------------------------------------------------
 # training
 # ------------------------------------------------------------------------------------------
-def train_group(cfgs, run_dirs, splits=None, *, resumes=None, options: T.TrainOptions = T.TrainOptions()) -> list:
+def train_group(cfgs, run_dirs, splits=None, *, resumes=None, options: T.TrainOptions | None = None) -> list:
     """Meta-train the runs ``cfgs`` (differing only in their seed) together, one folder each.
 
     :func:`fometa.train.train_runs` with :func:`task_results` as the provider: the same logs,
@@ -186,6 +186,7 @@ def train_group(cfgs, run_dirs, splits=None, *, resumes=None, options: T.TrainOp
     """
     cfgs = list(cfgs)
     check_group(cfgs)
+    options = options or T.TrainOptions()
     if options.label == T.TrainOptions.label:
         options = replace(options, label=f"meta-iteration ({len(cfgs)} seeds)")
     return T.train_runs(cfgs, run_dirs, splits, resumes=resumes, provider=task_results, options=options)

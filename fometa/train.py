@@ -124,7 +124,7 @@ class RunWriter:
     def __init__(self, folder: RunFolder | None, comm: distributed.Single = _SINGLE,
                  on_log: Callable[[dict], None] | None = None):
         self.folder, self.comm, self.on_log = folder, comm, on_log
-        self.writes = folder is not None and comm.is_root
+        self.out: RunFolder | None = folder if comm.is_root else None  # the folder this rank writes, if any
         self.records: list[dict] = []
         self.last_checkpoint: int | None = None
 
@@ -133,16 +133,16 @@ class RunWriter:
         of iteration ``resumed_at`` (``None``: from the start): ``config.json`` is written and the log cut
         back to the checkpoint. Returns the last log record (``{}``: none)."""
         self.last_checkpoint = resumed_at
-        if self.writes:
-            self.folder.write_config(cfg)
+        if self.out is not None:
+            self.out.write_config(cfg)
             code_version()  # which fometa trains this stretch: read now, before its files can change
-            self.folder.truncate_log(resumed_at if resumed_at is not None else -1)
+            self.out.truncate_log(resumed_at if resumed_at is not None else -1)
         return ((self.folder.read_log() if self.folder is not None else []) or [{}])[-1]
 
     def log(self, record: dict) -> None:
         """Append ``record`` to the run's log."""
-        if self.writes:
-            self.folder.append_log(record)
+        if self.out is not None:
+            self.out.append_log(record)
         elif self.folder is None:
             self.records.append(record)
         if self.on_log is not None:
@@ -151,8 +151,8 @@ class RunWriter:
     def checkpoint(self, cfg: C.RunConfig, state: meta.MetaState, rng: np.random.Generator, extra: dict) -> None:
         """Write the run's checkpoint, after checking that every rank holds the same parameters."""
         distributed.check_same(self.comm, state.params)
-        if self.writes:
-            self.folder.save_checkpoint(ckpt_io.Checkpoint(
+        if self.out is not None:
+            self.out.save_checkpoint(ckpt_io.Checkpoint(
                 params=tree.to_host(state.params), inner_state=optim.state_to_host(state.inner_state),
                 outer_state=optim.state_to_host(state.outer_state), rng_state=ckpt_io.rng_state(rng),
                 iteration=state.iteration, config=C.to_dict(cfg), extra=extra))
@@ -160,8 +160,8 @@ class RunWriter:
 
     def segment(self, start: int, stop: int, seconds: float, status: str) -> None:
         """Note which iterations this stretch of training ran, and with which fometa."""
-        if self.writes and stop > start:
-            self.folder.append_segment(start, stop, seconds, status)
+        if self.out is not None and stop > start:
+            self.out.append_segment(start, stop, seconds, status)
 
     def kept(self) -> str:
         """Which checkpoint survives a failure, for error messages."""
@@ -179,8 +179,8 @@ class RunProgress:
     """
 
     def __init__(self, cfg: C.RunConfig, problem, learner: meta.MetaLearner, writer: RunWriter,
-                 resume: ckpt_io.Checkpoint | None = None, start: tuple[meta.MetaState, np.random.Generator] | None = None,
-                 label: str = ""):
+                 resume: ckpt_io.Checkpoint | None = None,
+                 start: tuple[meta.MetaState, np.random.Generator] | None = None, label: str = ""):
         self.cfg, self.problem, self.learner, self.writer, self.label = cfg, problem, learner, writer, label
         extra: dict = {}
         if resume is not None:

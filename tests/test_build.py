@@ -5,7 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fometa import build, config as C, meta, models, optim
+from fometa import build, meta, models, optim
+from fometa import config as C
 
 PACKAGE = Path(build.__file__).parent
 

@@ -7,10 +7,10 @@ familiar spellings (:data:`fometa.config.ALIASES`); every command that takes a s
 under these flags (:func:`add_setting_arguments`), with the setting's description as help
 (:data:`fometa.config.DESCRIPTIONS`, the same text as the documentation's settings table). The
 flags of earlier versions still work, hidden from the help (:data:`fometa.config.DEPRECATED`; the
-documentation's settings table names them). ``--set NAME=VALUE`` reaches any setting by its dotted name. A configuration is built as
-preset, then ``--config FILE`` (TOML or JSON), then flags. With a data file (``--data``), the
-preset may be left out (the paper's setting closest to the file's images is taken,
-:func:`fometa.config.closest_preset`) and the configuration is fitted to the file
+documentation's settings table names them). ``--set NAME=VALUE`` reaches any setting by its dotted
+name. A configuration is built as preset, then ``--config FILE`` (TOML or JSON), then flags. With a
+data file (``--data``), the preset may be left out (the paper's setting closest to the file's images
+is taken, :func:`fometa.config.closest_preset`) and the configuration is fitted to the file
 (:func:`fometa.config.for_images`: its kind, its preprocessing, for a folder file the network).
 """
 from __future__ import annotations

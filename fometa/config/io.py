@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -132,14 +133,17 @@ def load_file(path: str | Path) -> dict[str, Any]:
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(text)
-        else:
-            try:
-                import tomllib
-            except ModuleNotFoundError:  # Python < 3.11
-                import tomli as tomllib
+        elif sys.version_info >= (3, 11):
+            import tomllib
+
             data = tomllib.loads(text)
+        else:  # the tomli backport of the test extra
+            import tomli
+
+            data = tomli.loads(text)
     except ValueError as exc:  # json.JSONDecodeError and tomllib.TOMLDecodeError are ValueErrors
-        raise ConfigError(f"{path}: not a valid {'JSON' if path.suffix.lower() == '.json' else 'TOML'} file: {exc}") from None
+        kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
+        raise ConfigError(f"{path}: not a valid {kind} file: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file must hold a table of settings")
     flat = {k: v for k, v in flatten(data).items() if k not in RETIRED}

@@ -20,8 +20,8 @@ __all__ = ["PRESET_SETTINGS", "PRESETS", "preset", "closest_preset", "for_images
 
 _OMNIGLOT: dict[str, Any] = {"data.kind": "omniglot", "data.path": "datasets/omniglot.h5", "model.arch": "omniglot_cnn",
                              "inner.shots": 10}
-_OMNIGLOT_20WAY: dict[str, Any] = {**_OMNIGLOT, "model.ways": 20, "inner.lr": 5e-4, "inner.batch": 20, "inner.iters": 10,
-                                   "eval.inner_batch": 10, "meta_iters": 200_000}
+_OMNIGLOT_20WAY: dict[str, Any] = {**_OMNIGLOT, "model.ways": 20, "inner.lr": 5e-4, "inner.batch": 20,
+                                   "inner.iters": 10, "eval.inner_batch": 10, "meta_iters": 200_000}
 _MINIIMAGENET: dict[str, Any] = {"data.kind": "miniimagenet", "data.path": "datasets/miniimagenet.h5",
                                  "model.arch": "miniimagenet_cnn", "inner.iters": 8, "inner.shots": 15}
 

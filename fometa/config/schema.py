@@ -138,12 +138,14 @@ class ModelConfig:
     depth: int | None = _setting(None, "conv blocks of the image network (none: the paper's 4)")
 
     def __post_init__(self) -> None:
-        _require(self.arch in ARCHS.values(), f"model.arch must be one of {', '.join(ARCHS.values())}, got {self.arch!r}")
+        _require(self.arch in ARCHS.values(),
+                 f"model.arch must be one of {', '.join(ARCHS.values())}, got {self.arch!r}")
         _require(self.ways >= 1, f"model.ways must be at least 1, got {self.ways}")
         _require(self.filters is None or self.filters >= 1, f"model.filters must be at least 1, got {self.filters}")
         _require(self.init in INITS, f"model.init must be one of {', '.join(INITS)}, got {self.init!r}")
         _require(self.depth is None or self.depth >= 1, f"model.depth must be at least 1, got {self.depth}")
-        _require(self.depth is None or self.arch != "sine_mlp", "model.depth applies to the conv networks, not sine_mlp")
+        _require(self.depth is None or self.arch != "sine_mlp",
+                 "model.depth applies to the conv networks, not sine_mlp")
 
 
 @dataclass(frozen=True)
@@ -203,11 +205,13 @@ class OuterConfig:
                                             "(the reference's --foml-tail)")
 
     def __post_init__(self) -> None:
-        _require(self.algorithm in ALGORITHMS, f"outer.algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}")
+        _require(self.algorithm in ALGORITHMS,
+                 f"outer.algorithm must be one of {', '.join(ALGORITHMS)}, got {self.algorithm!r}")
         _require(self.optimizer in ("interpolate", "adam"),
                  f"outer.optimizer must be 'interpolate' or 'adam', got {self.optimizer!r}")
         _require(self.meta_batch >= 1, f"outer.meta_batch must be at least 1, got {self.meta_batch}")
-        _require(self.tail_shots is None or self.tail_shots >= 1, f"outer.tail_shots must be at least 1, got {self.tail_shots}")
+        _require(self.tail_shots is None or self.tail_shots >= 1,
+                 f"outer.tail_shots must be at least 1, got {self.tail_shots}")
         _require(self.tail_shots is None or self.algorithm != "reptile",
                  "outer.tail_shots applies to fomaml and maml, not reptile")
 
@@ -320,7 +324,7 @@ def _fields(cls: type = RunConfig, prefix: str = "") -> dict[str, tuple[Any, dat
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         t = hints[f.name]
-        if dataclasses.is_dataclass(t):
+        if isinstance(t, type) and dataclasses.is_dataclass(t):
             out.update(_fields(t, f"{prefix}{f.name}."))
         else:
             out[f"{prefix}{f.name}"] = (t, f)

@@ -9,9 +9,10 @@ same ``k`` -- see the same tasks in the same order), and is evaluated at iterati
 curves are compared on common random numbers. The evaluation at iteration 0 is the same for all
 curves and is computed once.
 
-Log records (one JSON object per line): ``{"event": "start", "settings", "eval_seed", "curves", ...}``, then per evaluation
-``{"event": "eval", "curve", "iteration", "accuracy", "ci95", "query_loss", "query_loss_ci95",
-"loss_first", "loss_last", "train_seconds", "eval_seconds", ...the curve's fields}``, and ``{"event": "done", "seconds"}``.
+Log records (one JSON object per line): ``{"event": "start", "settings", "eval_seed", "curves", ...}``,
+then per evaluation ``{"event": "eval", "curve", "iteration", "accuracy", "ci95", "query_loss",
+"query_loss_ci95", "loss_first", "loss_last", "train_seconds", "eval_seconds", ...the curve's fields}``,
+and ``{"event": "done", "seconds"}``.
 ``loss_first``/``loss_last`` are the mean inner losses on the first and last mini-batch of the
 training tasks since the previous evaluation; ``per_task_accuracy``/``per_task_loss`` hold every
 test task's value (the same tasks for every curve: :func:`paired_difference` compares two curves).
@@ -157,10 +158,10 @@ def evaluate_params(learner: meta.MetaLearner, params, split, cfg: C.RunConfig, 
         accs.append(be.to_host(softmax_cross_entropy.accuracy(logits, qy)))
         losses.append(be.to_host(softmax_cross_entropy.forward(logits, qy)[0]))
         done += n
-    accs, losses = np.concatenate(accs), np.concatenate(losses)
-    acc, acc_ci = evaluate.mean_ci95(accs)
-    loss, loss_ci = evaluate.mean_ci95(losses)
-    return Evaluation(acc, acc_ci, loss, loss_ci, time.perf_counter() - start, accs, losses)
+    per_task_accuracy, per_task_loss = np.concatenate(accs), np.concatenate(losses)
+    acc, acc_ci = evaluate.mean_ci95(per_task_accuracy)
+    loss, loss_ci = evaluate.mean_ci95(per_task_loss)
+    return Evaluation(acc, acc_ci, loss, loss_ci, time.perf_counter() - start, per_task_accuracy, per_task_loss)
 
 
 class _Curve:
@@ -199,7 +200,9 @@ def run_curves(experiment: str, curves, splits, cfg: C.RunConfig, log: JsonLog, 
     start = time.perf_counter()
     log.write({"event": "start", "experiment": experiment, "settings": C.flatten(C.to_dict(cfg)),
                "eval_seed": eval_seed, "curves": [c.name for c in curves], **(settings or {})})
-    records, shared, init = [], {}, None
+    records: list[dict] = []
+    shared: dict[str, Evaluation] = {}  # the evaluation of the initialization, which every curve shares
+    init = None
     for index, curve in enumerate(curves):
         curve_cfg = curve.run_config(cfg)
         learner = build.build_learner(curve_cfg, weights=curve.weights)
@@ -207,7 +210,7 @@ def run_curves(experiment: str, curves, splits, cfg: C.RunConfig, log: JsonLog, 
             init = learner.model.init(np.random.default_rng(cfg.seed))
         problem = _Curve(splits["train"], splits["test"], curve_cfg, eval_seed, shared)
 
-        def on_log(rec, curve=curve, index=index):
+        def on_log(rec, curve=curve, index=index, meta_iters=curve_cfg.meta_iters):
             metrics = {k: v for k, v in rec.items() if k not in ("iteration", "loss_first", "loss_last", "meta_step",
                                                                   "seconds", "train_seconds")}
             record = {"event": "eval", "experiment": experiment, "curve": curve.name, **curve.fields,
@@ -219,7 +222,7 @@ def run_curves(experiment: str, curves, splits, cfg: C.RunConfig, log: JsonLog, 
             log.write(record)
             records.append(record)
             if progress is not None:
-                progress(index, len(curves), curve.name, rec["iteration"], curve_cfg.meta_iters, record["accuracy"])
+                progress(index, len(curves), curve.name, rec["iteration"], meta_iters, record["accuracy"])
 
         member = RunProgress(curve_cfg, problem, learner, RunWriter(None, on_log=on_log),
                              start=(learner.init(init), np.random.default_rng(cfg.seed)))

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
-from fometa import config, data, parallel
+from fometa import checkpoint, config, data, parallel
 from fometa.backends import get_backend
 
 __all__ = ["CLIError", "add_threads_argument", "apply_threads", "FIXED", "FLAGS", "add_setting_arguments",
-           "add_moved_flag", "typed_flag", "overrides_from_args", "user_error", "new_config", "resumed_config",
+           "add_moved_flag", "typed_flag", "overrides_from_args", "user_error", "given_settings", "saved_run",
+           "new_config", "resumed_config",
            "describe_differences", "check_backend", "default_run_folder"]
 
 
@@ -161,6 +163,24 @@ def user_error(exc: Exception, args) -> CLIError:
             if typed in (config.flag(name), "--no-" + config.flag(name)[2:]) and message.startswith(name + " "):
                 message = config.flag(name) + message[len(name):]
     return CLIError(message)
+
+
+def given_settings(args) -> tuple[dict, dict]:
+    """The settings given to a training command: ``(the --config file's, the flags')``, kept apart because
+    the file may name the preset and the flags come last."""
+    return (config.load_file(args.config) if args.config else {}), overrides_from_args(args)
+
+
+def saved_run(folder, quiet: bool = False) -> tuple[config.RunConfig, checkpoint.Checkpoint | None]:
+    """A stopped run's configuration and the checkpoint to continue it from: the latest, or the previous one
+    if the latest is damaged (said on stderr unless ``quiet``); ``None`` when the run stopped before its
+    first checkpoint (the configuration is then its folder's ``config.json``)."""
+    resume = None
+    if folder.has_checkpoint():
+        resume, note = folder.load_checkpoint()
+        if note and not quiet:
+            print(f"fometa train: {note}", file=sys.stderr, flush=True)
+    return (config.from_dict(resume.config) if resume is not None else folder.read_config()), resume
 
 
 def new_config(args, file_settings: dict, flags: dict) -> config.RunConfig:

@@ -29,7 +29,8 @@ from fometa.backends import BackendError
 from fometa.build import check_data, load_splits
 from fometa.commands import train_seeds
 from fometa.commands.options import (FLAGS, CLIError, add_setting_arguments, add_threads_argument, check_backend,
-                                     default_run_folder, new_config, overrides_from_args, resumed_config, user_error)
+                                     default_run_folder, given_settings, new_config, resumed_config, saved_run,
+                                     user_error)
 from fometa.data import DataError
 from fometa.lock import LockedError
 from fometa.lock import hold as hold_folder
@@ -54,17 +55,6 @@ def add_arguments(p):
     add_setting_arguments(p.add_argument_group("settings (override the preset)"), FLAGS.values())
 
 
-def resume_point(folder: RunFolder, quiet: bool = False):
-    """The checkpoint to continue ``folder``'s run from (the previous one if the latest is damaged), or
-    ``None`` when the run stopped before its first checkpoint."""
-    if not folder.has_checkpoint():
-        return None
-    ckpt, note = folder.load_checkpoint()
-    if note and not quiet:
-        print(f"fometa train: {note}", file=sys.stderr, flush=True)
-    return ckpt
-
-
 def run(args) -> int:
     comm = distributed.world()  # mpiexec -n N: N ranks run this same command; rank 0 alone writes and prints
 
@@ -76,8 +66,7 @@ def run(args) -> int:
             raise CLIError("--seeds trains its runs in one process; run it without mpiexec")
         return train_seeds.run_group(args)
     try:
-        file_settings = config.load_file(args.config) if args.config else {}
-        flags = overrides_from_args(args)
+        file_settings, flags = given_settings(args)
         resume = lock = None  # lock: held while this process may write in the run folder
         if args.resume:
             if args.preset or args.out:
@@ -88,8 +77,7 @@ def run(args) -> int:
                 raise CLIError(f"{folder.path}: no run to resume here (no {folder.config_path.name} or "
                                f"{folder.checkpoint_path.name})")
             lock = hold(folder.path)  # before reading the checkpoint that a running holder may still write
-            resume = resume_point(folder, quiet=not comm.is_root)
-            saved = config.from_dict(resume.config) if resume is not None else folder.read_config()
+            saved, resume = saved_run(folder, quiet=not comm.is_root)
             cfg = resumed_config(saved, file_settings, flags, args.force)
         else:
             cfg = new_config(args, file_settings, flags)

@@ -14,7 +14,6 @@ from fometa import checkpoint as ckpt_io
 from fometa import data  # h5py and Pillow load inside its functions
 from fometa import config as C
 from fometa import meta, models, optim, tree
-from fometa.backends import get_backend
 
 __all__ = ["build_model", "input_shape", "inner_optimizer", "outer_optimizer", "build_algorithm", "build_learner",
            "load_splits", "check_data", "restore_state"]
@@ -79,11 +78,12 @@ def build_algorithm(cfg: C.OuterConfig, weights: Sequence[float] | None = None):
 def build_learner(cfg: C.RunConfig, backend=None, weights: Sequence[float] | None = None) -> meta.MetaLearner:
     """The :class:`~fometa.meta.MetaLearner` of ``cfg`` (``backend`` overrides ``cfg.backend``; ``weights``:
     see :func:`build_algorithm`)."""
+    shape = input_shape(cfg)
     return meta.MetaLearner(
-        model=build_model(cfg.model, input_shape(cfg)),
         algorithm=build_algorithm(cfg.outer, weights),
         inner_opt=inner_optimizer(cfg.inner),
         outer_opt=outer_optimizer(cfg.outer, cfg.meta_iters),
+        model=build_model(cfg.model, shape),
         inner=cfg.inner,
         outer=cfg.outer,
         backend=backend if backend is not None else cfg.backend,
@@ -145,7 +145,6 @@ def check_data(cfg: C.RunConfig, splits, eval_splits=("train", "test"), *, train
 
 
 def restore_state(ckpt: ckpt_io.Checkpoint, backend) -> meta.MetaState:
-    """The :class:`~fometa.meta.MetaState` a checkpoint holds, on ``backend``."""
-    be = get_backend(backend)
-    return meta.MetaState(tree.to_backend(ckpt.params, be), optim.state_to_backend(ckpt.inner_state, be),
-                          optim.state_to_backend(ckpt.outer_state, be), ckpt.iteration)
+    """The :class:`~fometa.meta.MetaState` a checkpoint holds, on ``backend`` (a name or a Backend)."""
+    return meta.MetaState(tree.to_backend(ckpt.params, backend), optim.state_to_backend(ckpt.inner_state, backend),
+                          optim.state_to_backend(ckpt.outer_state, backend), ckpt.iteration)

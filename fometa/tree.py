@@ -144,7 +144,7 @@ def size(a: Mapping) -> int:
 def to_backend(a: Mapping, backend) -> Tree:
     """Move every leaf to ``backend`` (a name or a Backend)."""
     be = get_backend(backend)
-    return map(be.asarray, a)
+    return {k: be.asarray(v) for k, v in a.items()}
 
 
 def to_host(a: Mapping) -> Tree:

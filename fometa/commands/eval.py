@@ -95,7 +95,8 @@ def run(args) -> int:
         if note and comm.is_root:
             print(f"fometa eval: {note}", file=sys.stderr, flush=True)
         modes = _modes(args)
-        cfg = config.apply_overrides(config.from_dict(ckpt.config), overrides_from_args(args, SETTINGS))
+        overrides = overrides_from_args(args, SETTINGS)
+        cfg = config.apply_overrides(config.from_dict(ckpt.config), overrides)
         modes = modes or (cfg.eval.mode,)
         check_backend(comm.backend_name(cfg.backend))
         splits = load_splits(cfg.data if "data.path" in overrides else find_data(cfg.data, _run_folder(args.run)))

@@ -1,19 +1,22 @@
 """From settings to objects: the one place a resolved :class:`~fometa.config.RunConfig` becomes
 the network, the inner and outer optimizers, the meta-learner, the data and the meta-state.
 
-Everything downstream (the training loop, evaluation, the commands, the Python API) takes the
-objects made here and never reads the configuration again for what they hold.
+Every network, optimizer and learner that a run, an evaluation, an experiment, the sine problem
+or the classifier uses is made here (a test holds every other module to it). Everything
+downstream (the training loop, evaluation, the commands, the Python API) takes the objects made
+here and never reads the configuration again for what they hold.
 """
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from fometa import checkpoint as ckpt_io
 from fometa import data  # h5py and Pillow load inside its functions
 from fometa import config as C
 from fometa import meta, models, optim, tree
-from fometa.backends import get_backend
 
-__all__ = ["build_model", "input_shape", "inner_optimizer", "outer_optimizer", "meta_config", "build_learner", "load_splits",
-           "check_data", "restore_state", "image_classifier"]
+__all__ = ["build_model", "input_shape", "inner_optimizer", "outer_optimizer", "build_algorithm", "build_learner",
+           "load_splits", "check_data", "restore_state", "image_classifier"]
 
 
 #: each image network's paper input shape, filters and blocks
@@ -64,23 +67,25 @@ def outer_optimizer(cfg: C.OuterConfig, meta_iters: int):
     return meta.Interpolate(cfg.meta_step, cfg.meta_step_final, meta_iters)
 
 
-def meta_config(cfg: C.RunConfig) -> meta.MetaConfig:
-    """How the meta-learner samples and runs a meta-batch."""
-    inner, outer = cfg.inner, cfg.outer
-    ways, shots = (1, 1) if cfg.data.kind == "sine" else (cfg.model.ways, inner.shots)
-    return meta.MetaConfig(ways=ways, shots=shots, inner_batch=inner.batch, inner_iters=inner.iters,
-                           meta_batch=outer.meta_batch, replacement=inner.replacement, batched=outer.batched,
-                           state_policy=inner.state_policy)
+def build_algorithm(cfg: C.OuterConfig, weights: Sequence[float] | None = None):
+    """The meta-algorithm ``cfg.algorithm`` (with ``cfg.tail_shots``), or with ``weights`` the combination
+    ``G = sum_i w_i u_i`` of the inner steps' directions (the Section 6 experiments, which no setting names)."""
+    if weights is not None:
+        return meta.make_algorithm("combination", weights=weights, tail_shots=cfg.tail_shots)
+    return meta.make_algorithm(cfg.algorithm, tail_shots=cfg.tail_shots)
 
 
-def build_learner(cfg: C.RunConfig, backend=None) -> meta.MetaLearner:
-    """The :class:`~fometa.meta.MetaLearner` of ``cfg`` (``backend`` overrides ``cfg.backend``)."""
+def build_learner(cfg: C.RunConfig, backend=None, weights: Sequence[float] | None = None) -> meta.MetaLearner:
+    """The :class:`~fometa.meta.MetaLearner` of ``cfg`` (``backend`` overrides ``cfg.backend``; ``weights``:
+    see :func:`build_algorithm`)."""
+    shape = input_shape(cfg)
     return meta.MetaLearner(
-        model=build_model(cfg.model, input_shape(cfg)),
-        algorithm=meta.make_algorithm(cfg.outer.algorithm, tail_shots=cfg.outer.tail_shots),
+        algorithm=build_algorithm(cfg.outer, weights),
         inner_opt=inner_optimizer(cfg.inner),
         outer_opt=outer_optimizer(cfg.outer, cfg.meta_iters),
-        config=meta_config(cfg),
+        model=build_model(cfg.model, shape),
+        inner=cfg.inner,
+        outer=cfg.outer,
         backend=backend if backend is not None else cfg.backend,
     )
 
@@ -140,10 +145,9 @@ def check_data(cfg: C.RunConfig, splits, eval_splits=("train", "test"), *, train
 
 
 def restore_state(ckpt: ckpt_io.Checkpoint, backend) -> meta.MetaState:
-    """The :class:`~fometa.meta.MetaState` a checkpoint holds, on ``backend``."""
-    be = get_backend(backend)
-    return meta.MetaState(tree.to_backend(ckpt.params, be), optim.state_to_backend(ckpt.inner_state, be),
-                          optim.state_to_backend(ckpt.outer_state, be), ckpt.iteration)
+    """The :class:`~fometa.meta.MetaState` a checkpoint holds, on ``backend`` (a name or a Backend)."""
+    return meta.MetaState(tree.to_backend(ckpt.params, backend), optim.state_to_backend(ckpt.inner_state, backend),
+                          optim.state_to_backend(ckpt.outer_state, backend), ckpt.iteration)
 
 
 def image_classifier(cfg: C.RunConfig, params=None):

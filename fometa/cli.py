@@ -1,8 +1,10 @@
 """The ``fometa`` command line: ``fometa <command> [options]``.
 
 Each command lives in its own module under :mod:`fometa.commands` exposing
-``add_arguments(parser)`` and ``run(args) -> int``; the CLI only parses and hands over.
-Commands are imported only when chosen, so ``fometa --help`` stays light.
+``add_arguments(parser)`` and ``run(args) -> int``; the CLI only parses, sets the threads of the
+commands that take ``--threads`` (:func:`fometa.commands.options.apply_threads`), and hands over. Building
+the parser imports every command's module, which defines its arguments and nothing heavy: h5py,
+matplotlib, Pillow, mpi4py and the like load inside ``run()``, when a command needs them.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import sys
 
 from fometa import __version__, distributed
 from fometa.backends import BackendError
-from fometa.commands.options import CLIError
+from fometa.commands.options import CLIError, apply_threads
 from fometa.signals import Terminated
 
 # name -> (module under fometa.commands, one-line help)
@@ -63,6 +65,8 @@ def main(argv=None) -> int:
             if comm.size > 1 and args.command not in PARALLEL:
                 raise CLIError(f"fometa {args.command} runs as one process; only {' and '.join(PARALLEL)} "
                                "run on several (mpiexec -n N)")
+            if hasattr(args, "threads"):  # a command that runs task blocks on threads (--threads)
+                apply_threads(args)
             return int(module.run(args) or 0)
         except (CLIError, BackendError) as exc:
             print(f"fometa: error: {comm.label}{exc}", file=sys.stderr)

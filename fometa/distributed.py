@@ -43,7 +43,7 @@ import traceback
 from fometa import meta, parallel
 from fometa.backends import ENV_VAR as BACKEND_VAR
 from fometa.checkpoint import tree_digest
-from fometa.config import ConfigError
+from fometa.config import ConfigError, InnerConfig, OuterConfig
 
 __all__ = ["Single", "MPIWorld", "MPIError", "world", "world_size_from_env", "task_results", "make_step",
            "check_training", "check_same", "abort_on_error"]
@@ -188,18 +188,18 @@ def abort_on_error(comm: Single):
 # ------------------------------------------------------------------------------------------
 # meta-training: a provider of per-task results
 # ------------------------------------------------------------------------------------------
-def check_training(comm: Single, meta_batch: int, batched: bool, state_policy: str) -> None:
-    """Raise :class:`~fometa.config.ConfigError` (one line) when this meta-batch cannot be split over
-    ``comm``'s ranks."""
+def check_training(comm: Single, inner: InnerConfig, outer: OuterConfig) -> None:
+    """Raise :class:`~fometa.config.ConfigError` (one line) when the meta-batch of a run with these inner and
+    outer settings cannot be split over ``comm``'s ranks."""
     if comm.size == 1:
         return
-    if comm.size > meta_batch:
-        raise ConfigError(f"{comm.size} processes for a meta-batch of {meta_batch} tasks: each process adapts at "
-                          f"least one task, so run at most {meta_batch} (mpiexec -n {meta_batch}) or raise "
-                          "--meta-batch")
-    if not batched and state_policy == "carry":
+    if comm.size > outer.meta_batch:
+        n = outer.meta_batch
+        raise ConfigError(f"{comm.size} processes for a meta-batch of {n} tasks: each process adapts at least one "
+                          f"task, so run at most {n} (mpiexec -n {n}) or raise --outer-meta-batch")
+    if not outer.batched and inner.state_policy == "carry":
         raise ConfigError("the serial meta-batch (outer.batched = false) carries the inner state from task to task, "
-                          "so it cannot be split over processes: use --batched or --state-policy reset")
+                          "so it cannot be split over processes: use --outer-batched or --inner-state-policy reset")
 
 
 def task_results(learner, comm: Single, state, tasks) -> meta.TaskResults:
@@ -214,8 +214,7 @@ def task_results(learner, comm: Single, state, tasks) -> meta.TaskResults:
 def make_step(learner, comm: Single):
     """``step(state, tasks) -> (state, info)``: :meth:`~fometa.meta.MetaLearner.step` with this world's
     ranks sharing the tasks; raises as :func:`check_training`."""
-    c = learner.config
-    check_training(comm, c.meta_batch, c.batched, c.state_policy)
+    check_training(comm, learner.inner, learner.outer)
     return lambda state, tasks: learner.apply(state, task_results(learner, comm, state, tasks))
 
 

@@ -37,17 +37,16 @@ not depend on its company, so every provider gives the outer step the same input
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
 from fometa import optim, tree
 from fometa.backends import get_backend
+from fometa.config import ALGORITHMS, InnerConfig, OuterConfig
 from fometa.hvp import hvp
 from fometa.inner import Trajectory, adapt  # noqa: F401 - Trajectory re-exported
 from fometa.tasks import stack_tasks, training_batches
-
-ALGORITHMS = ("reptile", "fomaml", "maml")
 
 
 # --------------------------------------------------------------------------------------
@@ -131,7 +130,8 @@ class MAML:
 
 
 def make_algorithm(name: str, *, tail_shots: int | None = None, weights: Sequence[float] | None = None):
-    """``"reptile"``, ``"fomaml"``, ``"maml"`` or ``"combination"`` (with ``weights``)."""
+    """The algorithm called ``name``: one of :data:`~fometa.config.ALGORITHMS` (``outer.algorithm``'s
+    values), or ``"combination"`` with ``weights``."""
     if name == "reptile":
         if tail_shots is not None:
             raise ValueError("tail_shots applies to fomaml/maml, not reptile")
@@ -167,11 +167,14 @@ class Interpolate:
         """The (empty) outer state: the schedule needs none."""
         return optim.SGDState()
 
+    def step_size(self, iteration: int) -> float:
+        """The meta-step ``eps_t`` at ``iteration``."""
+        return optim.LinearSchedule(self.meta_step, self.meta_step_final, self.meta_iters)(iteration)
+
     def update(self, g, state, iteration: int, scale: float):
         """``(update, state)``: ``-eps_t * scale * g``, ``eps_t`` the meta-step at ``iteration`` (``scale`` is
         the inner step size turning ``G`` back into a displacement)."""
-        eps = optim.LinearSchedule(self.meta_step, self.meta_step_final, self.meta_iters)(iteration)
-        return tree.scale(g, -eps * scale), state
+        return tree.scale(g, -self.step_size(iteration) * scale), state
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,10 @@ class OuterAdam:
         """Adam's zero state for ``params``."""
         return self._adam().init(params)
 
+    def step_size(self, iteration: int) -> None:
+        """``None``: Adam has no one meta-step (each parameter's step is scaled by its own moments)."""
+        return None
+
     def update(self, g, state, iteration: int, scale: float):
         """``(update, state)``: one Adam step on the pseudo-gradient ``g`` (``iteration`` and ``scale`` are
         unused)."""
@@ -199,29 +206,6 @@ class OuterAdam:
 # --------------------------------------------------------------------------------------
 # the meta-learner: sampling, the inner-state policy, serial or task-batched meta-batches
 # --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class MetaConfig:
-    """How the meta-learner samples and runs a meta-batch: ``meta_batch`` tasks of ``ways`` classes and ``shots``
-    examples each, ``inner_iters`` inner steps on mini-batches of ``inner_batch`` (drawn with
-    ``replacement`` or not), task-batched or serial (``batched``), and the inner state's policy (``carry``
-    or ``reset``)."""
-    ways: int = 5
-    shots: int = 5
-    inner_batch: int = 10
-    inner_iters: int = 5
-    meta_batch: int = 5
-    replacement: bool = False
-    batched: bool = True  # False: the reference's one-task-after-another meta-batch
-    state_policy: str = "carry"  # or "reset"
-
-    def __post_init__(self):
-        if self.state_policy not in ("carry", "reset"):
-            raise ValueError(f"state_policy must be 'carry' or 'reset', got {self.state_policy!r}")
-        for name in ("ways", "shots", "inner_batch", "inner_iters", "meta_batch"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-
-
 class MetaState(NamedTuple):
     """The meta-learner's state: the initialization ``params`` (``phi``), the carried ``inner_state`` and the
     ``outer_state`` (single-task), and the ``iteration``."""
@@ -241,14 +225,22 @@ class TaskResults(NamedTuple):
 
 @dataclass
 class MetaLearner:
-    """Meta-training of ``model``'s initialization with one algorithm, inner and outer optimizer."""
+    """Meta-training of ``model``'s initialization with one algorithm, inner and outer optimizer.
 
-    model: object
-    algorithm: object
-    inner_opt: object
-    outer_opt: object
-    config: MetaConfig = field(default_factory=MetaConfig)
-    backend: object = None
+    The run's :class:`~fometa.config.InnerConfig` (``inner``) says how a training task is drawn
+    (``shots`` examples of each of the model's classes, ``iters`` mini-batches of ``batch``) and
+    whether the inner state is carried (``state_policy``); its :class:`~fometa.config.OuterConfig`
+    (``outer``) how many tasks a meta-batch has and whether they run in one pass (``batched``).
+    ``inner_opt`` and ``outer_opt`` are the optimizers built from them (:mod:`fometa.build`).
+    """
+
+    model: Any
+    algorithm: Any
+    inner_opt: Any
+    outer_opt: Any
+    inner: InnerConfig = field(default_factory=InnerConfig)
+    outer: OuterConfig = field(default_factory=OuterConfig)
+    backend: Any = None
 
     def __post_init__(self):
         self.backend = get_backend(self.backend)
@@ -260,14 +252,15 @@ class MetaLearner:
         return MetaState(params, self.inner_opt.init(params), self.outer_opt.init(params), 0)
 
     def sample(self, ds, rng: np.random.Generator):
-        """Draw the meta-batch: a list of ``meta_batch`` tasks, each a list of inner ``(x, y)`` steps."""
-        c = self.config
+        """Draw the meta-batch: a list of ``outer.meta_batch`` tasks, each a list of inner ``(x, y)`` steps, of as
+        many classes as the model has outputs."""
+        c = self.inner
         return [
             training_batches(
-                ds, rng, ways=c.ways, shots=c.shots, batch=c.inner_batch, iters=c.inner_iters,
+                ds, rng, ways=self.model.output_shape[-1], shots=c.shots, batch=c.batch, iters=c.iters,
                 replacement=c.replacement, tail_shots=self.algorithm.tail_shots,
             )
-            for _ in range(c.meta_batch)
+            for _ in range(self.outer.meta_batch)
         ]
 
     def to_backend(self, steps):
@@ -277,7 +270,7 @@ class MetaLearner:
 
     def start_state(self, state: MetaState, tasks: int):
         """The inner state ``tasks`` tasks start from: the carried one, or a fresh one under ``reset``."""
-        single = state.inner_state if self.config.state_policy == "carry" else self.inner_opt.init(state.params)
+        single = state.inner_state if self.inner.state_policy == "carry" else self.inner_opt.init(state.params)
         return optim.state_broadcast(single, tasks)
 
     def run_tasks(self, phi, steps, inner):
@@ -291,7 +284,7 @@ class MetaLearner:
         Task-batched, all tasks go through one pass; serially, task ``i`` starts from the state
         task ``i - 1`` left (under ``carry``), so the tasks run one after another.
         """
-        if self.config.batched:
+        if self.outer.batched:
             n = len(tasks)
             return TaskResults(*self.run_tasks(tree.broadcast(state.params, n), self.to_backend(stack_tasks(tasks)),
                                                self.start_state(state, n)))
@@ -305,9 +298,9 @@ class MetaLearner:
     def reduce(self, state: MetaState, results: TaskResults):
         """``(G, carried inner state)`` of a meta-batch's per-task results, reduced in task order."""
         g = tree.mean_tasks(results.g)
-        if self.config.state_policy == "reset":
+        if self.inner.state_policy == "reset":
             return g, state.inner_state
-        if self.config.batched:
+        if self.outer.batched:
             return g, optim.state_mean_tasks(results.inner)
         last = results.losses.shape[1] - 1  # serial: the state the last task left
         return g, optim.state_mean_tasks(optim.state_take_task(results.inner, slice(last, last + 1)))

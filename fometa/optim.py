@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fometa import tree
-from fometa.backends import array_module, get_backend
+from fometa.backends import array_module
 
 
 def _per_task(value, like):
@@ -175,7 +175,7 @@ def state_concat_tasks(states):
 def state_to_backend(state, backend):
     """The state with its arrays on ``backend`` (a name or a :class:`~fometa.backends.Backend`)."""
     if isinstance(state, AdamState):
-        return AdamState(get_backend(backend).asarray(state.count), tree.to_backend(state.mu, backend),
+        return AdamState(tree.to_backend({"count": state.count}, backend)["count"], tree.to_backend(state.mu, backend),
                          tree.to_backend(state.nu, backend))
     return state
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from fometa import config as C
 from fometa import evaluate as E
-from fometa import sine, tree
+from fometa import optim, sine, tree
 
 __all__ = ["eval_rng", "FewShotProblem", "SineProblem", "SineResult", "make_problem"]
 
@@ -60,8 +60,8 @@ class SineProblem:
     """The sine-wave regression of :mod:`fometa.sine`, scored by mean squared error on the grid.
 
     A training task is ``inner.iters`` steps of ``inner.batch`` points: whole epochs over the grid
-    (checked by :class:`~fometa.config.RunConfig`); evaluation takes ``eval.inner_iters`` SGD steps
-    at ``inner.lr`` on ``eval.shots`` points.
+    (checked by :class:`~fometa.config.RunConfig`); evaluation takes ``eval.inner_iters`` steps of
+    the learner's inner optimizer (SGD at ``inner.lr`` in the preset) on ``eval.shots`` points.
     """
 
     metric = "mse"
@@ -71,15 +71,17 @@ class SineProblem:
         self.epochs = cfg.inner.iters // -(-len(sine.GRID) // cfg.inner.batch)
 
     def sample(self, learner, rng):
-        return [sine.training_steps(rng, self.cfg.inner.batch, self.epochs) for _ in range(learner.config.meta_batch)]
+        return [sine.training_steps(rng, self.cfg.inner.batch, self.epochs) for _ in range(learner.outer.meta_batch)]
 
     def evaluate(self, learner, params, inner_state, split, rng, tasks, *, modes=None, chunk=None,
                  progress=None, eval_cfg=None, record_steps=(0, 1, 32)) -> dict:
         """``{"regression": SineResult}``: MSE after the evaluation's SGD steps, over ``tasks`` tasks."""
         start = time.perf_counter()
         ev = eval_cfg or self.cfg.eval
-        final, by_step, example = sine.evaluate(tree.to_host(params), rng, tasks=tasks, points=ev.shots,
-                                                steps=ev.inner_iters, lr=self.cfg.inner.lr, record_steps=record_steps)
+        state = None if inner_state is None else optim.state_to_host(inner_state)
+        final, by_step, example = sine.evaluate(learner.model, learner.inner_opt, tree.to_host(params), rng,
+                                                tasks=tasks, points=ev.shots, steps=ev.inner_iters,
+                                                inner_state=state, record_steps=record_steps)
         mean, ci = E.mean_ci95(final)
         if progress is not None:
             progress(tasks, tasks)
@@ -87,8 +89,8 @@ class SineProblem:
                                          example)}
 
     def interval_metrics(self, learner, state, iteration) -> dict:
-        res = self.evaluate(learner, state.params, None, "test", eval_rng(self.cfg.seed, "test", iteration),
-                            self.cfg.interval_tasks)
+        res = self.evaluate(learner, state.params, state.inner_state, "test",
+                            eval_rng(self.cfg.seed, "test", iteration), self.cfg.interval_tasks)
         return {"test_mse": res["regression"].mse}
 
 

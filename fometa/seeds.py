@@ -16,7 +16,7 @@ draws are the same as that single run's). One meta-iteration:
 :func:`task_results` is this *provider* of per-task results; the outer step and the training
 loop (:func:`fometa.train.train_runs`) are the single run's.
 
-Under ``MetaConfig(batched=False)`` (the reference's serial meta-batch) the inner state flows
+Under ``outer.batched = false`` (the reference's serial meta-batch) the inner state flows
 from task to task within a run, so the ``M`` tasks of a run cannot share a pass; the runs still
 do: ``M`` passes of ``R`` tasks (task ``j`` of every run).
 
@@ -33,6 +33,7 @@ seed, ``log.jsonl``, ``checkpoint.h5``) that ``fometa eval``, ``fometa plot`` an
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from fometa import atomic
@@ -61,7 +62,7 @@ def task_results(learner: meta.MetaLearner, states, task_lists) -> list:
     if len(m) != 1:
         raise ValueError(f"runs disagree on their meta-batch size: {sorted(m)}")
     (m,) = m
-    if learner.config.batched:
+    if learner.outer.batched:
         steps = learner.to_backend(stack_tasks([t for tl in task_lists for t in tl]))
         phi = tree.concat_tasks([tree.broadcast(s.params, m) for s in states])
         inner = optim.state_concat_tasks([learner.start_state(s, m) for s in states])
@@ -171,8 +172,7 @@ def check_group(cfgs) -> None:
 # ------------------------------------------------------------------------------------------
 # training
 # ------------------------------------------------------------------------------------------
-def train_group(cfgs, run_dirs, splits=None, *, resumes=None, progress: bool = True, stream=None,
-                handle_signals: bool = True, stop_at: int | None = None) -> list:
+def train_group(cfgs, run_dirs, splits=None, *, resumes=None, options: T.TrainOptions | None = None) -> list:
     """Meta-train the runs ``cfgs`` (differing only in their seed) together, one folder each.
 
     :func:`fometa.train.train_runs` with :func:`task_results` as the provider: the same logs,
@@ -181,10 +181,12 @@ def train_group(cfgs, run_dirs, splits=None, *, resumes=None, progress: bool = T
     (together) until they catch up. ``seconds`` in logs and checkpoints is the group's wall time
     (each run's share is not separable). Returns a :class:`~fometa.train.TrainResult` per run;
     raises :class:`~fometa.train.TrainingError` naming the seed on a non-finite loss (every run
-    keeps its last checkpoint).
+    keeps its last checkpoint). The progress bar says how many seeds train unless ``options``
+    labels it otherwise.
     """
     cfgs = list(cfgs)
     check_group(cfgs)
-    return T.train_runs(cfgs, run_dirs, splits, resumes=resumes, provider=task_results, progress=progress,
-                        stream=stream, handle_signals=handle_signals, stop_at=stop_at,
-                        label=f"meta-iteration ({len(cfgs)} seeds)")
+    options = options or T.TrainOptions()
+    if options.label == T.TrainOptions.label:
+        options = replace(options, label=f"meta-iteration ({len(cfgs)} seeds)")
+    return T.train_runs(cfgs, run_dirs, splits, resumes=resumes, provider=task_results, options=options)

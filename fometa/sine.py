@@ -3,8 +3,9 @@
 Tasks: ``y = A sin(x + b)``, ``A ~ U(0.1, 5)``, ``b ~ U(0, 2 pi)``; inputs on a grid of 50
 points in ``[-5, 5]``. A training task is one epoch over the 50 points in shuffled mini-batches
 (:func:`training_steps`); evaluation (:func:`evaluate`) draws points from the grid (with
-replacement, as the reference), takes full-batch SGD steps on them and scores the mean squared
-error over the whole grid. The settings (the ``sine`` preset of :mod:`fometa.config`: batches
+replacement, as the reference), takes full-batch steps of the inner optimizer on them (SGD in the
+preset; the one inner loop, :func:`fometa.inner.adapt`) and scores the mean squared error over
+the whole grid. The settings (the ``sine`` preset of :mod:`fometa.config`: batches
 of 10, lr 0.02, outer step 0.1 annealed to 0 over 30,000 iterations, 32 steps on 10 points) reach
 these functions through :class:`fometa.problems.SineProblem`; ``fometa sine`` is the Figure 1
 experiment (:mod:`fometa.experiments.sine_wave`).
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fometa import models, optim, tree
+from fometa import optim, tree
+from fometa.inner import adapt
 
 __all__ = ["GRID", "draw_sine", "sine_values", "training_steps", "evaluate", "plot"]
 
@@ -47,16 +49,16 @@ def training_steps(rng: np.random.Generator, batch: int = 10, epochs: int = 1):
     return steps
 
 
-def evaluate(params, rng: np.random.Generator, *, tasks: int = 500, points: int = 10, steps: int = 32,
-             lr: float = 0.02, record_steps=(0, 1, 32)):
-    """Grid MSE after ``steps`` full-batch SGD steps (learning rate ``lr``) on ``points`` points, over
-    ``tasks`` tasks at once.
+def evaluate(model, inner_opt, params, rng: np.random.Generator, *, tasks: int = 500, points: int = 10,
+             steps: int = 32, inner_state=None, record_steps=(0, 1, 32)):
+    """Grid MSE after ``steps`` full-batch steps of the inner optimizer ``inner_opt`` (from
+    ``inner_state``, fresh when ``None``) on ``points`` points, over ``tasks`` tasks at once.
 
-    Returns the per-task MSE after the last step ``(tasks,)``, the mean MSE at each step in
-    ``record_steps``, and the predictions on the grid at those steps for the first task
-    (for the figure), along with that task's amplitude, phase and points.
+    The steps are the one inner loop of every task (:func:`fometa.inner.adapt`). Returns the
+    per-task MSE after the last step ``(tasks,)``, the mean MSE at each step in ``record_steps``,
+    and the predictions on the grid at those steps for the first task (for the figure), along
+    with that task's amplitude, phase and points.
     """
-    model = models.sine_mlp()
     n = tasks
     amp, phase = draw_sine(rng, n)
     pick = np.stack([rng.choice(len(GRID), size=points) for _ in range(n)])
@@ -65,21 +67,19 @@ def evaluate(params, rng: np.random.Generator, *, tasks: int = 500, points: int 
     grid = np.broadcast_to(GRID, (n,) + GRID.shape).copy()
     truth = sine_values(amp, phase, grid)
     p = tree.broadcast(tree.astype(params, np.float32), n)
-    opt = optim.SGD(lr)
-    state = opt.init(p)
-    by_step, curves = {}, {}
-    for step in range(steps + 1):
+    state = inner_opt.init(p) if inner_state is None else optim.state_broadcast(inner_state, n)
+    by_step, curves, done = {}, {}, 0
+    for step in sorted({s for s in record_steps if s <= steps} | {steps}):
+        if step > done:
+            p, state, _ = adapt(model, p, [(xs, ys)] * (step - done), inner_opt, state)
+            done = step
         if step in record_steps:
             pred = model.forward(p, grid)
             by_step[step] = float(((pred - truth) ** 2).mean())
             curves[step] = pred[0, :, 0]
-        if step == steps:
-            break
-        _, g = model.loss_and_grad(p, xs, ys)
-        upd, state = opt.update(g, state)
-        p = tree.add(p, upd)
     final = ((model.forward(p, grid) - truth) ** 2).mean(axis=(1, 2))
-    example = {"amp": float(amp[0]), "phase": float(phase[0]), "x": xs[0, :, 0], "y": ys[0, :, 0], "truth": truth[0, :, 0], "curves": curves}
+    example = {"amp": float(amp[0]), "phase": float(phase[0]), "x": xs[0, :, 0], "y": ys[0, :, 0],
+               "truth": truth[0, :, 0], "curves": curves}
     return final, by_step, example
 
 

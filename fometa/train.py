@@ -1,7 +1,8 @@
 """Meta-training: the one loop, for a single run, a group of seeds, several processes and the sine toy.
 
 :func:`train_runs` runs any number of runs (each a :class:`RunProgress`: its configuration, its
-generator, meta-state, log and checkpoints) through the same iterations:
+generator and meta-state, with a :class:`RunWriter` that owns its log and checkpoints and knows
+which MPI rank writes them) through the same iterations:
 
 1. every run draws its meta-batch from its own generator (its problem's ``sample``);
 2. a *provider* adapts the meta-batches' tasks and returns each run's per-task results
@@ -9,8 +10,11 @@ generator, meta-state, log and checkpoints) through the same iterations:
    :func:`fometa.seeds.task_results` (all runs' tasks on one task axis) or
    :func:`fometa.distributed.task_results` (the tasks shared by MPI ranks);
 3. each run's outer step, :meth:`fometa.meta.MetaLearner.apply`, the only one there is;
-4. logging every ``eval_interval`` iterations, checkpoints every ``checkpoint_every``, and a clean
-   stop on SIGINT/SIGTERM or at ``stop_at``.
+4. logging every ``eval_interval`` iterations (with the meta-step the outer optimizer reports),
+   checkpoints every ``checkpoint_every``, and a clean stop on SIGINT/SIGTERM or at ``stop_at``.
+
+How the loop runs, never what it learns (the progress bar, signal handling, a pause at
+``stop_at``), is one :class:`TrainOptions`.
 
 :func:`train` is one run in one run folder (:mod:`fometa.runfolder`), on every rank of an
 ``mpiexec`` job. Randomness: one ``numpy.random.Generator`` seeded with ``config.seed`` draws the
@@ -28,8 +32,10 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -41,8 +47,10 @@ from fometa.progress import ProgressBar
 from fometa.runfolder import RunFolder, code_version
 from fometa.signals import StopSignals
 
-__all__ = ["TrainingError", "TrainResult", "Schedule", "RunProgress", "local_task_results", "run_loop",
-           "train_runs", "train"]
+__all__ = ["TrainingError", "TrainResult", "Schedule", "TrainOptions", "RunWriter", "RunProgress", "Provider",
+           "local_task_results", "run_loop", "train_runs", "train"]
+
+_SINGLE = distributed.Single()
 
 
 class TrainingError(Exception):
@@ -92,52 +100,112 @@ def _finite(info: dict, params) -> bool:
     return all(bool(np.isfinite(tree.to_host({"p": p})["p"]).all()) for p in params.values())
 
 
+@dataclass(frozen=True)
+class TrainOptions:
+    """How the loop runs, never what it learns: a progress bar (``progress``, on ``stream``, default
+    stderr) labelled ``label``; SIGINT/SIGTERM caught for a clean stop (``handle_signals``); and a
+    pause at iteration ``stop_at`` (with a checkpoint, status ``"stopped"``)."""
+
+    progress: bool = True
+    stream: TextIO | None = None
+    handle_signals: bool = True
+    stop_at: int | None = None
+    label: str = "meta-iteration"
+
+
 # ------------------------------------------------------------------------------------------
-# one run in flight
+# one run in flight: what it writes, and where it stands
 # ------------------------------------------------------------------------------------------
+class RunWriter:
+    """Where one run's records go: its folder's configuration, log, checkpoints and segments
+    (:mod:`fometa.runfolder`), written by rank 0 alone when several MPI ranks (``comm``) train it;
+    without a folder, the log records stay in :attr:`records`. ``on_log(record)`` sees every record,
+    on every rank."""
+
+    def __init__(self, folder: RunFolder | None, comm: distributed.Single = _SINGLE,
+                 on_log: Callable[[dict], None] | None = None):
+        self.folder, self.comm, self.on_log = folder, comm, on_log
+        self.out: RunFolder | None = folder if comm.is_root else None  # the folder this rank writes, if any
+        self.records: list[dict] = []
+        self.last_checkpoint: int | None = None
+
+    def start(self, cfg: C.RunConfig, resumed_at: int | None) -> dict:
+        """Open the run's records for a stretch of training with the configuration ``cfg`` from a checkpoint
+        of iteration ``resumed_at`` (``None``: from the start): ``config.json`` is written and the log cut
+        back to the checkpoint. Returns the last log record (``{}``: none)."""
+        self.last_checkpoint = resumed_at
+        if self.out is not None:
+            self.out.write_config(cfg)
+            code_version()  # which fometa trains this stretch: read now, before its files can change
+            self.out.truncate_log(resumed_at if resumed_at is not None else -1)
+        return ((self.folder.read_log() if self.folder is not None else []) or [{}])[-1]
+
+    def log(self, record: dict) -> None:
+        """Append ``record`` to the run's log."""
+        if self.out is not None:
+            self.out.append_log(record)
+        elif self.folder is None:
+            self.records.append(record)
+        if self.on_log is not None:
+            self.on_log(record)
+
+    def checkpoint(self, cfg: C.RunConfig, state: meta.MetaState, rng: np.random.Generator, extra: dict) -> None:
+        """Write the run's checkpoint, after checking that every rank holds the same parameters."""
+        distributed.check_same(self.comm, state.params)
+        if self.out is not None:
+            note = self.out.save_checkpoint(ckpt_io.Checkpoint(
+                params=tree.to_host(state.params), inner_state=optim.state_to_host(state.inner_state),
+                outer_state=optim.state_to_host(state.outer_state), rng_state=ckpt_io.rng_state(rng),
+                iteration=state.iteration, config=C.to_dict(cfg), extra=extra))
+            if note:  # the checkpoint it replaced was damaged: set aside, the fallback kept
+                print(f"fometa: {note}", file=sys.stderr, flush=True)
+        self.last_checkpoint = state.iteration
+
+    def segment(self, start: int, stop: int, seconds: float, status: str) -> None:
+        """Note which iterations this stretch of training ran, and with which fometa."""
+        if self.out is not None and stop > start:
+            self.out.append_segment(start, stop, seconds, status)
+
+    def kept(self) -> str:
+        """Which checkpoint survives a failure, for error messages."""
+        if self.last_checkpoint is None or self.folder is None:
+            return "no checkpoint had been written yet"
+        return f"the last good checkpoint, {self.folder.checkpoint_path} at iteration {self.last_checkpoint}, is kept"
+
+
 class RunProgress:
-    """One run in flight: its generator, meta-state and the bookkeeping its log and checkpoints keep.
+    """One run in flight: its generator, meta-state, training time and the losses its next log record averages.
 
     Starts from ``resume`` (a checkpoint), from ``start`` (a ``(MetaState, Generator)`` pair made
-    by the caller) or from ``cfg.seed`` (the initialization drawn from the run's generator). A run
-    folder ``run`` gets the log (cut back to the checkpoint's iteration) and checkpoints; without
-    one the records stay in :attr:`records`. ``on_log(record)`` sees every record. Under several
-    MPI ranks (``comm``) rank 0 alone writes.
+    by the caller) or from ``cfg.seed`` (the initialization drawn from the run's generator). Its
+    records and checkpoints go to ``writer``; ``label`` names it in errors among several runs.
     """
 
-    def __init__(self, cfg: C.RunConfig, run: RunFolder | None, problem, learner, resume=None,
-                 comm=distributed.Single(), start=None, on_log=None, label: str = ""):
-        self.cfg, self.run, self.problem, self.learner, self.comm = cfg, run, problem, learner, comm
-        self.on_log, self.label, self.records = on_log, label, []
-        writes = run is not None and comm.is_root
-        if writes:
-            run.path.mkdir(parents=True, exist_ok=True)
-            code_version()  # which fometa trains this stretch: read now, before its files can change
+    def __init__(self, cfg: C.RunConfig, problem, learner: meta.MetaLearner, writer: RunWriter,
+                 resume: ckpt_io.Checkpoint | None = None,
+                 start: tuple[meta.MetaState, np.random.Generator] | None = None, label: str = ""):
+        self.cfg, self.problem, self.learner, self.writer, self.label = cfg, problem, learner, writer, label
+        extra: dict = {}
         if resume is not None:
             self.rng = ckpt_io.make_rng(resume.rng_state)
             self.state = build.restore_state(resume, learner.backend)
             extra = dict(resume.extra)
         elif start is not None:
             self.state, self.rng = start
-            extra = {}
         else:
             self.rng = np.random.default_rng(cfg.seed)
             self.state = learner.init(learner.model.init(self.rng))
-            extra = {}
-        if writes:
-            run.truncate_log(self.state.iteration if resume is not None else -1)
+        self.last = writer.start(cfg, resume.iteration if resume is not None else None)
         self.start_iteration = self.state.iteration
         self.seconds0 = float(extra.get("seconds", 0.0))
         self.loss_sum = dict(extra.get("loss_sum", {}))
         self.loss_count = int(extra.get("loss_count", 0))
-        self.last_ckpt = resume.iteration if resume is not None else None
-        self.last = ((run.read_log() if run is not None else []) or [{}])[-1]
 
     def extra(self, elapsed: float) -> dict:
         """What a checkpoint keeps besides the state: wall time so far and the losses not yet logged."""
         return {"seconds": self.seconds0 + elapsed, "loss_sum": self.loss_sum, "loss_count": self.loss_count}
 
-    def advance(self, new_state, info: dict) -> None:
+    def advance(self, new_state: meta.MetaState, info: dict) -> None:
         """Take the meta-iteration's ``new_state`` and add its losses to the next log record's means."""
         self.state = new_state
         for k in ("loss_first", "loss_last"):
@@ -145,52 +213,34 @@ class RunProgress:
         self.loss_count += 1
 
     def log(self, elapsed: float) -> dict:
-        """Append the current iteration's record (mean losses, interval metrics, meta-step, seconds)."""
-        it, outer = self.state.iteration, self.learner.outer_opt
-        rec = {"iteration": it}
+        """Log the current iteration's record (mean losses, interval metrics, meta-step, seconds)."""
+        it = self.state.iteration
+        rec: dict = {"iteration": it}
         if self.loss_count:
             rec.update({k: v / self.loss_count for k, v in self.loss_sum.items()})
         rec.update(self.problem.interval_metrics(self.learner, self.state, it))
-        if isinstance(outer, meta.Interpolate):
-            rec["meta_step"] = optim.LinearSchedule(outer.meta_step, outer.meta_step_final, outer.meta_iters)(it)
+        step = self.learner.outer_opt.step_size(it)
+        if step is not None:
+            rec["meta_step"] = step
         rec["seconds"] = round(self.seconds0 + elapsed, 3)
-        if self.run is not None and self.comm.is_root:
-            self.run.append_log(rec)
-        elif self.run is None:
-            self.records.append(rec)
-        if self.on_log is not None:
-            self.on_log(rec)
+        self.writer.log(rec)
         self.loss_sum, self.loss_count = {}, 0
         self.last = rec
         return rec
 
     def checkpoint(self, elapsed: float) -> None:
-        """Write the run's checkpoint (on rank 0; after checking that every rank holds the same parameters), with
-        ``elapsed`` seconds of this stretch added to the run's wall time."""
-        distributed.check_same(self.comm, self.state.params)  # several ranks: all hold the same parameters
-        if self.run is not None and self.comm.is_root:  # rank 0 alone writes
-            s = self.state
-            note = self.run.save_checkpoint(ckpt_io.Checkpoint(
-                params=tree.to_host(s.params), inner_state=optim.state_to_host(s.inner_state),
-                outer_state=optim.state_to_host(s.outer_state), rng_state=ckpt_io.rng_state(self.rng),
-                iteration=s.iteration, config=C.to_dict(self.cfg), extra=self.extra(elapsed)))
-            if note:  # the checkpoint it replaced was damaged: set aside, the fallback kept
-                print(f"fometa: {note}", file=sys.stderr, flush=True)
-        self.last_ckpt = self.state.iteration
+        """Checkpoint the run, with ``elapsed`` seconds of this stretch added to its wall time."""
+        self.writer.checkpoint(self.cfg, self.state, self.rng, self.extra(elapsed))
 
-    def record_segment(self, elapsed: float, status: str) -> None:
-        """Note in the run folder which iterations this stretch of training ran, and with which fometa."""
-        if self.run is not None and self.comm.is_root and self.state.iteration > self.start_iteration:
-            self.run.append_segment(self.start_iteration, self.state.iteration, elapsed, status)
+    @property
+    def checkpointed(self) -> bool:
+        """Whether the latest checkpoint holds the current iteration."""
+        return self.writer.last_checkpoint == self.state.iteration
 
-    def kept(self) -> str:
-        """Which checkpoint survives a failure, for error messages."""
-        if self.last_ckpt is None or self.run is None:
-            return "no checkpoint had been written yet"
-        return f"the last good checkpoint, {self.run.checkpoint_path} at iteration {self.last_ckpt}, is kept"
-
-    def result(self, status: str, elapsed: float, signal: str = "") -> TrainResult:
-        """The run's :class:`TrainResult` with ``status`` (and the ``signal`` that interrupted it)."""
+    def finish(self, status: str, elapsed: float, signal: str = "") -> TrainResult:
+        """Note the stretch in the run's records; the run's :class:`TrainResult` with ``status`` (and the
+        ``signal`` that interrupted it)."""
+        self.writer.segment(self.start_iteration, self.state.iteration, elapsed, status)
         return TrainResult(status, self.state.iteration, self.extra(elapsed)["seconds"], self.last,
                            signal if status == "interrupted" else "", self.state)
 
@@ -198,13 +248,18 @@ class RunProgress:
 # ------------------------------------------------------------------------------------------
 # the loop
 # ------------------------------------------------------------------------------------------
-def local_task_results(learner: meta.MetaLearner, states, task_lists) -> list:
+#: A provider of per-task results: ``provider(learner, states, meta-batches)`` -> one
+#: :class:`~fometa.meta.TaskResults` per run (see the module docstring).
+Provider = Callable[[meta.MetaLearner, list, list], list]
+
+
+def local_task_results(learner: meta.MetaLearner, states: list, task_lists: list) -> list:
     """The provider of one process: each run's meta-batch adapted on its own (see the module docstring)."""
-    return [learner.task_results(s, t) for s, t in zip(states, task_lists)]
+    return [learner.task_results(s, t) for s, t in zip(states, task_lists, strict=True)]
 
 
-def _check_finite(members, pairs, bar) -> None:
-    for m, (new, info) in zip(members, pairs):
+def _check_finite(members: list[RunProgress], pairs, bar: ProgressBar) -> None:
+    for m, (new, info) in zip(members, pairs, strict=True):
         if _finite(info, new.params):
             continue
         bar.close()
@@ -212,16 +267,16 @@ def _check_finite(members, pairs, bar) -> None:
         advice = "A smaller inner learning rate or meta-step may help."
         if m.label:
             raise TrainingError(f"{m.label}: non-finite loss or parameters at meta-iteration {new.iteration} {losses}; "
-                                f"training stopped and for this run {m.kept()}, as are the other runs' last "
+                                f"training stopped and for this run {m.writer.kept()}, as are the other runs' last "
                                 f"checkpoints. {advice}")
         what = "loss" if not all(map(math.isfinite, info.values())) else "parameters (after a finite loss)"
         raise TrainingError(f"non-finite {what} at meta-iteration {new.iteration} {losses}; training stopped and "
-                            f"{m.kept()}. {advice}")
+                            f"{m.writer.kept()}. {advice}")
 
 
-def run_loop(learner: meta.MetaLearner, members: list, schedule: Schedule, *, provider=local_task_results,
-             comm=distributed.Single(), stop_at: int | None = None, progress: bool = True, stream=None,
-             handle_signals: bool = True, label: str = "meta-iteration") -> list:
+def run_loop(learner: meta.MetaLearner, members: list[RunProgress], schedule: Schedule, *,
+             provider: Provider = local_task_results, comm: distributed.Single = _SINGLE,
+             options: TrainOptions = TrainOptions()) -> list[TrainResult]:
     """Train ``members`` (:class:`RunProgress`, all of one ``learner``) to ``schedule.meta_iters``.
 
     Each iteration, the runs furthest behind step together (runs resumed from different
@@ -229,35 +284,31 @@ def run_loop(learner: meta.MetaLearner, members: list, schedule: Schedule, *, pr
     results and each takes :meth:`~fometa.meta.MetaLearner.apply`. Returns a :class:`TrainResult`
     per member.
     """
+    stop_at = options.stop_at
     limit = schedule.meta_iters if stop_at is None else min(stop_at, schedule.meta_iters)
     start = time.perf_counter()
 
-    def elapsed():
+    def elapsed() -> float:
         return time.perf_counter() - start
 
     if all(m.state.iteration >= schedule.meta_iters for m in members):
         return [TrainResult("already finished", m.state.iteration, m.seconds0, m.last, state=m.state) for m in members]
     first = min(m.state.iteration for m in members)
-    bar = ProgressBar(schedule.meta_iters, initial=first, label=label, stream=stream,
-                      enabled=progress and comm.is_root)
+    bar = ProgressBar(schedule.meta_iters, initial=first, label=options.label, stream=options.stream,
+                      enabled=options.progress and comm.is_root)
 
-    def log(m):
+    def log(m: RunProgress) -> None:
         m.log(elapsed())
         keys = {k for x in members for k in x.last if k.endswith(("accuracy", "mse"))}
         prefix = "mean_" if len(members) > 1 else ""
         bar.set(**{prefix + k.replace("accuracy", "acc"): float(np.mean([x.last[k] for x in members if k in x.last]))
                    for k in sorted(keys)})
 
-    def finish(status_of, signal_name=""):
+    def finish(status_of: Callable[[RunProgress], str], signal_name: str = "") -> list[TrainResult]:
         bar.close()
-        out = []
-        for m in members:
-            status = status_of(m)
-            m.record_segment(elapsed(), status)
-            out.append(m.result(status, elapsed(), signal_name))
-        return out
+        return [m.finish(status_of(m), elapsed(), signal_name) for m in members]
 
-    with StopSignals(install=handle_signals) as stop:
+    with StopSignals(install=options.handle_signals) as stop:
         for m in members:
             if m.state.iteration == 0 and schedule.eval_interval:
                 log(m)
@@ -271,9 +322,9 @@ def run_loop(learner: meta.MetaLearner, members: list, schedule: Schedule, *, pr
             tasks = [m.problem.sample(learner, m.rng) for m in active]
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # checked just below
                 results = provider(learner, [m.state for m in active], tasks)
-                pairs = [learner.apply(m.state, r) for m, r in zip(active, results)]
+                pairs = [learner.apply(m.state, r) for m, r in zip(active, results, strict=True)]
             _check_finite(active, pairs, bar)
-            for m, (new, info) in zip(active, pairs):
+            for m, (new, info) in zip(active, pairs, strict=True):
                 m.advance(new, info)
                 it = new.iteration
                 if schedule.eval_interval and (it % schedule.eval_interval == 0 or it == schedule.meta_iters):
@@ -285,60 +336,65 @@ def run_loop(learner: meta.MetaLearner, members: list, schedule: Schedule, *, pr
             signal_name = next(filter(None, comm.allgather(stop.name)), "")  # a signal to any rank stops all
             if signal_name:
                 for m in members:
-                    if m.last_ckpt != m.state.iteration and m.state.iteration > 0:
+                    if not m.checkpointed and m.state.iteration > 0:
                         m.checkpoint(elapsed())
                 return finish(lambda m: "finished" if m.state.iteration >= schedule.meta_iters else "interrupted",
                               signal_name)
     return finish(lambda m: "finished" if m.state.iteration >= schedule.meta_iters else "stopped")
 
 
-def train_runs(cfgs, run_dirs, splits=None, *, resumes=None, provider=local_task_results, comm=None,
-               progress: bool = True, stream=None, handle_signals: bool = True, stop_at: int | None = None,
-               label: str = "meta-iteration") -> list:
+def train_runs(cfgs: Sequence[C.RunConfig], run_dirs: Sequence[str | Path | None], splits: dict | None = None, *,
+               resumes: Sequence[ckpt_io.Checkpoint | None] | None = None, provider: Provider = local_task_results,
+               comm: distributed.Single | None = None, options: TrainOptions = TrainOptions(),
+               learner: meta.MetaLearner | None = None) -> list[TrainResult]:
     """Meta-train the runs ``cfgs`` (one learner: they may differ in their seed only), each in its folder.
 
     ``run_dirs[r]`` is run ``r``'s folder (``None``: nothing is written, the log records stay in
     memory); ``resumes[r]`` a checkpoint to continue from or ``None``; ``splits`` the data
-    (``None`` loads ``cfgs[0].data``). The folders' ``config.json`` is the caller's to write.
-    Returns a :class:`TrainResult` per run, or raises :class:`TrainingError`.
+    (``None`` loads ``cfgs[0].data``); ``learner`` the one :func:`fometa.build.build_learner` makes
+    of ``cfgs[0]``, when the caller has it already. Each run's :class:`RunWriter` writes its folder's
+    ``config.json`` before it trains. Returns a :class:`TrainResult` per run, or raises
+    :class:`TrainingError`.
     """
     cfgs = list(cfgs)
     run_dirs = list(run_dirs)
     resumes = list(resumes) if resumes is not None else [None] * len(cfgs)
     if not (len(cfgs) == len(run_dirs) == len(resumes)) or not cfgs:
         raise ValueError(f"{len(cfgs)} configurations, {len(run_dirs)} run folders, {len(resumes)} checkpoints")
-    comm = comm if comm is not None else distributed.Single()
+    comm = comm if comm is not None else _SINGLE
     cfg = cfgs[0]
     if splits is None:
         splits = build.load_splits(cfg.data)
     build.check_data(cfg, splits)
-    learner = build.build_learner(cfg, backend=comm.backend_name(cfg.backend))
+    if learner is None:
+        learner = build.build_learner(cfg, backend=comm.backend_name(cfg.backend))
     several = len(cfgs) > 1
-    members = [RunProgress(c, RunFolder(d) if d is not None else None, make_problem(c, splits, comm), learner, r, comm,
+    members = [RunProgress(c, make_problem(c, splits, comm), learner,
+                           RunWriter(RunFolder(d) if d is not None else None, comm), r,
                            label=f"seed {c.seed} ({d})" if several else "")
-               for c, d, r in zip(cfgs, run_dirs, resumes)]
-    return run_loop(learner, members, Schedule.of(cfg), provider=provider, comm=comm, stop_at=stop_at,
-                    progress=progress, stream=stream, handle_signals=handle_signals, label=label)
+               for c, d, r in zip(cfgs, run_dirs, resumes, strict=True)]
+    return run_loop(learner, members, Schedule.of(cfg), provider=provider, comm=comm, options=options)
 
 
-def train(cfg: C.RunConfig, run_dir, splits=None, *, resume: ckpt_io.Checkpoint | None = None,
-          progress: bool = True, stream=None, handle_signals: bool = True, stop_at: int | None = None) -> TrainResult:
+def train(cfg: C.RunConfig, run_dir: str | Path | None, splits: dict | None = None, *,
+          resume: ckpt_io.Checkpoint | None = None, options: TrainOptions = TrainOptions(),
+          learner: meta.MetaLearner | None = None) -> TrainResult:
     """Meta-train as ``cfg`` says, in the run folder ``run_dir``; continue from ``resume`` if given.
 
-    ``splits`` are the data (``None`` loads ``cfg.data``). The folder's ``config.json`` is
-    written by the caller (``fometa train``). Under ``mpiexec -n N`` the meta-batch's tasks are
-    shared by the ranks (:func:`fometa.distributed.task_results`). Returns when the run reaches
-    ``cfg.meta_iters``, or iteration ``stop_at`` (status ``"stopped"``, with a checkpoint: a pause
-    that changes nothing), or a signal stops it; raises :class:`TrainingError` on a non-finite loss.
+    ``splits`` are the data (``None`` loads ``cfg.data``); ``learner``, see :func:`train_runs`. The
+    folder gets ``cfg`` as its ``config.json``, the log and the checkpoints. Under ``mpiexec -n N`` the
+    meta-batch's tasks are shared by the ranks (:func:`fometa.distributed.task_results`). Returns
+    when the run reaches ``cfg.meta_iters``, or iteration ``options.stop_at`` (status ``"stopped"``,
+    with a checkpoint: a pause that changes nothing), or a signal stops it; raises
+    :class:`TrainingError` on a non-finite loss.
     """
     comm = distributed.world()
     provider = local_task_results
     if comm.size > 1:
-        distributed.check_training(comm, cfg.outer.meta_batch, cfg.outer.batched, cfg.inner.state_policy)
+        distributed.check_training(comm, cfg.inner, cfg.outer)
 
         def provider(learner, states, task_lists):
-            return [distributed.task_results(learner, comm, s, t) for s, t in zip(states, task_lists)]
+            return [distributed.task_results(learner, comm, s, t) for s, t in zip(states, task_lists, strict=True)]
 
     return train_runs([cfg], [Path(run_dir) if run_dir is not None else None], splits, resumes=[resume],
-                      provider=provider, comm=comm, progress=progress, stream=stream, handle_signals=handle_signals,
-                      stop_at=stop_at)[0]
+                      provider=provider, comm=comm, options=options, learner=learner)[0]

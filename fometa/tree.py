@@ -1,8 +1,9 @@
 """Arithmetic on parameter trees: ordered ``dict[str, array]`` with identical keys.
 
-Everything Reptile needs lives here: ``phi + eps * (mean_i(phi_tilde_i) - phi)`` is
-``lerp(phi, mean_tasks(phi_tilde), eps)``. A *task-batched* tree carries a leading task
-axis ``T`` on every array. Functions never modify their arguments.
+Everything the meta-learner needs lives here: the outer step ``phi - eps * lr * G``
+(:class:`fometa.meta.Interpolate`) is ``add(phi, scale(G, -eps * lr))`` on the mean pseudo-gradient
+``G = mean_tasks(G_i)``; :func:`lerp` interpolates two trees. A *task-batched* tree carries a leading
+task axis ``T`` on every array. Functions never modify their arguments.
 """
 from __future__ import annotations
 
@@ -143,7 +144,7 @@ def size(a: Mapping) -> int:
 def to_backend(a: Mapping, backend) -> Tree:
     """Move every leaf to ``backend`` (a name or a Backend)."""
     be = get_backend(backend)
-    return map(be.asarray, a)
+    return {k: be.asarray(v) for k, v in a.items()}
 
 
 def to_host(a: Mapping) -> Tree:

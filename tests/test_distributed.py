@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from fometa import distributed, meta, models, optim, parallel, tree
+from fometa import config as C
 from fometa import evaluate as E
 from fometa.tasks import ArrayClasses
 
@@ -101,8 +102,8 @@ def _regression_tasks(rng, n, k=3, batch=4):
 
 def _learner(inner, policy, meta_batch, batched=True, outer=None):
     return meta.MetaLearner(MLP, meta.Reptile(), inner, outer or meta.Interpolate(0.5, 0.1, 10),
-                            meta.MetaConfig(ways=1, shots=1, inner_batch=4, inner_iters=3, meta_batch=meta_batch,
-                                            batched=batched, state_policy=policy))
+                            C.InnerConfig(shots=1, batch=4, iters=3, state_policy=policy),
+                            C.OuterConfig(meta_batch=meta_batch, batched=batched))
 
 
 @settings(max_examples=15)

@@ -7,6 +7,7 @@ import pytest
 
 from fometa import evaluate as E
 from fometa import meta, models, optim, tree
+from fometa import config as C
 from fometa.tasks import ArrayClasses
 
 pytestmark = pytest.mark.gpu
@@ -22,13 +23,13 @@ def _setup():
 @pytest.mark.parametrize("algorithm", ["reptile", "fomaml", "maml"])
 def test_meta_step_matches_numpy(gpu_backend, algorithm):
     net, ds, init = _setup()
-    conf = meta.MetaConfig(ways=5, shots=2, inner_batch=5, inner_iters=3, meta_batch=3)
+    conf = C.InnerConfig(shots=2, batch=5, iters=3), C.OuterConfig(meta_batch=3)
     results = []
     for backend in ("numpy", gpu_backend):
         # plain SGD: Adam would blow the rounding noise of the conv biases' (exactly zero)
         # gradients up to full-size steps, which differ between any two float32 computations
         learner = meta.MetaLearner(net, meta.make_algorithm(algorithm), optim.SGD(0.05),
-                                   meta.Interpolate(1.0, 0.0, 10), conf, backend=backend)
+                                   meta.Interpolate(1.0, 0.0, 10), *conf, backend=backend)
         state = learner.init(init)
         rng = np.random.default_rng(1)
         for _ in range(2):

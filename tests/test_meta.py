@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from fometa import meta, models, optim, tree
+from fometa import config as C
 from fometa.tasks import ArrayClasses, stack_tasks
 
 MLP = models.sine_mlp(hidden=6)
@@ -25,7 +26,8 @@ def _steps(task):
 def _learner(algorithm, inner, eps=1.0, meta_batch=1, batched=True, policy="carry", k=1, batch=3):
     return meta.MetaLearner(
         MLP, algorithm, inner, meta.Interpolate(eps, eps, 10),
-        meta.MetaConfig(ways=1, shots=1, inner_batch=batch, inner_iters=k, meta_batch=meta_batch, batched=batched, state_policy=policy),
+        C.InnerConfig(shots=1, batch=batch, iters=k, state_policy=policy),
+        C.OuterConfig(meta_batch=meta_batch, batched=batched),
     )
 
 
@@ -186,7 +188,7 @@ def test_outer_adam_first_step_is_lr_times_normalized_g():
     rng = np.random.default_rng(2)
     phi = _phi(2)
     learner = meta.MetaLearner(MLP, meta.Reptile(), optim.SGD(0.02), meta.OuterAdam(lr=0.01),
-                               meta.MetaConfig(ways=1, shots=1, inner_batch=3, inner_iters=2, meta_batch=1))
+                               C.InnerConfig(shots=1, batch=3, iters=2), C.OuterConfig(meta_batch=1))
     task = _task(rng, 2, 3)
     G, _, _ = meta.Reptile().pseudo_gradient(MLP, tree.broadcast(phi, 1), _steps(task), optim.SGD(0.02), optim.SGDState())
     new, _ = learner.step(learner.init(phi), [task])
@@ -204,12 +206,12 @@ def test_conv_net_meta_batch_batched_equals_serial():
     ds = ArrayClasses([rng.random((6, 6, 6)) for _ in range(5)])
     phi = tree.astype(net.init(rng), np.float64)
     draws = meta.MetaLearner(net, meta.Reptile(), optim.Adam(0.01), meta.Interpolate(1.0, 0.0, 5),
-                             meta.MetaConfig(ways=3, shots=2, inner_batch=4, inner_iters=3, meta_batch=3)).sample(ds, rng)
+                             C.InnerConfig(shots=2, batch=4, iters=3), C.OuterConfig(meta_batch=3)).sample(ds, rng)
     out = []
     for batched in (True, False):
         learner = meta.MetaLearner(net, meta.Reptile(), optim.Adam(0.01), meta.Interpolate(1.0, 0.0, 5),
-                                   meta.MetaConfig(ways=3, shots=2, inner_batch=4, inner_iters=3, meta_batch=3,
-                                                   batched=batched, state_policy="reset"))
+                                   C.InnerConfig(shots=2, batch=4, iters=3, state_policy="reset"),
+                                   C.OuterConfig(meta_batch=3, batched=batched))
         s, info = learner.step(learner.init(phi), draws)
         out.append(s.params)
         assert np.isfinite(info["loss_last"])
@@ -222,4 +224,4 @@ def test_make_algorithm_errors():
     with pytest.raises(ValueError, match="weights"):
         meta.make_algorithm("combination")
     with pytest.raises(ValueError, match="state_policy"):
-        meta.MetaConfig(state_policy="keep")
+        C.InnerConfig(state_policy="keep")

@@ -11,6 +11,12 @@ from fometa.backends import get_backend
 from fometa.data import ArraySplit
 from fometa.runfolder import RunFolder
 
+QUIET = T.TrainOptions(progress=False)
+
+
+def _quiet_until(stop_at):
+    return T.TrainOptions(progress=False, stop_at=stop_at)
+
 
 def _dataset(seed=0, classes=10, examples=8):
     rng = np.random.default_rng(seed)
@@ -28,7 +34,7 @@ def _same_state(a, b):
 
 
 LEARNERS = {
-    # name: (algorithm, inner optimizer, outer optimizer, MetaConfig overrides)
+    # name: (algorithm, inner optimizer, outer optimizer, inner and outer settings)
     "reptile-adam-carry": ("reptile", optim.Adam(1e-3), meta.Interpolate(1.0, 0.0, 4), {}),
     "fomaml-adam-reset": ("fomaml", optim.Adam(1e-3), meta.Interpolate(1.0, 0.0, 4), {"state_policy": "reset"}),
     "reptile-sgd-outer-adam": ("reptile", optim.SGD(0.05), meta.OuterAdam(1e-2), {}),
@@ -42,8 +48,9 @@ LEARNERS = {
 def _learner(name, filters=4):
     alg, inner, outer, conf = LEARNERS[name]
     model = models.conv_net("small", 5, (28, 28), filters=filters, blocks=4, stride=2)
-    config = meta.MetaConfig(ways=5, shots=4, inner_batch=8, inner_iters=3, meta_batch=3, **conf)
-    return meta.MetaLearner(model, meta.make_algorithm(alg), inner, outer, config)
+    settings = C.InnerConfig(shots=4, batch=8, iters=3, state_policy=conf.get("state_policy", "carry")), \
+        C.OuterConfig(meta_batch=3, batched=conf.get("batched", True))
+    return meta.MetaLearner(model, meta.make_algorithm(alg), inner, outer, *settings)
 
 
 def _alone(learner, ds, seed, iters):
@@ -166,10 +173,10 @@ SEEDS = [0, 4, 2]
 
 def test_group_writes_one_ordinary_run_per_seed_equal_to_the_seed_alone(tmp_path):
     cfgs = [_cfg(seed=s) for s in SEEDS]
-    results = seeds.train_group(cfgs, [tmp_path / "g" / f"seed{s}" for s in SEEDS], _splits(), progress=False)
+    results = seeds.train_group(cfgs, [tmp_path / "g" / f"seed{s}" for s in SEEDS], _splits(), options=QUIET)
     assert [(r.status, r.iteration) for r in results] == [("finished", 12)] * 3
     for s in SEEDS:
-        T.train(_cfg(seed=s), tmp_path / f"alone{s}", _splits(), progress=False)
+        T.train(_cfg(seed=s), tmp_path / f"alone{s}", _splits(), options=QUIET)
         _assert_same_run(tmp_path / f"alone{s}", tmp_path / "g" / f"seed{s}")
         assert [r["iteration"] for r in RunFolder(tmp_path / "g" / f"seed{s}").read_log()] == [0, 4, 8, 12]
 
@@ -179,11 +186,11 @@ def test_group_resumed_equals_uninterrupted(tmp_path, stop_at):
     cfgs = [_cfg(seed=s) for s in SEEDS]
     full = [tmp_path / "full" / f"seed{s}" for s in SEEDS]
     part = [tmp_path / "part" / f"seed{s}" for s in SEEDS]
-    seeds.train_group(cfgs, full, _splits(), progress=False)
-    stopped = seeds.train_group(cfgs, part, _splits(), progress=False, stop_at=stop_at)
+    seeds.train_group(cfgs, full, _splits(), options=QUIET)
+    stopped = seeds.train_group(cfgs, part, _splits(), options=_quiet_until(stop_at))
     assert [(r.status, r.iteration) for r in stopped] == [("stopped", stop_at)] * 3
     resumes = [_ckpt(d) for d in part]
-    done = seeds.train_group(cfgs, part, _splits(), resumes=resumes, progress=False)
+    done = seeds.train_group(cfgs, part, _splits(), resumes=resumes, options=QUIET)
     assert [(r.status, r.iteration) for r in done] == [("finished", 12)] * 3
     for a, b in zip(full, part):
         _assert_same_run(a, b)
@@ -194,39 +201,39 @@ def test_runs_at_different_iterations_catch_up_then_step_together(tmp_path):
     cfgs = [_cfg(seed=s) for s in SEEDS]
     dirs = [tmp_path / "g" / f"seed{s}" for s in SEEDS]
     for cfg, d, stop in zip(cfgs, dirs, (5, 2, 9)):
-        T.train(cfg, d, _splits(), progress=False, stop_at=stop)
-    seeds.train_group(cfgs, dirs, _splits(), resumes=[_ckpt(d) for d in dirs], progress=False)
+        T.train(cfg, d, _splits(), options=_quiet_until(stop))
+    seeds.train_group(cfgs, dirs, _splits(), resumes=[_ckpt(d) for d in dirs], options=QUIET)
     for s, d in zip(SEEDS, dirs):
-        T.train(_cfg(seed=s), tmp_path / f"alone{s}", _splits(), progress=False)
+        T.train(_cfg(seed=s), tmp_path / f"alone{s}", _splits(), options=QUIET)
         _assert_same_run(tmp_path / f"alone{s}", d)
 
 
 def test_a_run_of_a_group_resumes_alone(tmp_path):
     cfgs = [_cfg(seed=s) for s in SEEDS]
     dirs = [tmp_path / "g" / f"seed{s}" for s in SEEDS]
-    seeds.train_group(cfgs, dirs, _splits(), progress=False, stop_at=5)
-    T.train(cfgs[1], dirs[1], _splits(), resume=_ckpt(dirs[1]), progress=False)
-    T.train(cfgs[1], tmp_path / "alone", _splits(), progress=False)
+    seeds.train_group(cfgs, dirs, _splits(), options=_quiet_until(5))
+    T.train(cfgs[1], dirs[1], _splits(), resume=_ckpt(dirs[1]), options=QUIET)
+    T.train(cfgs[1], tmp_path / "alone", _splits(), options=QUIET)
     _assert_same_run(tmp_path / "alone", dirs[1])
 
 
 def test_finished_group_is_not_trained_further(tmp_path):
     cfgs = [_cfg(seed=s, meta_iters=3) for s in SEEDS[:2]]
     dirs = [tmp_path / f"seed{s}" for s in SEEDS[:2]]
-    seeds.train_group(cfgs, dirs, _splits(), progress=False)
-    again = seeds.train_group(cfgs, dirs, _splits(), resumes=[_ckpt(d) for d in dirs], progress=False)
+    seeds.train_group(cfgs, dirs, _splits(), options=QUIET)
+    again = seeds.train_group(cfgs, dirs, _splits(), resumes=[_ckpt(d) for d in dirs], options=QUIET)
     assert [r.status for r in again] == ["already finished"] * 2
 
 
 def test_non_finite_loss_names_the_seed_and_keeps_every_checkpoint(tmp_path):
     cfgs = [_cfg(seed=s, meta_iters=5) for s in SEEDS[:2]]
     dirs = [tmp_path / f"seed{s}" for s in SEEDS[:2]]
-    seeds.train_group(cfgs, dirs, _splits(), progress=False)
+    seeds.train_group(cfgs, dirs, _splits(), options=QUIET)
     before = [RunFolder(d).checkpoint_path.read_bytes() for d in dirs]
     nan = {k: ArraySplit([np.full((8, 28, 28), np.nan, np.float32)] * len(v)) for k, v in _splits().items()}
     longer = [C.apply_overrides(c, {"meta_iters": 9}) for c in cfgs]
     with pytest.raises(T.TrainingError, match=r"seed 0 .*non-finite .*meta-iteration 6 .*iteration 5, is kept"):
-        seeds.train_group(longer, dirs, nan, resumes=[_ckpt(d) for d in dirs], progress=False)
+        seeds.train_group(longer, dirs, nan, resumes=[_ckpt(d) for d in dirs], options=QUIET)
     assert [RunFolder(d).checkpoint_path.read_bytes() for d in dirs] == before
 
 
@@ -253,7 +260,7 @@ def test_signal_finishes_the_iteration_checkpoints_every_run_and_returns(tmp_pat
     handler = signal.getsignal(signum)
     cfgs = [_cfg(seed=s, checkpoint_every=0, eval_interval=0) for s in SEEDS[:2]]
     dirs = [tmp_path / f"seed{s}" for s in SEEDS[:2]]
-    results = seeds.train_group(cfgs, dirs, splits, progress=False)
+    results = seeds.train_group(cfgs, dirs, splits, options=QUIET)
     name = signal.Signals(signum).name
     assert [(r.status, r.iteration, r.signal) for r in results] == [("interrupted", 2, name)] * 2
     assert [_ckpt(d).iteration for d in dirs] == [2, 2]
@@ -285,10 +292,9 @@ def _relative_step_differences(backend):
     from fometa import tree
 
     model = models.omniglot_cnn(5)
-    config = meta.MetaConfig(ways=5, shots=4, inner_batch=8, inner_iters=3, meta_batch=3)
     # plain SGD: Adam would blow rounding noise on exactly-zero gradients up to full steps
-    learner = meta.MetaLearner(model, meta.Reptile(), optim.SGD(0.05), meta.Interpolate(1.0, 0.0, 4), config,
-                               backend=backend)
+    learner = meta.MetaLearner(model, meta.Reptile(), optim.SGD(0.05), meta.Interpolate(1.0, 0.0, 4),
+                               C.InnerConfig(shots=4, batch=8, iters=3), C.OuterConfig(meta_batch=3), backend=backend)
     ds, seed_list = _dataset(), [0, 1, 2]
     states, _, _ = _together(learner, ds, seed_list, 2)
     out = []

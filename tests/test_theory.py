@@ -19,6 +19,7 @@ from hypothesis import assume, given, note, strategies as st
 from test_theory_problems import KINDS, problems, random_direction, rel_err
 
 from fometa import meta, optim, theory, tree
+from fometa import config as C
 from fometa.tasks import stack_tasks
 
 fracs = st.floats(0.005, 0.04)  # alpha * curvature
@@ -106,7 +107,7 @@ def _order_averaged(p, algorithm, alpha):
     k = len(p.batches)
     learner = meta.MetaLearner(
         p.model, algorithm, optim.SGD(alpha), meta.Interpolate(1.0, 1.0, 1),
-        meta.MetaConfig(ways=1, shots=1, inner_batch=1, inner_iters=k, meta_batch=len(orders)),
+        C.InnerConfig(shots=1, batch=1, iters=k), C.OuterConfig(meta_batch=len(orders)),
     )
     g, _, _ = learner.pseudo_gradient(learner.init(p.params), orders)
     return g
@@ -229,7 +230,7 @@ def test_meta_steps_are_what_the_theory_computes(kind, data, frac, eps, batched,
 
     learner = meta.MetaLearner(
         p.model, algorithm, optim.SGD(a), meta.Interpolate(eps, eps, 1),
-        meta.MetaConfig(ways=1, shots=1, inner_batch=1, inner_iters=k, meta_batch=len(p.tasks), batched=batched),
+        C.InnerConfig(shots=1, batch=1, iters=k), C.OuterConfig(meta_batch=len(p.tasks), batched=batched),
     )
     new, _ = learner.step(learner.init(p.params), p.tasks)
     G = tree.mean_tasks(tree.stack([theory_g(task) for task in p.tasks]))

@@ -22,6 +22,7 @@ import numpy as np
 from hypothesis import assume, given, note, strategies as st
 
 from fometa import meta, models, optim, theory, tree
+from fometa import config as C
 from fometa.layers import Dense
 
 
@@ -72,7 +73,7 @@ def _setting(tasks, frac):
 def _learner(model, alpha, k, tasks, eps=1.0):
     return meta.MetaLearner(
         model, meta.Reptile(), optim.SGD(alpha), meta.Interpolate(eps, eps, 1),
-        meta.MetaConfig(ways=1, shots=1, inner_batch=1, inner_iters=k, meta_batch=tasks),
+        C.InnerConfig(shots=1, batch=1, iters=k), C.OuterConfig(meta_batch=tasks),
     )
 
 

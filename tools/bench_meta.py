@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from fometa import config, meta, models, optim
+from fometa import config
 from fometa.build import build_learner
 from fometa.problems import make_problem
 from fometa.tasks import ArrayClasses
@@ -28,15 +28,12 @@ def learners(model_name):
         problem = make_problem(config.preset("sine"), None)
         rng = np.random.default_rng(0)
         return out, (lambda: problem.sample(out["reptile"], rng)), out["reptile"].model.init(rng)
-    model = models.omniglot_cnn(5)
     rng = np.random.default_rng(0)
     ds = ArrayClasses([rng.random((20, 28, 28), dtype=np.float32) for _ in range(50)])
-    conf = meta.MetaConfig(ways=5, shots=10, inner_batch=10, inner_iters=5, meta_batch=5)
-    out = {
-        alg: meta.MetaLearner(model, meta.make_algorithm(alg), optim.Adam(1e-3), meta.Interpolate(1.0, 0.0, 1000), conf)
-        for alg in ("reptile", "fomaml", "maml")
-    }
-    return out, (lambda: out["reptile"].sample(ds, rng)), model.init(rng)
+    base = config.apply_overrides(config.preset("omniglot-5way-1shot"), {"meta_iters": 1000})
+    out = {alg: build_learner(config.apply_overrides(base, {"outer.algorithm": alg}))
+           for alg in ("reptile", "fomaml", "maml")}
+    return out, (lambda: out["reptile"].sample(ds, rng)), out["reptile"].model.init(rng)
 
 
 def main(argv=None):

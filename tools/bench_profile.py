@@ -30,15 +30,13 @@ def loop(model: str, seed: int = 0):
 
     if model != "omniglot-20way":
         return fometa_loop(model, seed)
-    from fometa import meta, models, optim
+    from fometa import build, config
     from fometa.tasks import ArrayClasses
 
     rng = np.random.default_rng(seed)
-    net = models.omniglot_cnn(20)
     ds = ArrayClasses([rng.random((10, 28, 28), dtype=np.float32) for _ in range(25)])
-    conf = meta.MetaConfig(ways=20, shots=10, inner_batch=20, inner_iters=10, meta_batch=5)
-    learner = meta.MetaLearner(net, meta.make_algorithm("reptile"), optim.Adam(1e-3), meta.Interpolate(1.0, 0.0, 10**6), conf)
-    state = learner.init(net.init(rng))
+    learner = build.build_learner(config.apply_overrides(config.preset("omniglot-20way-1shot"), {"meta_iters": 10**6}))
+    state = learner.init(learner.model.init(rng))
     tasks = learner.sample(ds, rng)
 
     def meta_iteration():

@@ -76,17 +76,15 @@ def torch_loop(model_name: str, seed: int):
 
 
 def fometa_loop(model_name: str, seed: int):
-    from fometa import meta, models, optim
+    from fometa import build, config
     from fometa.tasks import ArrayClasses
 
     rng = np.random.default_rng(seed)
-    if model_name == "omniglot":
-        model, shape, shots, iters = models.omniglot_cnn(5), (28, 28), 10, 5
-    else:
-        model, shape, shots, iters = models.miniimagenet_cnn(5), (84, 84, 3), 15, 8
-    ds = ArrayClasses([rng.random((shots,) + shape, dtype=np.float32) for _ in range(10)])
-    conf = meta.MetaConfig(ways=5, shots=shots, inner_batch=10, inner_iters=iters, meta_batch=5)
-    learner = meta.MetaLearner(model, meta.make_algorithm("reptile"), optim.Adam(1e-3), meta.Interpolate(1.0, 0.0, 10**6), conf)
+    preset, shape = ("omniglot-5way-1shot", (28, 28)) if model_name == "omniglot" else ("miniimagenet-5way-1shot", (84, 84, 3))
+    cfg = config.apply_overrides(config.preset(preset), {"meta_iters": 10**6})  # shots, inner steps as the paper
+    ds = ArrayClasses([rng.random((cfg.inner.shots,) + shape, dtype=np.float32) for _ in range(10)])
+    learner = build.build_learner(cfg)
+    model = learner.model
     state = learner.init(model.init(rng))
     tasks = learner.sample(ds, rng)
 

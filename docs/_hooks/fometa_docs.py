@@ -12,8 +12,10 @@ A page asks for a new part with the first line alone; writing the pages fills it
 second. The kinds:
 
 ``<!-- fometa:settings -->``
-    every setting of :mod:`fometa.config`: its flag (:data:`fometa.commands.options.FLAGS`), its
-    dotted name, its meaning (:data:`fometa.config.DESCRIPTIONS`) and its value in the presets;
+    every setting of :mod:`fometa.config`: its flag (:data:`fometa.commands.options.FLAGS`) and the
+    paper's familiar spellings of it (:data:`fometa.config.ALIASES`), its dotted name, its meaning
+    (:data:`fometa.config.DESCRIPTIONS`), its value in the presets and the flags earlier versions gave
+    it (:data:`fometa.config.DEPRECATED`);
 ``<!-- fometa:presets -->``
     the settings in which the presets differ, one column per preset;
 ``<!-- fometa:command NAME -->``
@@ -78,12 +80,14 @@ def settings_table() -> str:
 
     flag_of = {setting: flag for flag, setting in FLAGS.items()}
     presets = {name: config.flatten(config.to_dict(cfg)) for name, cfg in config.PRESETS.items()}
-    lines = ["| flag | setting | meaning | value in the presets |", "|---|---|---|---|"]
+    lines = ["| flag | setting | meaning | value in the presets | earlier flag |", "|---|---|---|---|---|"]
     for name in config.settings():
         values = {_value(p[name]) for p in presets.values()}
         value = f"`{values.pop()}`" if len(values) == 1 else "[per preset](#presets)"
-        flag = f"`{flag_of[name]}`" if name in flag_of else "(preset only)"
-        lines.append(f"| {flag} | `{name}` | {_cell(config.DESCRIPTIONS[name])} | {value} |")
+        flags = [flag_of[name]] + [a for a, n in config.ALIASES.items() if n == name] if name in flag_of else []
+        flag = ", ".join(f"`{f}`" for f in flags) or "(preset only)"
+        old = ", ".join(f"`{f}`" for f, n in config.DEPRECATED.items() if n == name)
+        lines.append(f"| {flag} | `{name}` | {_cell(config.DESCRIPTIONS[name])} | {value} | {old} |")
     return "\n".join(lines)
 
 

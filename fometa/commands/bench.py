@@ -43,41 +43,45 @@ from dataclasses import replace
 import numpy as np
 
 from fometa import config as C
-from fometa import flops, get_backend, models, parallel, tree
-from fometa.build import build_learner
-from fometa.commands.options import CLIError, apply_threads
+from fometa import flops, get_backend, parallel, tree
+from fometa.build import build_learner, build_model
+from fometa.commands.options import CLIError, add_setting_arguments, overrides_from_args
 from fometa.evaluate import MODES
 from fometa.problems import make_problem
 from fometa.tasks import ArrayClasses
 
 SUITES = ("layers", "meta", "eval")
+#: the settings this command takes; ``--preset`` and ``--algorithm`` take lists of values to time each
+SETTINGS = ("model.ways", "eval.shots", "seed", "backend")
+#: ``--model``: the network of each data set (layers)
+NETWORKS = {"omniglot": "omniglot_cnn", "miniimagenet": "miniimagenet_cnn", "sine": "sine_mlp"}
 
 
 def add_arguments(p):
     p.add_argument("suite", nargs="?", default="layers", choices=SUITES,
                    help="layers (forward+backward, default), meta (training meta-iterations) or eval (evaluation tasks)")
-    p.add_argument("--model", default="omniglot", choices=["omniglot", "miniimagenet", "sine"], help="layers: the network")
-    p.add_argument("--ways", type=int, default=5, help="layers: output classes")
+    p.add_argument("--model", default="omniglot", choices=list(NETWORKS), help="layers: the network")
     p.add_argument("--batch", type=int, default=10, help="layers: images per task (default 10)")
     p.add_argument("--tasks", type=int, nargs="+", default=[1, 5], help="layers: task counts T (default 1 5)")
     p.add_argument("--preset", default="omniglot-5way-1shot",
                    help="meta/eval: comma-separated presets (default omniglot-5way-1shot; see fometa train --help)")
     p.add_argument("--algorithm", default="reptile,fomaml,maml", help="meta: comma-separated algorithms")
     p.add_argument("--mode", default="batched,serial", help="meta: batched and/or serial meta-batches")
-    p.add_argument("--shots", type=int, default=None, help="eval: support shots (default: the preset's)")
     p.add_argument("--chunk", type=int, default=50, help="eval: tasks per pass (default 50)")
     p.add_argument("--eval-modes", default="transductive,per-query", help="eval: batch-norm modes")
     p.add_argument("--threads", type=int, default=None, help="threads for task blocks, one BLAS thread each (default: $FOMETA_THREADS or the cores)")
-    p.add_argument("--backend", default=None, help="numpy, cupy or cupy:N (default: $FOMETA_BACKEND or numpy)")
     p.add_argument("--repeat", type=int, default=None, help="timed runs (default: 20 layers, 10 meta, 3 eval)")
     p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default: 3 layers, 2 meta, 1 eval)")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--kernels", default=None,
                    help="CPU kernels: numba, numpy or numba,numpy (both, alternating; default: as FOMETA_NUMBA says)")
     p.add_argument("--conv", default=None,
                    help="stride-1 3x3 convolutions: winograd, im2col or winograd,im2col (both, alternating; "
                         "default: as FOMETA_WINOGRAD says)")
     p.add_argument("--json", action="store_true", help="one JSON object per figure")
+    add_setting_arguments(p.add_argument_group("settings"), SETTINGS, "",
+                          notes={"model.ways": "5; layers: the network's outputs", "eval.shots": "the preset's; eval",
+                                 "backend": "$FOMETA_BACKEND, else numpy", "seed": "0; the random data and parameters"})
+
 
 
 KERNELS = {"numba": "1", "numpy": "0"}  # the FOMETA_NUMBA value of each
@@ -281,8 +285,10 @@ def _choices(text, table: dict, option: str) -> tuple:
 
 
 def run(args) -> int:
+    given = overrides_from_args(args, SETTINGS)
+    args.backend, args.seed = given.get("backend"), given.get("seed", 0)
+    args.ways, args.shots = given.get("model.ways", 5), given.get("eval.shots")
     backend = get_backend(args.backend)
-    apply_threads(args)
     threads = parallel.get_threads()
     defaults = {"layers": (20, 3), "meta": (10, 2), "eval": (3, 1)}[args.suite]
     repeat = defaults[0] if args.repeat is None else args.repeat
@@ -329,11 +335,7 @@ def run(args) -> int:
         print(json.dumps(fig) if args.json else _text(fig), flush=True)
 
     if args.suite == "layers":
-        model = {
-            "omniglot": lambda: models.omniglot_cnn(args.ways),
-            "miniimagenet": lambda: models.miniimagenet_cnn(args.ways),
-            "sine": models.sine_mlp,
-        }[args.model]()
+        model = build_model(C.ModelConfig(arch=NETWORKS[args.model], ways=args.ways))
         for t in args.tasks:
             for fig in measure(model, backend, t, args.batch, repeat, warmup, args.seed, variants,
                                rate_for(min(threads, t))):

@@ -1,24 +1,31 @@
 """What the commands share: the user-error type, ``--threads``, the settings' flags and how flags,
 files and presets become one configuration.
 
-Every setting of :mod:`fometa.config` has a flag (:data:`FLAGS`) whose help is the setting's
-description (:data:`fometa.config.DESCRIPTIONS`, the same text as the documentation's settings
-table); ``--set NAME=VALUE`` reaches any setting by its dotted name. A configuration is built as
-preset, then ``--config FILE`` (TOML or JSON), then flags. With a data file (``--data``), the
-preset may be left out (the paper's setting closest to the file's images is taken,
-:func:`fometa.config.closest_preset`) and the configuration is fitted to the file
+Every setting of :mod:`fometa.config` has one flag, derived from its dotted name
+(:func:`fometa.config.flag`: ``inner.lr`` -> ``--inner-lr``; :data:`FLAGS`), besides the paper's
+familiar spellings (:data:`fometa.config.ALIASES`); every command that takes a setting takes it
+under these flags (:func:`add_setting_arguments`), with the setting's description as help
+(:data:`fometa.config.DESCRIPTIONS`, the same text as the documentation's settings table). The
+flags of earlier versions still work, hidden from the help (:data:`fometa.config.DEPRECATED`; the
+documentation's settings table names them). ``--set NAME=VALUE`` reaches any setting by its dotted
+name. A configuration is built as preset, then ``--config FILE`` (TOML or JSON), then flags. With a
+data file (``--data``), the preset may be left out (the paper's setting closest to the file's images
+is taken, :func:`fometa.config.closest_preset`) and the configuration is fitted to the file
 (:func:`fometa.config.for_images`: its kind, its preprocessing, for a folder file the network).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 
-from fometa import config, data, parallel
+from fometa import checkpoint, config, data, parallel
 from fometa.backends import get_backend
 
-__all__ = ["CLIError", "add_threads_argument", "apply_threads", "FLAGS", "add_setting_arguments",
-           "overrides_from_args", "new_config", "describe_differences", "check_backend"]
+__all__ = ["CLIError", "add_threads_argument", "apply_threads", "FIXED", "FLAGS", "add_setting_arguments",
+           "add_moved_flag", "typed_flag", "overrides_from_args", "user_error", "given_settings", "saved_run",
+           "new_config", "resumed_config",
+           "describe_differences", "check_backend", "default_run_folder"]
 
 
 class CLIError(Exception):
@@ -50,58 +57,36 @@ def apply_threads(args) -> None:
 # ------------------------------------------------------------------------------------------
 # settings as flags
 # ------------------------------------------------------------------------------------------
-#: Command-line flags of ``fometa train`` (and, for evaluation settings, ``fometa eval``): flag -> setting.
-#: Every setting but ``preset`` (``--preset``), ``data.kind`` and ``data.image_spec`` (read from the data
-#: file) has one.
-FLAGS: dict[str, str] = {
-    "--meta-iters": "meta_iters",
-    "--eval-interval": "eval_interval",
-    "--interval-tasks": "interval_tasks",
-    "--checkpoint-every": "checkpoint_every",
-    "--seed": "seed",
-    "--backend": "backend",
-    "--data": "data.path",
-    "--protocol": "data.protocol",
-    "--split-seed": "data.split_seed",
-    "--train-characters": "data.train_characters",
-    "--augment-rotations": "data.augment_rotations",
-    "--ways": "model.ways",
-    "--model": "model.arch",
-    "--filters": "model.filters",
-    "--depth": "model.depth",
-    "--init": "model.init",
-    "--inner-optimizer": "inner.optimizer",
-    "--learning-rate": "inner.lr",
-    "--inner-beta1": "inner.beta1",
-    "--inner-beta2": "inner.beta2",
-    "--inner-eps": "inner.eps",
-    "--inner-batch": "inner.batch",
-    "--inner-iters": "inner.iters",
-    "--train-shots": "inner.shots",
-    "--replacement": "inner.replacement",
-    "--state-policy": "inner.state_policy",
-    "--algorithm": "outer.algorithm",
-    "--outer-optimizer": "outer.optimizer",
-    "--meta-step": "outer.meta_step",
-    "--meta-step-final": "outer.meta_step_final",
-    "--outer-lr": "outer.adam_lr",
-    "--meta-batch": "outer.meta_batch",
-    "--batched": "outer.batched",
-    "--tail-shots": "outer.tail_shots",
-    "--shots": "eval.shots",
-    "--eval-batch": "eval.inner_batch",
-    "--eval-iters": "eval.inner_iters",
-    "--queries": "eval.queries_per_class",
-    "--eval-replacement": "eval.replacement",
-    "--eval-mode": "eval.mode",
-    "--eval-tasks": "eval.tasks",
-    "--eval-chunk": "eval.chunk",
-    "--eval-split": "eval.split",
-}
+#: Settings that no flag sets: the preset is chosen by ``--preset``; the data's kind and preprocessing
+#: are read from the data file.
+FIXED = ("preset", "data.kind", "data.image_spec")
+#: Every other setting's flag, derived from its name (:func:`fometa.config.flag`): flag -> setting.
+FLAGS: dict[str, str] = {config.flag(name): name for name in config.settings() if name not in FIXED}
+_TYPED = "setting flags typed"  # namespace attribute: setting -> the flag the user typed for it
 
 
-def _is_bool(setting: str) -> bool:
-    return config._base_type(config.settings()[setting])[0] is bool
+def _note_typed(namespace: argparse.Namespace, setting: str, option_string: str | None) -> None:
+    typed = getattr(namespace, _TYPED, None)
+    if typed is None:
+        typed = {}
+        setattr(namespace, _TYPED, typed)
+    typed[setting] = option_string
+
+
+class _SettingValue(argparse.Action):
+    """Stores a setting's value as given (parsed later by :func:`fometa.config.parse_value`), noting the flag typed."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        _note_typed(namespace, self.dest.removeprefix("setting:"), option_string)
+
+
+class _SettingSwitch(argparse.BooleanOptionalAction):
+    """``--flag`` / ``--no-flag`` of a true-or-false setting, noting the flag typed."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        super().__call__(parser, namespace, values, option_string)
+        _note_typed(namespace, self.dest.removeprefix("setting:"), option_string)
 
 
 def setting_help(setting: str, default_note: str) -> str:
@@ -109,27 +94,55 @@ def setting_help(setting: str, default_note: str) -> str:
     return f"{config.DESCRIPTIONS[setting]} [{setting}; default: {default_note}]"
 
 
-def add_setting_arguments(parser, flags: dict[str, str], default_note: str = "the preset's") -> None:
-    """One option per ``flag -> setting`` of ``flags`` (stored as ``setting:<name>``; ``None`` when not given)."""
-    for flag, name in flags.items():
-        dest, text = "setting:" + name, setting_help(name, default_note).replace("%", "%%")
-        if _is_bool(name):
-            parser.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=text)
+def add_setting_arguments(parser, names, default_note: str = "the preset's",
+                          notes: dict[str, str] | None = None) -> None:
+    """Each setting of ``names`` under its derived flag and its aliases (stored as ``setting:<name>``,
+    ``None`` when not given), and under its deprecated flags, hidden from the help. ``notes`` replaces
+    ``default_note`` for single settings."""
+    for name in names:
+        dest = "setting:" + name
+        text = setting_help(name, (notes or {}).get(name, default_note)).replace("%", "%%")
+        flags = [config.flag(name)] + [a for a, n in config.ALIASES.items() if n == name]
+        old = [f for f, n in config.DEPRECATED.items() if n == name]
+        if config.setting_type(name)[0] is bool:
+            parser.add_argument(*flags, dest=dest, action=_SettingSwitch, default=None, help=text)
+            for flag in old:
+                parser.add_argument(flag, dest=dest, action=_SettingSwitch, default=None, help=argparse.SUPPRESS)
         else:
-            parser.add_argument(flag, dest=dest, default=None, metavar=name.rsplit(".", 1)[-1].upper(), help=text)
+            metavar = name.rsplit(".", 1)[-1].upper()
+            parser.add_argument(*flags, dest=dest, action=_SettingValue, default=None, metavar=metavar, help=text)
+            for flag in old:
+                parser.add_argument(flag, dest=dest, action=_SettingValue, default=None, help=argparse.SUPPRESS)
 
 
-def overrides_from_args(args, flags=None) -> dict:
-    """``{setting: value}`` of the flags given (``--set`` last), with flag names in errors."""
+def add_moved_flag(parser, old: str, message: str) -> None:
+    """An earlier version's flag that now has another name and cannot be kept as an alias (it would
+    mean another thing than the setting spelled so): refused with ``message``, hidden from the help."""
+
+    class Moved(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            parser.error(f"{option_string} {message}")
+
+    parser.add_argument(old, dest="moved:" + old, action=Moved, nargs="?", help=argparse.SUPPRESS)
+
+
+def typed_flag(args, name: str) -> str:
+    """The flag by which the user gave setting ``name`` (its derived flag when it came otherwise)."""
+    return (getattr(args, _TYPED, None) or {}).get(name) or config.flag(name)
+
+
+def overrides_from_args(args, names=None) -> dict:
+    """``{setting: value}`` of the settings of ``names`` (default: every flag's) given as flags, then of
+    ``--set``, with the flags named in errors."""
     out = {}
-    for flag, name in (flags or FLAGS).items():
+    for name in FLAGS.values() if names is None else names:
         value = getattr(args, "setting:" + name, None)
         if value is None:
             continue
         try:
             out[name] = config.parse_value(name, value)
         except config.ConfigError as exc:
-            raise CLIError(f"{flag}: {exc}") from None
+            raise CLIError(f"{typed_flag(args, name)}: {exc}") from None
     for item in getattr(args, "set", []) or []:
         name, sep, value = item.partition("=")
         if not sep:
@@ -139,6 +152,38 @@ def overrides_from_args(args, flags=None) -> dict:
         except config.ConfigError as exc:
             raise CLIError(f"--set: {exc}") from None
     return out
+
+
+def user_error(exc: Exception, args) -> CLIError:
+    """``exc`` as the command's one-line error. A configuration error about a setting given by its own
+    derived flag names that flag (``--meta-iters must be at least 1``), the spelling the user typed."""
+    message = str(exc)
+    if isinstance(exc, config.ConfigError):
+        for name, typed in (getattr(args, _TYPED, None) or {}).items():
+            if typed in (config.flag(name), "--no-" + config.flag(name)[2:]) and message.startswith(name + " "):
+                message = config.flag(name) + message[len(name):]
+    return CLIError(message)
+
+
+def given_settings(args) -> tuple[dict, dict]:
+    """The settings given to a training command: ``(the --config file's, the flags')``, kept apart because
+    the file may name the preset and the flags come last."""
+    return (config.load_file(args.config) if args.config else {}), overrides_from_args(args)
+
+
+def saved_run(folder, quiet: bool = False, set_aside: bool = False) -> tuple[config.RunConfig,
+                                                                             checkpoint.Checkpoint | None]:
+    """A stopped run's configuration and the checkpoint to continue it from: the latest, or the previous one
+    if the latest is damaged (said on stderr unless ``quiet``; with ``set_aside``, by a caller holding the
+    folder, the damaged file is also moved aside: :meth:`fometa.runfolder.RunFolder.load_checkpoint`);
+    ``None`` when the run stopped before its first checkpoint (the configuration is then its folder's
+    ``config.json``)."""
+    resume = None
+    if folder.has_checkpoint():
+        resume, note = folder.load_checkpoint(set_aside=set_aside)
+        if note and not quiet:
+            print(f"fometa train: {note}", file=sys.stderr, flush=True)
+    return (config.from_dict(resume.config) if resume is not None else folder.read_config()), resume
 
 
 def new_config(args, file_settings: dict, flags: dict) -> config.RunConfig:

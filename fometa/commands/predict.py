@@ -6,10 +6,10 @@ as many classes as the model has outputs); each query ``PATH`` is an image file 
 them. The model is fine-tuned on the support images from its meta-learned initialization with
 the run's evaluation settings, then labels every query: one JSON line per query, in the order
 given, ``{"file": ..., "class": ..., "probabilities": {class: p, ...}}``. Everything is
-:class:`fometa.FewShotClassifier` (``RUN``, ``--steps``, ``--mode``, ``--seed`` and ``--backend`` are its
-parameters). Images unlike those the model was trained on (a colour photograph for a model of
-black-and-white drawings, :mod:`fometa.data.familiar`) are still labelled, with a warning line on
-stderr naming them::
+:class:`fometa.FewShotClassifier` (``RUN``, ``--eval-inner-iters``, ``--eval-mode``, ``--eval-seed`` and
+``--backend`` are its parameters ``model``, ``steps``, ``mode``, ``seed`` and ``backend``). Images unlike
+those the model was trained on (a colour photograph for a model of black-and-white drawings,
+:mod:`fometa.data.familiar`) are still labelled, with a warning line on stderr naming them::
 
     fometa predict omniglot-5way --support my_task/support --query my_task/query
 """
@@ -19,12 +19,16 @@ import json
 import sys
 import warnings
 
-from fometa import checkpoint, config, pretrained
+from fometa import checkpoint, pretrained
 from fometa.backends import BackendError
-from fometa.commands.options import CLIError, add_threads_argument, apply_threads, check_backend
+from fometa.commands.options import (CLIError, add_moved_flag, add_setting_arguments, add_threads_argument,
+                                     check_backend, overrides_from_args, typed_flag)
 from fometa.data import DataError
 from fometa.data.familiar import UnfamiliarImageWarning
 from fometa.fewshot import FewShotClassifier, list_images, read_support_folder
+
+#: the run's settings this command may override
+SETTINGS = ("eval.mode", "eval.inner_iters", "backend")
 
 
 def add_arguments(p):
@@ -32,24 +36,22 @@ def add_arguments(p):
     p.add_argument("--support", required=True, metavar="DIR",
                    help="the labelled examples: one sub-folder of images per class, named as the class")
     p.add_argument("--query", required=True, nargs="+", metavar="PATH", help="images to label, or folders of them")
-    p.add_argument("--mode", default="per-query", choices=config.EVAL_MODES,
-                   help="batch norm at prediction: per-query (default: no query affects another's label), "
-                        "transductive (all queries in one batch) or support-stats")
-    p.add_argument("--steps", type=int, default=None, metavar="N",
-                   help="inner steps of fine-tuning (default: the run's eval.inner_iters)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the fine-tuning's mini-batches (default 0)")
-    p.add_argument("--backend", default=None, help="numpy, cupy or cupy:N (default: the run's)")
+    p.add_argument("--eval-seed", type=int, default=0, metavar="SEED",
+                   help="seed of the fine-tuning's mini-batches (default 0)")
+    add_moved_flag(p, "--seed", "is a run's own seed; the fine-tuning's is --eval-seed")
     add_threads_argument(p)
+    add_setting_arguments(p.add_argument_group("settings (override the run's)"), SETTINGS, "the run's",
+                          notes={"eval.mode": "per-query: no query affects another's label"})
 
 
 def run(args) -> int:
-    apply_threads(args)
-    if args.steps is not None and args.steps < 0:
-        raise CLIError(f"--steps must be non-negative, got {args.steps}")
+    given = overrides_from_args(args, SETTINGS)
+    steps, mode, backend = given.get("eval.inner_iters"), given.get("eval.mode", "per-query"), given.get("backend")
+    if steps is not None and steps < 0:
+        raise CLIError(f"{typed_flag(args, 'eval.inner_iters')} must be non-negative, got {steps}")
     try:
-        check_backend(args.backend)
-        clf = FewShotClassifier(args.run, steps=args.steps, mode=args.mode, seed=args.seed,
-                                backend=args.backend).load()
+        check_backend(backend)
+        clf = FewShotClassifier(args.run, steps=steps, mode=mode, seed=args.eval_seed, backend=backend).load()
         files, labels = read_support_folder(args.support)
         queries = [q for path in args.query for q in list_images(path)]
         if len(set(labels)) > clf.ways:

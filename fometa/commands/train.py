@@ -2,15 +2,16 @@
 
 ``fometa train --preset omniglot-5way-1shot --data datasets/omniglot.h5 --out runs/o5w1s``
 builds the configuration as preset, then ``--config FILE`` (TOML or JSON), then flags (every
-setting has one; ``--set NAME=VALUE`` reaches any by its dotted name), writes it to
+setting has one, derived from its name: ``inner.lr`` -> ``--inner-lr``; ``--set NAME=VALUE``
+reaches any by its dotted name), writes it to
 ``RUN_DIR/config.json``, and trains, logging to ``RUN_DIR/log.jsonl`` and checkpointing to
 ``RUN_DIR/checkpoint.h5``. Any packed file trains: ``fometa train --data datasets/mydata.h5 --ways 5``
 takes the paper's setting closest to the file's images (:func:`fometa.config.closest_preset`) and
 the network that fits them, and records the file's preprocessing (its ``ImageSpec``) in the run's
-configuration, so that predicting later prepares new images the same way (``--model``, ``--depth``
-and ``--filters`` choose another network). ``fometa train --resume RUN_DIR`` continues from the checkpoint;
-a changed setting is refused unless ``--force`` (cadence settings such as ``--eval-interval``
-may change freely). SIGINT/SIGTERM write a checkpoint and exit (130/143). One process at a time
+configuration, so that predicting later prepares new images the same way (``--model-arch``,
+``--model-depth`` and ``--model-filters`` choose another network). ``fometa train --resume RUN_DIR``
+continues from the checkpoint; a changed setting is refused unless ``--force`` (cadence settings
+such as ``--eval-interval`` may change freely). SIGINT/SIGTERM write a checkpoint and exit (130/143). One process at a time
 writes a run folder: while one ``fometa train`` holds its lock (:mod:`fometa.lock`), another in
 the same folder is refused with the holder's process id (exit 2). The last line of
 standard output is one JSON object: status, iteration, seconds and the latest accuracies.
@@ -34,14 +35,14 @@ from fometa import checkpoint, config, distributed
 from fometa.backends import BackendError
 from fometa.build import check_data, load_splits
 from fometa.commands import train_seeds
-from fometa.commands.options import (FLAGS, CLIError, add_setting_arguments, add_threads_argument, apply_threads,
-                                     check_backend, default_run_folder, new_config, overrides_from_args,
-                                     resumed_config)
+from fometa.commands.options import (FLAGS, CLIError, add_setting_arguments, add_threads_argument, check_backend,
+                                     default_run_folder, given_settings, new_config, resumed_config, saved_run,
+                                     user_error)
 from fometa.data import DataError
 from fometa.lock import LOCK_FILE, LockedError
 from fometa.lock import hold as hold_folder
 from fometa.runfolder import RunFolder
-from fometa.train import TrainingError, train
+from fometa.train import TrainingError, TrainOptions, train
 
 
 def add_arguments(p):
@@ -58,18 +59,7 @@ def add_arguments(p):
     p.add_argument("--seeds", default=None, metavar="LIST",
                    help="train several seeds together on the task axis, e.g. 0,1,2,3 or 0-3: one run folder "
                         "RUN_DIR/seed<N> each; --resume RUN_DIR continues them all")
-    add_setting_arguments(p.add_argument_group("settings (override the preset)"), FLAGS)
-
-
-def resume_point(folder: RunFolder, quiet: bool = False):
-    """The checkpoint to continue ``folder``'s run from (the previous one if the latest is damaged), or
-    ``None`` when the run stopped before its first checkpoint."""
-    if not folder.has_checkpoint():
-        return None
-    ckpt, note = folder.load_checkpoint(set_aside=True)
-    if note and not quiet:
-        print(f"fometa train: {note}", file=sys.stderr, flush=True)
-    return ckpt
+    add_setting_arguments(p.add_argument_group("settings (override the preset)"), FLAGS.values())
 
 
 def run(args) -> int:
@@ -78,14 +68,12 @@ def run(args) -> int:
     def hold(path):  # rank 0 alone writes in the run folder, so it alone holds its lock
         return hold_folder(path) if comm.is_root else None
 
-    apply_threads(args)
     if args.seeds is not None or train_seeds.is_group(args.resume):
         if comm.size > 1:
             raise CLIError("--seeds trains its runs in one process; run it without mpiexec")
         return train_seeds.run_group(args)
     try:
-        file_settings = config.load_file(args.config) if args.config else {}
-        flags = overrides_from_args(args)
+        file_settings, flags = given_settings(args)
         resume = lock = None  # lock: held while this process may write in the run folder
         made = False
         if args.resume:
@@ -97,8 +85,7 @@ def run(args) -> int:
                 raise CLIError(f"{folder.path}: no run to resume here (no {folder.config_path.name} or "
                                f"{folder.checkpoint_path.name})")
             lock = hold(folder.path)  # before reading the checkpoint that a running holder may still write
-            resume = resume_point(folder, quiet=not comm.is_root)
-            saved = config.from_dict(resume.config) if resume is not None else folder.read_config()
+            saved, resume = saved_run(folder, quiet=not comm.is_root, set_aside=True)
             cfg = resumed_config(saved, file_settings, flags, args.force)
         else:
             cfg = new_config(args, file_settings, flags)
@@ -111,20 +98,19 @@ def run(args) -> int:
                 raise CLIError(f"{folder.path}: already holds a run; continue it with --resume {folder.path} "
                                "or choose another --out")
         check_backend(comm.backend_name(cfg.backend))  # before the run folder is made
-        distributed.check_training(comm, cfg.outer.meta_batch, cfg.outer.batched, cfg.inner.state_policy)
+        distributed.check_training(comm, cfg.inner, cfg.outer)
         splits = load_splits(folder.find_data(cfg) if args.resume else cfg.data)
         check_data(cfg, splits)
-        comm.barrier()  # every rank has checked the folder before rank 0 writes to it
+        comm.barrier()  # every rank has checked the folder before rank 0 writes to it (train's RunWriter)
         if comm.is_root:
             lock = lock or hold(folder.path)
-            folder.write_config(cfg)
     except (config.ConfigError, checkpoint.CheckpointError, DataError, BackendError, LockedError) as exc:
-        raise CLIError(str(exc)) from None
+        raise user_error(exc, args) from None
     if not args.quiet and comm.is_root:
         start = "resuming at meta-iteration " + str(resume.iteration) if resume else "starting"
         print(f"fometa train: {start} {describe_run(cfg)} in {folder.path}", file=sys.stderr, flush=True)
     try:
-        result = train(cfg, folder.path, splits, resume=resume, progress=not args.quiet)
+        result = train(cfg, folder.path, splits, resume=resume, options=TrainOptions(progress=not args.quiet))
     except (TrainingError, DataError, checkpoint.CheckpointError) as exc:  # a TrainingError: the same on every rank
         if comm.is_root:
             print(f"fometa: error: {exc}{after_failure(folder, made, bool(args.resume))}", file=sys.stderr, flush=True)

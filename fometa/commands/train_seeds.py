@@ -14,12 +14,12 @@ import sys
 from fometa import checkpoint, config, seeds
 from fometa.backends import BackendError
 from fometa.build import check_data, load_splits
-from fometa.commands.options import (CLIError, check_backend, default_run_folder, new_config, overrides_from_args,
-                                     resumed_config)
+from fometa.commands.options import (CLIError, check_backend, default_run_folder, given_settings, new_config,
+                                     resumed_config, saved_run, user_error)
 from fometa.data import DataError
 from fometa.lock import LockedError, hold
 from fometa.runfolder import RunFolder
-from fometa.train import TrainingError
+from fometa.train import TrainingError, TrainOptions
 
 
 def is_group(path) -> bool:
@@ -40,12 +40,7 @@ def _resume_group(args, file_settings, flags):
         if not folder.path.is_dir() or not folder.holds_run():
             raise CLIError(f"{folder.path}: the run of seed {seed} is missing (no {folder.config_path.name} or "
                            f"{folder.checkpoint_path.name})")
-        resume = None
-        if folder.has_checkpoint():
-            resume, note = folder.load_checkpoint()
-            if note and not args.quiet:
-                print(f"fometa train: {note}", file=sys.stderr, flush=True)
-        saved = config.from_dict(resume.config) if resume is not None else folder.read_config()
+        saved, resume = saved_run(folder, quiet=args.quiet)
         if saved.seed != seed:
             raise CLIError(f"{folder.path}: its run has seed {saved.seed}, but {group.file} says {seed}")
         cfgs.append(resumed_config(saved, file_settings, flags, args.force, f" ({folder.path})",
@@ -76,8 +71,7 @@ def _new_group(args, file_settings, flags):
 
 def run_group(args) -> int:
     try:
-        file_settings = config.load_file(args.config) if args.config else {}
-        flags = overrides_from_args(args)
+        file_settings, flags = given_settings(args)
         make = _resume_group if args.resume else _new_group
         group, cfgs, dirs, resumes = make(args, file_settings, flags)
         seeds.check_group(cfgs)
@@ -87,11 +81,9 @@ def run_group(args) -> int:
         # one writer: the group's folder and every seed's run folder (fometa/lock.py)
         locks = [hold(group.path)] + [hold(d) for d in dirs]
         if not args.resume:
-            group.write([c.seed for c in cfgs])
-        for cfg, d in zip(cfgs, dirs):
-            RunFolder(d).write_config(cfg)
+            group.write([c.seed for c in cfgs])  # each run's config.json: its RunWriter (fometa.train)
     except (config.ConfigError, checkpoint.CheckpointError, DataError, BackendError, LockedError) as exc:
-        raise CLIError(str(exc)) from None
+        raise user_error(exc, args) from None
     cfg = cfgs[0]
     if not args.quiet:
         at = sorted({r.iteration for r in resumes if r is not None})
@@ -99,7 +91,7 @@ def run_group(args) -> int:
         print(f"fometa train: {start} {cfg.preset} ({cfg.outer.algorithm}, {cfg.meta_iters} meta-iterations) "
               f"for seeds {', '.join(str(c.seed) for c in cfgs)} in {group.path}", file=sys.stderr, flush=True)
     try:
-        results = seeds.train_group(cfgs, dirs, splits, resumes=resumes, progress=not args.quiet)
+        results = seeds.train_group(cfgs, dirs, splits, resumes=resumes, options=TrainOptions(progress=not args.quiet))
     except TrainingError as exc:
         print(f"fometa: error: {exc}", file=sys.stderr)
         return 1

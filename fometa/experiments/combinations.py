@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fometa import meta
-from fometa.experiments.common import WAYS, Budget, Curve, JsonLog, compare, curves_of, pyplot, run_curves
+from fometa import config as C
+from fometa.experiments.common import Curve, JsonLog, compare, config, curves_of, pyplot, run_curves
 
 INNER_LR = 0.003
 INNER_BATCH = 25
@@ -34,23 +34,25 @@ META_STEP = 0.25
 KS = (2, 3, 4)
 
 # reduced from the paper's run so that all ten curves take under 30 minutes on 2 CPU cores
-DEFAULT_BUDGET = Budget(meta_iters=2500, eval_every=500, eval_tasks=40)
+DEFAULT_BUDGET = {"meta_iters": 2500, "eval_interval": 500, "interval_tasks": 40}
 
 
-def _config(k: int) -> meta.MetaConfig:
+def _curve(name: str, k: int, weights: tuple[float, ...], meta_step: float, kind: str) -> Curve:
     # 5 k shots per class: k mini-batches of 25 that never overlap (and nothing is left over)
-    return meta.MetaConfig(ways=WAYS, shots=5 * k, inner_batch=INNER_BATCH, inner_iters=k, meta_batch=1)
+    settings = {"inner.lr": INNER_LR, "inner.batch": INNER_BATCH, "inner.shots": 5 * k, "inner.iters": k,
+                "outer.meta_step": meta_step, "outer.meta_step_final": meta_step}
+    return Curve(name, settings, weights, {"k": k, "kind": kind})
 
 
 def make_curves(ks=KS, meta_step: float = META_STEP) -> list[Curve]:
     """``g1``, then for each ``k``: the sum, the average and the last gradient of ``k`` mini-batches."""
-    curves = [Curve("g1", meta.Combination((1.0,)), _config(1), meta_step, {"k": 1, "kind": "first"})]
+    curves = [_curve("g1", 1, (1.0,), meta_step, "first")]
     for k in ks:
         terms = "+".join(f"g{i}" for i in range(1, k + 1))
         curves += [
-            Curve(terms, meta.Combination((1.0,) * k), _config(k), meta_step, {"k": k, "kind": "sum"}),
-            Curve(f"({terms})/{k}", meta.Combination((1.0 / k,) * k), _config(k), meta_step / k, {"k": k, "kind": "average"}),
-            Curve(f"g{k}", meta.Combination((0.0,) * (k - 1) + (1.0,)), _config(k), meta_step, {"k": k, "kind": "last"}),
+            _curve(terms, k, (1.0,) * k, meta_step, "sum"),
+            _curve(f"({terms})/{k}", k, (1.0 / k,) * k, meta_step / k, "average"),
+            _curve(f"g{k}", k, (0.0,) * (k - 1) + (1.0,), meta_step, "last"),
         ]
     return curves
 
@@ -68,11 +70,14 @@ def select(ks=KS, names=None) -> list[Curve]:
     return [c for c in chosen if c.name in set(names)]
 
 
-def run(splits, log: JsonLog, budget: Budget = DEFAULT_BUDGET, curves=None, backend=None, progress=None) -> list[dict]:
-    """Meta-train and evaluate ``curves`` (default: all ten of :func:`make_curves`); returns the evaluation records."""
+def run(splits, log: JsonLog, cfg: C.RunConfig | None = None, curves=None, eval_seed: int = 1,
+        progress=None) -> list[dict]:
+    """Meta-train and evaluate ``curves`` (default: all ten of :func:`make_curves`) on the shared settings
+    ``cfg`` (default: :func:`~fometa.experiments.common.config` of :data:`DEFAULT_BUDGET`); returns the
+    evaluation records."""
     curves = make_curves() if curves is None else list(curves)
-    settings = {"inner_batch": INNER_BATCH, "meta_batch": 1}
-    return run_curves("combinations", curves, splits, budget, INNER_LR, log, settings, backend, progress)
+    cfg = config(DEFAULT_BUDGET) if cfg is None else cfg
+    return run_curves("combinations", curves, splits, cfg, log, eval_seed, progress=progress)
 
 
 STYLE = {"first": ":", "sum": "-", "average": "--", "last": "-."}

@@ -1,16 +1,18 @@
 """What the Section 6 experiments share: data, the meta-training loop of one curve, evaluation, logs.
 
-A *curve* is one configuration (an algorithm, its sampling and its meta-step). Every curve of an
+A *curve* is one configuration (an algorithm, its sampling and its meta-step): the settings every
+curve shares (:func:`config`) with its own, from which :mod:`fometa.build` makes its learner. Every curve of an
 experiment starts from the same initialization (``seed``), draws its training tasks from its own
 generator seeded alike (curves that sample alike -- the sum, average and last gradient of the
 same ``k`` -- see the same tasks in the same order), and is evaluated at iterations
-``0, eval_every, 2 eval_every, ..., meta_iters`` on the same test tasks (``eval_seed``), so the
+``0, eval_interval, 2 eval_interval, ..., meta_iters`` on the same test tasks (``eval_seed``), so the
 curves are compared on common random numbers. The evaluation at iteration 0 is the same for all
 curves and is computed once.
 
-Log records (one JSON object per line): ``{"event": "start", ...settings}``, then per evaluation
-``{"event": "eval", "curve", "iteration", "accuracy", "ci95", "query_loss", "query_loss_ci95",
-"loss_first", "loss_last", "train_seconds", "eval_seconds", ...the curve's fields}``, and ``{"event": "done", "seconds"}``.
+Log records (one JSON object per line): ``{"event": "start", "settings", "eval_seed", "curves", ...}``,
+then per evaluation ``{"event": "eval", "curve", "iteration", "accuracy", "ci95", "query_loss",
+"query_loss_ci95", "loss_first", "loss_last", "train_seconds", "eval_seconds", ...the curve's fields}``,
+and ``{"event": "done", "seconds"}``.
 ``loss_first``/``loss_last`` are the mean inner losses on the first and last mini-batch of the
 training tasks since the previous evaluation; ``per_task_accuracy``/``per_task_loss`` hold every
 test task's value (the same tasks for every curve: :func:`paired_difference` compares two curves).
@@ -19,56 +21,62 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from fometa import data, evaluate, meta, models, optim, tree
-from fometa.backends import get_backend
-from fometa.config import EvaluationConfig
+from fometa import build, data, evaluate, meta, tree
+from fometa import config as C
 from fometa.layers import softmax_cross_entropy
-from fometa.train import RunProgress, Schedule, run_loop
+from fometa.train import RunProgress, RunWriter, Schedule, TrainOptions, run_loop
 
 WAYS = 5
 
-# Evaluation as in the paper's Section 6: 5-shot 5-way, 5 inner SGD steps at batch 25, transductive.
-EVAL_CONFIG = EvaluationConfig(shots=5, inner_batch=25, inner_iters=5, queries_per_class=1, mode="transductive")
+#: What every curve shares: 5-way Omniglot on the paper's network, a plain SGD inner loop, one task per
+#: meta-iteration, no checkpoints; evaluation as in the paper's Section 6: 5-shot 5-way tasks, 5 inner
+#: SGD steps at batch 25, transductive.
+SETTINGS: dict[str, Any] = {
+    "model.ways": WAYS, "inner.optimizer": "sgd", "outer.meta_batch": 1, "eval.shots": 5,
+    "eval.inner_batch": 25, "eval.inner_iters": 5, "eval.queries_per_class": 1, "eval.mode": "transductive",
+    "checkpoint_every": 0,
+}
 
 
-@dataclass(frozen=True)
-class Budget:
-    """How long each curve trains and how often and on how many tasks it is evaluated."""
-
-    meta_iters: int
-    eval_every: int
-    eval_tasks: int
-    seed: int = 0
-    eval_seed: int = 1
-    eval_chunk: int = 50
-
-    def __post_init__(self):
-        for name in ("meta_iters", "eval_every", "eval_tasks", "eval_chunk"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.eval_tasks < 2:
-            raise ValueError(f"eval_tasks must be at least 2 (for a confidence interval), got {self.eval_tasks}")
-
-    def eval_points(self) -> list[int]:
-        points = list(range(0, self.meta_iters, self.eval_every))
-        return points + [self.meta_iters]
+def config(budget: dict[str, Any] | None = None) -> C.RunConfig:
+    """The settings every curve of an experiment shares (:data:`SETTINGS` on the Omniglot preset), with
+    ``budget``'s: how long each curve trains (``meta_iters``), how often (``eval_interval``) and on how
+    many test tasks (``interval_tasks``, ``eval.chunk`` at a time) it is evaluated, its ``seed``, the
+    data (``data.path``) and the ``backend``."""
+    return C.apply_overrides(C.preset("omniglot-5way-5shot"), {**SETTINGS, **(budget or {})})
 
 
 @dataclass(frozen=True)
 class Curve:
-    """One configuration: ``name``, the algorithm, the meta-learner's sampling, the meta-step ``eps``."""
+    """One configuration: ``name``, its own settings over the experiment's (:func:`config`: the inner loop's
+    learning rate, shots and steps, the algorithm, the meta-step), the ``weights`` of an inner-gradient
+    combination (:class:`fometa.meta.Combination`; ``None``: ``outer.algorithm``), and the ``fields`` its log
+    records carry."""
 
     name: str
-    algorithm: object
-    config: meta.MetaConfig
-    meta_step: float
-    fields: dict = field(default_factory=dict)  # logged with every record (k, kind, ...)
+    settings: dict[str, Any]
+    weights: tuple[float, ...] | None = None
+    fields: dict[str, Any] = field(default_factory=dict)  # logged with every record (k, kind, ...)
+
+    @property
+    def meta_step(self) -> float:
+        """The curve's constant meta-step ``eps``."""
+        return self.settings["outer.meta_step"]
+
+    def run_config(self, base: C.RunConfig) -> C.RunConfig:
+        """The curve's configuration: ``base`` (the experiment's, :func:`config`) with its own settings."""
+        return C.apply_overrides(base, self.settings)
+
+
+def make_learner(curve: Curve, base: C.RunConfig) -> meta.MetaLearner:
+    """The curve's learner (:func:`fometa.build.build_learner` of its configuration and weights)."""
+    return build.build_learner(curve.run_config(base), weights=curve.weights)
 
 
 def load_omniglot(path, cache_dir=None) -> dict:
@@ -117,18 +125,6 @@ def read_log(path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def make_learner(model, curve: Curve, inner_lr: float, meta_iters: int, backend=None) -> meta.MetaLearner:
-    """Plain SGD inner loop; the paper's outer step ``phi <- phi + eps (phi_tilde - phi)``, ``eps`` constant."""
-    return meta.MetaLearner(
-        model=model,
-        algorithm=curve.algorithm,
-        inner_opt=optim.SGD(inner_lr),
-        outer_opt=meta.Interpolate(curve.meta_step, curve.meta_step, meta_iters),
-        config=curve.config,
-        backend=backend,
-    )
-
-
 class Evaluation(NamedTuple):
     accuracy: float
     ci95: float
@@ -139,42 +135,40 @@ class Evaluation(NamedTuple):
     per_task_loss: np.ndarray
 
 
-def evaluate_params(model, params, split, budget: Budget, inner_lr: float, backend=None) -> Evaluation:
-    """Few-shot accuracy and query loss of ``params`` on ``budget.eval_tasks`` test tasks.
+def evaluate_params(learner: meta.MetaLearner, params, split, cfg: C.RunConfig, eval_seed: int) -> Evaluation:
+    """Few-shot accuracy and query loss of ``params`` on ``cfg.interval_tasks`` test tasks of ``cfg.eval``.
 
-    The tasks come from ``budget.eval_seed`` (the same tasks at every call) and are drawn, adapted
-    and predicted with :mod:`fometa.evaluate`'s own steps, chunk by chunk as
-    :func:`fometa.evaluate.evaluate` does, so the accuracy is the one it reports; the query loss is
-    computed from the same logits.
+    The tasks come from ``eval_seed`` (the same tasks at every call) and are drawn, adapted with the
+    learner's inner optimizer and predicted with :mod:`fometa.evaluate`'s own steps,
+    ``cfg.eval.chunk`` at a time as :func:`fometa.evaluate.evaluate` does, so the accuracy is the one
+    it reports; the query loss is computed from the same logits.
     """
-    be = get_backend(backend)
-    rng = np.random.default_rng(budget.eval_seed)
-    opt = optim.SGD(inner_lr)
+    be, model, opt, ev = learner.backend, learner.model, learner.inner_opt, cfg.eval
+    rng = np.random.default_rng(eval_seed)
     params = tree.to_backend(params, be)
     start = time.perf_counter()
     accs, losses, done = [], [], 0
-    while done < budget.eval_tasks:
-        n = min(budget.eval_chunk, budget.eval_tasks - done)
-        sx, sy, qx, qy, idx = evaluate.draw_tasks(split, rng, n, EVAL_CONFIG, WAYS)
+    while done < cfg.interval_tasks:
+        n = min(ev.chunk, cfg.interval_tasks - done)
+        sx, sy, qx, qy, idx = evaluate.draw_tasks(split, rng, n, ev, WAYS)
         sx, sy, qx, qy = be.asarray(sx), be.asarray(sy), be.asarray(qx), be.asarray(qy)
         params_t = tree.broadcast(params, n)
         params_t = evaluate.adapt_on_support(model, params_t, opt, opt.init(params_t), sx, sy, be.asarray(idx))
-        logits = evaluate.predict(model, params_t, sx, qx, EVAL_CONFIG.mode)
+        logits = evaluate.predict(model, params_t, sx, qx, ev.mode)
         accs.append(be.to_host(softmax_cross_entropy.accuracy(logits, qy)))
         losses.append(be.to_host(softmax_cross_entropy.forward(logits, qy)[0]))
         done += n
-    accs, losses = np.concatenate(accs), np.concatenate(losses)
-    acc, acc_ci = evaluate.mean_ci95(accs)
-    loss, loss_ci = evaluate.mean_ci95(losses)
-    return Evaluation(acc, acc_ci, loss, loss_ci, time.perf_counter() - start, accs, losses)
+    per_task_accuracy, per_task_loss = np.concatenate(accs), np.concatenate(losses)
+    acc, acc_ci = evaluate.mean_ci95(per_task_accuracy)
+    loss, loss_ci = evaluate.mean_ci95(per_task_loss)
+    return Evaluation(acc, acc_ci, loss, loss_ci, time.perf_counter() - start, per_task_accuracy, per_task_loss)
 
 
 class _Curve:
     """A curve as the training loop's problem: its tasks, and the evaluation its log records carry."""
 
-    def __init__(self, model, train_split, test_split, budget: Budget, inner_lr: float, backend, shared: dict):
-        self.model, self.train, self.test, self.budget = model, train_split, test_split, budget
-        self.inner_lr, self.backend, self.shared = inner_lr, backend, shared
+    def __init__(self, train_split, test_split, cfg: C.RunConfig, eval_seed: int, shared: dict):
+        self.train, self.test, self.cfg, self.eval_seed, self.shared = train_split, test_split, cfg, eval_seed, shared
         self.eval_seconds = 0.0
 
     def sample(self, learner, rng):
@@ -184,7 +178,7 @@ class _Curve:
         if iteration == 0 and "initial" in self.shared:  # every curve starts from the same initialization
             result = self.shared["initial"]
         else:
-            result = evaluate_params(self.model, state.params, self.test, self.budget, self.inner_lr, self.backend)
+            result = evaluate_params(learner, state.params, self.test, self.cfg, self.eval_seed)
             if iteration == 0:
                 self.shared["initial"] = result
         train_seconds = -self.eval_seconds  # the log record's seconds include the earlier evaluations
@@ -195,25 +189,28 @@ class _Curve:
                 "per_task_loss": [round(float(v), 5) for v in result.per_task_loss]}
 
 
-def run_curves(experiment: str, curves, splits, budget: Budget, inner_lr: float, log: JsonLog,
-               settings: dict | None = None, backend=None, progress=None) -> list[dict]:
+def run_curves(experiment: str, curves, splits, cfg: C.RunConfig, log: JsonLog, eval_seed: int = 1,
+               settings: dict | None = None, progress=None) -> list[dict]:
     """Meta-train and evaluate every curve; returns the evaluation records (also written to ``log``).
 
-    Each curve is one run of the training loop (:func:`fometa.train.run_loop`) in memory, its log
+    ``cfg`` is what the curves share (:func:`config`), ``eval_seed`` seeds the test tasks. Each
+    curve is one run of the training loop (:func:`fometa.train.run_loop`) in memory, its log
     records made into this experiment's.
     """
     start = time.perf_counter()
-    model = models.omniglot_cnn(WAYS)
-    init = model.init(np.random.default_rng(budget.seed))
-    log.write({"event": "start", "experiment": experiment, "budget": asdict(budget), "inner_lr": inner_lr,
-               "eval": asdict(EVAL_CONFIG), "curves": [c.name for c in curves], **(settings or {})})
-    records, shared = [], {}
-    schedule = Schedule(budget.meta_iters, budget.eval_every)
+    log.write({"event": "start", "experiment": experiment, "settings": C.flatten(C.to_dict(cfg)),
+               "eval_seed": eval_seed, "curves": [c.name for c in curves], **(settings or {})})
+    records: list[dict] = []
+    shared: dict[str, Evaluation] = {}  # the evaluation of the initialization, which every curve shares
+    init = None
     for index, curve in enumerate(curves):
-        learner = make_learner(model, curve, inner_lr, budget.meta_iters, backend)
-        problem = _Curve(model, splits["train"], splits["test"], budget, inner_lr, backend, shared)
+        curve_cfg = curve.run_config(cfg)
+        learner = build.build_learner(curve_cfg, weights=curve.weights)
+        if init is None:  # every curve starts from the same initialization
+            init = learner.model.init(np.random.default_rng(cfg.seed))
+        problem = _Curve(splits["train"], splits["test"], curve_cfg, eval_seed, shared)
 
-        def on_log(rec, curve=curve, index=index):
+        def on_log(rec, curve=curve, index=index, meta_iters=curve_cfg.meta_iters):
             metrics = {k: v for k, v in rec.items() if k not in ("iteration", "loss_first", "loss_last", "meta_step",
                                                                   "seconds", "train_seconds")}
             record = {"event": "eval", "experiment": experiment, "curve": curve.name, **curve.fields,
@@ -225,11 +222,11 @@ def run_curves(experiment: str, curves, splits, budget: Budget, inner_lr: float,
             log.write(record)
             records.append(record)
             if progress is not None:
-                progress(index, len(curves), curve.name, rec["iteration"], budget.meta_iters, record["accuracy"])
+                progress(index, len(curves), curve.name, rec["iteration"], meta_iters, record["accuracy"])
 
-        member = RunProgress(None, None, problem, learner, start=(learner.init(init), np.random.default_rng(budget.seed)),
-                             on_log=on_log)
-        run_loop(learner, [member], schedule, progress=False, handle_signals=False)
+        member = RunProgress(curve_cfg, problem, learner, RunWriter(None, on_log=on_log),
+                             start=(learner.init(init), np.random.default_rng(cfg.seed)))
+        run_loop(learner, [member], Schedule.of(curve_cfg), options=TrainOptions(progress=False, handle_signals=False))
     log.write({"event": "done", "experiment": experiment, "seconds": time.perf_counter() - start})
     return records
 

@@ -16,8 +16,8 @@ generalizing from one batch to another.
 """
 from __future__ import annotations
 
-from fometa import meta
-from fometa.experiments.common import WAYS, Budget, Curve, JsonLog, compare, curves_of, pyplot, run_curves
+from fometa import config as C
+from fometa.experiments.common import Curve, JsonLog, compare, config, curves_of, pyplot, run_curves
 
 INNER_LR = 0.003
 SHOTS = 5
@@ -25,42 +25,46 @@ INNER_BATCH = 25
 TAIL_SHOTS = 5
 META_STEP = 0.25
 ITERS = (2, 4, 8)
-ALGORITHMS = ("reptile", "fomaml-shared", "fomaml-separate")
+#: the curves' algorithms: outer.algorithm and outer.tail_shots of each
+KINDS = {"reptile": {"outer.algorithm": "reptile"},
+         "fomaml-shared": {"outer.algorithm": "fomaml"},
+         "fomaml-separate": {"outer.algorithm": "fomaml", "outer.tail_shots": TAIL_SHOTS}}
 
 # reduced from the paper's run so that all nine curves take under 30 minutes on 2 CPU cores
-DEFAULT_BUDGET = Budget(meta_iters=1000, eval_every=500, eval_tasks=40)
+DEFAULT_BUDGET = {"meta_iters": 1000, "eval_interval": 500, "interval_tasks": 40}
 
 
-def make_curves(iters=ITERS, algorithms=ALGORITHMS, meta_step: float = META_STEP) -> list[Curve]:
+def make_curves(iters=ITERS, kinds=tuple(KINDS), meta_step: float = META_STEP) -> list[Curve]:
+    """For each ``k`` in ``iters``: a curve of each of ``kinds`` (see :data:`KINDS`)."""
     curves = []
     for k in iters:
         if k < 2:
             raise ValueError(f"FOMAML's final mini-batch needs at least 2 inner iterations, got {k}")
-        config = meta.MetaConfig(ways=WAYS, shots=SHOTS, inner_batch=INNER_BATCH, inner_iters=k, meta_batch=1)
-        for name in algorithms:
-            algorithm = {
-                "reptile": meta.Reptile(),
-                "fomaml-shared": meta.FOMAML(),
-                "fomaml-separate": meta.FOMAML(tail_shots=TAIL_SHOTS),
-            }[name]
-            curves.append(Curve(f"{name} k={k}", algorithm, config, meta_step, {"k": k, "algorithm": name}))
+        for name in kinds:
+            settings = {"inner.lr": INNER_LR, "inner.batch": INNER_BATCH, "inner.shots": SHOTS, "inner.iters": k,
+                        "outer.meta_step": meta_step, "outer.meta_step_final": meta_step, **KINDS[name]}
+            curves.append(Curve(f"{name} k={k}", settings, fields={"k": k, "algorithm": name}))
     return curves
 
 
 def select(iters=ITERS, names=None) -> list[Curve]:
     """The curves for inner iteration counts ``iters`` and the algorithms in ``names`` (default: all three)."""
-    names = ALGORITHMS if names is None else tuple(names)
-    unknown = set(names) - set(ALGORITHMS)
+    names = tuple(KINDS) if names is None else tuple(names)
+    unknown = set(names) - set(KINDS)
     if unknown:
-        raise ValueError(f"unknown algorithms {sorted(unknown)}; choose from {list(ALGORITHMS)}")
+        raise ValueError(f"unknown algorithms {sorted(unknown)}; choose from {list(KINDS)}")
     return make_curves(iters, names)
 
 
-def run(splits, log: JsonLog, budget: Budget = DEFAULT_BUDGET, curves=None, backend=None, progress=None) -> list[dict]:
-    """Meta-train and evaluate ``curves`` (default: all nine of :func:`make_curves`); returns the evaluation records."""
+def run(splits, log: JsonLog, cfg: C.RunConfig | None = None, curves=None, eval_seed: int = 1,
+        progress=None) -> list[dict]:
+    """Meta-train and evaluate ``curves`` (default: all nine of :func:`make_curves`) on the shared settings
+    ``cfg`` (default: :func:`~fometa.experiments.common.config` of :data:`DEFAULT_BUDGET`); returns the
+    evaluation records."""
     curves = make_curves() if curves is None else list(curves)
-    settings = {"shots": SHOTS, "inner_batch": INNER_BATCH, "tail_shots": TAIL_SHOTS, "meta_batch": 1}
-    return run_curves("fomaml-tail", curves, splits, budget, INNER_LR, log, settings, backend, progress)
+    cfg = config(DEFAULT_BUDGET) if cfg is None else cfg
+    settings = {"tail_shots": TAIL_SHOTS}
+    return run_curves("fomaml-tail", curves, splits, cfg, log, eval_seed, settings, progress)
 
 
 COLOURS = {"reptile": "tab:green", "fomaml-shared": "tab:red", "fomaml-separate": "tab:blue"}

@@ -2,7 +2,8 @@
 
 :func:`run` meta-trains the ``sine`` preset (:mod:`fometa.config`) through the one training loop
 (:func:`fometa.train.train`, in memory) and scores the trained and the untrained initialization
-on the same test tasks (seeded by ``(seed, 1)``): grid MSE after 32 SGD steps on 10 points.
+on the same test tasks (seeded by ``(seed, 1)``): grid MSE after 32 SGD steps on 10 points, through
+the same learner (built once, :func:`fometa.build.build_learner`).
 ``fometa sine`` prints the result and can draw the figure (:func:`fometa.sine.plot`).
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ from fometa import config as C
 from fometa import sine, tree
 from fometa.build import build_learner
 from fometa.problems import SineProblem
-from fometa.train import train
+from fometa.train import TrainOptions, train
 
 __all__ = ["config", "run"]
 
@@ -31,9 +32,9 @@ def config(algorithm: str = "reptile", meta_iters: int = 30_000, seed: int = 0, 
 def run(cfg: C.RunConfig, plot_path=None, progress: bool = False) -> dict:
     """Train as ``cfg`` says, then score the trained and the untrained initialization (see the module docstring)."""
     start = time.perf_counter()
-    learner = build_learner(cfg)
+    learner = build_learner(cfg)  # the one learner: it trains, and both initializations adapt through it
     untrained = learner.model.init(np.random.default_rng(cfg.seed))  # the run's own first draw
-    result = train(cfg, None, None, progress=progress, handle_signals=False)
+    result = train(cfg, None, None, options=TrainOptions(progress=progress, handle_signals=False), learner=learner)
     trained = tree.to_host(result.state.params)
     train_seconds = time.perf_counter() - start
     problem = SineProblem(cfg)

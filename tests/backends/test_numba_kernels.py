@@ -17,6 +17,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from fometa import backends, inner, meta, models, optim, parallel, tree
+from fometa import config as C
 from fometa.backends import BackendError, get_backend, kernels
 from fometa.gradcheck import assert_gradients
 from fometa.layers.padding import out_size_and_pads
@@ -226,8 +227,8 @@ def test_a_reptile_step_equals_the_numpy_path(monkeypatch):
     model = models.omniglot_cnn(5)
     rng = np.random.default_rng(2)
     params = model.init(rng)
-    conf = meta.MetaConfig(ways=5, shots=2, inner_batch=5, inner_iters=3, meta_batch=3)
-    learner = meta.MetaLearner(model, meta.make_algorithm("reptile"), optim.Adam(1e-3), meta.Interpolate(1.0, 0.0, 10), conf)
+    learner = meta.MetaLearner(model, meta.make_algorithm("reptile"), optim.Adam(1e-3), meta.Interpolate(1.0, 0.0, 10),
+                               C.InnerConfig(shots=2, batch=5, iters=3), C.OuterConfig(meta_batch=3))
     from fometa.tasks import ArrayClasses
 
     ds = ArrayClasses([rng.random((4, 28, 28), dtype=np.float32) for _ in range(8)])

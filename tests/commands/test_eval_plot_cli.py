@@ -43,8 +43,8 @@ def test_eval_several_modes_adapts_once_and_prints_a_line_each(capsys, trained_r
 
 
 def test_eval_same_seed_same_result(capsys, trained_run):
-    a = fometa_cli(capsys, "eval", trained_run, "--tasks", "10", "--seed", "3", "--quiet")[1]
-    b = fometa_cli(capsys, "eval", trained_run, "--tasks", "10", "--seed", "3", "--chunk", "4", "--quiet")[1]
+    a = fometa_cli(capsys, "eval", trained_run, "--tasks", "10", "--eval-seed", "3", "--quiet")[1]
+    b = fometa_cli(capsys, "eval", trained_run, "--tasks", "10", "--eval-seed", "3", "--chunk", "4", "--quiet")[1]
     assert json.loads(a)["accuracy"] == json.loads(b)["accuracy"]
 
 
@@ -129,7 +129,7 @@ def test_partial_extends_to_the_uninterrupted_result(capsys, trained_run, tmp_pa
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--seed", "5"], "seed: 0 there, 5 now"),
+    (["--eval-seed", "5"], "seed: 0 there, 5 now"),
     (["--shots", "2"], "other settings"),
     (["--mode", "per-query"], "modes: ['transductive'] there, ['per-query'] now"),
     (["--tasks", "3"], "already holds 6 tasks, more than the 3 asked for"),

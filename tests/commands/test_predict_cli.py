@@ -54,7 +54,7 @@ def test_one_json_line_per_query_in_order(capsys, tiny_run, task):
 def test_the_command_is_the_classifier(capsys, tiny_run, task):
     support, queries, _ = task
     rc, out, err = fometa_cli(capsys, "predict", tiny_run, "--support", support, "--query", support.parent / "query",
-                              "--mode", "transductive", "--steps", "7", "--seed", "5")
+                              "--mode", "transductive", "--steps", "7", "--eval-seed", "5")
     assert rc == 0, err
     lines = _lines(out)
     files = sorted(queries)  # a query folder: its files by name

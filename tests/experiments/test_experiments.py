@@ -15,7 +15,7 @@ from fometa import cli, meta
 from fometa.experiments import combinations, common, fomaml_tail
 from fometa.tasks import ArrayClasses
 
-TINY = common.Budget(meta_iters=2, eval_every=1, eval_tasks=2)
+TINY = common.config({"meta_iters": 2, "eval_interval": 1, "interval_tasks": 2})
 
 
 def synthetic_splits(train_classes=8, test_classes=6, examples=20, seed=0):
@@ -38,9 +38,7 @@ def _ids(x):
 
 
 def _learner(curve):
-    from fometa import models
-
-    return common.make_learner(models.omniglot_cnn(5), curve, 0.003, 10)
+    return common.make_learner(curve, common.config({"meta_iters": 10}))
 
 
 def test_combination_curves_are_the_papers():
@@ -51,8 +49,9 @@ def test_combination_curves_are_the_papers():
         k = c.fields["k"]
         expected = {"first": ((1.0,), 0.25), "sum": ((1.0,) * k, 0.25), "average": ((1.0 / k,) * k, 0.25 / k),
                     "last": ((0.0,) * (k - 1) + (1.0,), 0.25)}[c.fields["kind"]]
-        assert (c.algorithm.weights, c.meta_step) == expected, f"{c.name}: weights/meta-step {c.algorithm.weights}, {c.meta_step}"
-        assert (c.config.shots, c.config.inner_batch, c.config.inner_iters, c.config.meta_batch) == (5 * k, 25, k, 1), c.name
+        assert (c.weights, c.meta_step) == expected, f"{c.name}: weights/meta-step {c.weights}, {c.meta_step}"
+        inner, outer = c.run_config(TINY).inner, c.run_config(TINY).outer
+        assert (inner.shots, inner.batch, inner.iters, outer.meta_batch) == (5 * k, 25, k, 1), c.name
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 4])
@@ -76,7 +75,7 @@ def test_fomaml_tail_batches_are_shared_or_separate():
             assert not earlier & last, "the separate tail overlaps the earlier mini-batches"
         else:
             assert last == earlier, f"{curve.name}: every batch should be the whole 5-shot task"
-    assert isinstance(fomaml_tail.make_curves(iters=(2,))[0].algorithm, meta.Reptile)
+    assert isinstance(_learner(fomaml_tail.make_curves(iters=(2,))[0]).algorithm, meta.Reptile)
 
 
 @pytest.mark.parametrize("module", [combinations, fomaml_tail])
@@ -96,7 +95,7 @@ def test_experiment_runs_on_synthetic_data(module, tmp_path):
     initial = {rs[0]["accuracy"] for rs in by_curve.values()}
     assert len(initial) == 1, "every curve starts from the same initialization, evaluated on the same tasks"
     first, second = list(by_curve.values())[:2]
-    assert all(len(r["per_task_loss"]) == TINY.eval_tasks for r in records)
+    assert all(len(r["per_task_loss"]) == TINY.interval_tasks for r in records)
     assert common.paired_difference(first[0], second[0]) == (0.0, 0.0), "iteration 0 is one evaluation, shared"
     mean, _ = common.paired_difference(first[-1], second[-1], "accuracy")
     assert np.isclose(mean, first[-1]["accuracy"] - second[-1]["accuracy"])
@@ -115,18 +114,22 @@ def test_evaluation_is_fometa_evaluate():
     splits = synthetic_splits()
     model = models.omniglot_cnn(5)
     params = model.init(np.random.default_rng(0))
-    budget = common.Budget(meta_iters=1, eval_every=1, eval_tasks=5, eval_chunk=2)
-    ours = common.evaluate_params(model, params, splits["test"], budget, 0.003)
-    theirs = evaluate.evaluate(model, params, splits["test"], np.random.default_rng(budget.eval_seed), common.EVAL_CONFIG,
+    budget = common.config({"meta_iters": 1, "eval_interval": 1, "interval_tasks": 5, "eval.chunk": 2})
+    learner = _learner(combinations.make_curves()[0])
+    ours = common.evaluate_params(learner, params, splits["test"], budget, eval_seed=1)
+    theirs = evaluate.evaluate(model, params, splits["test"], np.random.default_rng(1), budget.eval,
                                optim.SGD(0.003), tasks=5, chunk=2)
     assert (ours.accuracy, ours.ci95) == (theirs.accuracy, theirs.ci95)
     assert np.isfinite(ours.loss) and ours.loss > 0
 
 
-def test_budget_rejects_nonsense():
-    with pytest.raises(ValueError, match="eval_tasks"):
-        common.Budget(meta_iters=1, eval_every=1, eval_tasks=1)
-    assert common.Budget(meta_iters=5, eval_every=2, eval_tasks=2).eval_points() == [0, 2, 4, 5]
+def test_budget_rejects_nonsense(tmp_path):
+    with pytest.raises(ValueError, match="interval_tasks"):
+        common.config({"meta_iters": 1, "eval_interval": 1, "interval_tasks": 1})
+    budget = common.config({"meta_iters": 5, "eval_interval": 2, "interval_tasks": 2})
+    with common.JsonLog(tmp_path / "log.jsonl") as log:
+        records = combinations.run(synthetic_splits(), log, budget, combinations.make_curves(ks=()))
+    assert [r["iteration"] for r in records] == [0, 2, 4, 5]
 
 
 # -- the commands, end to end on the real Omniglot ------------------------------------------------
@@ -138,7 +141,7 @@ def test_combinations_command_on_real_omniglot(real_omniglot, tmp_path, capsys):
     folder, cache = real_omniglot
     # --data is the folder of the archives; --out already holds their packed copy, which is reused
     rc = cli.main(["experiment", "combinations", "--data", str(folder), "--out", str(cache), "--quiet",
-                   "--meta-iters", "1", "--eval-every", "1", "--eval-tasks", "2", "--ks", "2", "--curves", "g1+g2,g2"])
+                   "--meta-iters", "1", "--eval-interval", "1", "--interval-tasks", "2", "--ks", "2", "--curves", "g1+g2,g2"])
     assert rc == 0
     summary = _last_json(capsys.readouterr().out)
     assert [r["curve"] for r in summary["final"]] and {r["curve"] for r in summary["final"]} == {"g1+g2", "g2"}
@@ -151,7 +154,7 @@ def test_combinations_command_on_real_omniglot(real_omniglot, tmp_path, capsys):
 def test_fomaml_tail_command_on_real_omniglot(real_omniglot, tmp_path, capsys):
     _, cache = real_omniglot
     rc = cli.main(["experiment", "fomaml-tail", "--data", str(cache / "omniglot.h5"), "--out", str(tmp_path), "--quiet",
-                   "--meta-iters", "1", "--eval-every", "1", "--eval-tasks", "2", "--ks", "2",
+                   "--meta-iters", "1", "--eval-interval", "1", "--interval-tasks", "2", "--ks", "2",
                    "--curves", "fomaml-shared,fomaml-separate", "--no-plot"])
     assert rc == 0
     summary = _last_json(capsys.readouterr().out)

@@ -1,7 +1,7 @@
 """Where a meta-iteration's time goes: the matrix products, each compiled or NumPy kernel, the rest.
 
 Usage: python tools/bench_profile.py [--model omniglot|omniglot-20way|miniimagenet] [--repeat N]
-                                     [--kernels numba,numpy]
+                                     [--kernels numba,numpy] [--clock wall|cpu]
 
 Runs tools/bench_torch.py's fometa loop (Reptile, meta-batch 5, task-batched, one thread; the
 20-way loop takes 10 Adam steps of 20 images) and times, inside it, every ``numpy.matmul`` call
@@ -51,6 +51,8 @@ def main(argv=None):
     ap.add_argument("--model", default="omniglot", choices=["omniglot", "omniglot-20way", "miniimagenet"])
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--kernels", default="numba,numpy")
+    ap.add_argument("--clock", default="wall", choices=["wall", "cpu"],
+                    help="wall time, or this process's CPU time (steadier on a machine shared with other jobs)")
     args = ap.parse_args(argv)
 
     from fometa import backends, inner, optim, parallel
@@ -63,16 +65,19 @@ def main(argv=None):
         fn = getattr(owner, name)
 
         def wrapper(*a, **k):
-            start = time.perf_counter()
+            start = clock()
             try:
                 return fn(*a, **k)
             finally:
-                spent[label] += time.perf_counter() - start
+                spent[label] += clock() - start
                 calls[label] += 1
 
         setattr(owner, name, wrapper)
 
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     timed(np, "matmul", "matrix products (BLAS)")
+    for name in ("winograd_input", "winograd_output", "winograd_output_grad", "winograd_input_grad"):
+        timed(kernels, name, "Winograd transforms")
     timed(kernels, "im2col_unpadded", "patches (im2col)")
     timed(kernels, "col2im_unpadded", "patch gradients (col2im)")
     timed(optim.Adam, "update", "Adam")
@@ -84,6 +89,8 @@ def main(argv=None):
         timed(compiled, "bn_act_forward", "batch norm, pool, ReLU: forward")
         timed(compiled, "bn_act_backward", "batch norm, pool, ReLU: backward")
         timed(compiled, "adam_flat", "Adam")
+        for name in ("winograd_input", "winograd_output", "winograd_output_grad", "winograd_input_grad"):
+            timed(compiled, name, "Winograd transforms")
     import fometa.meta
 
     fometa.meta.adapt = inner.adapt  # the outer step calls the timed inner loop
@@ -95,9 +102,9 @@ def main(argv=None):
         for k in sets:
             os.environ["FOMETA_NUMBA"] = {"numba": "1", "numpy": "0"}[k]
             spent.clear()
-            start = time.perf_counter()
+            start = clock()
             fn()
-            total = time.perf_counter() - start
+            total = clock() - start
             if r:
                 totals[k].append(total)
                 parts[k].update(spent)

@@ -102,10 +102,11 @@ def main(argv=None):
 
 def alternatives(repeat: int):
     """The forward product of Mini-ImageNet's second conv (42x42x32 -> 32, one image of a task) in
-    the layouts the narrow products could take: as the engine runs it, transposed (``K^T cols^T``),
-    and the 16 products of Winograd F(2x2, 3x3) (441 tiles, or all 10 images' 4410 at once). Rates
-    count the direct convolution's flops, so they compare as times do; the Winograd rows exclude
-    its input and output transforms (a pass over four times the input, and over the products)."""
+    the layouts the narrow products could take: as the patch product runs it, transposed
+    (``K^T cols^T``), and the 16 products of Winograd F(2x2, 3x3) (441 tiles, or all 10 images' 4410
+    at once), without its transforms; then the whole convolution, patches and product against
+    Winograd's transforms and products, as the fused engine runs each. Rates count the direct
+    convolution's flops, so they compare as times do."""
     import numpy as np
 
     direct = 2.0 * 1764 * 288 * 32
@@ -125,6 +126,33 @@ def alternatives(repeat: int):
             times.append(time.perf_counter() - start)
         sec = float(np.median(times[2:])) / images
         yield f"Winograd F(2x2,3x3): 16 x ({tiles} tiles x 32) @ (32 x 32), per image", tiles, 32, 32, direct / sec / 1e9
+    # the whole convolution of one image as the fused engine runs it, both ways: patches and product, or
+    # Winograd's input transform, products and output transform (the backend's compiled kernels if any)
+    from fometa.backends import get_backend, kernels
+
+    be = get_backend("numpy")
+    ops = be.kernels()
+    rng = np.random.default_rng(1)
+    x = rng.random((1, 1, 42, 42, 32), dtype=np.float32)
+    g = rng.random((1, 3, 3, 32, 32), dtype=np.float32)
+
+    def patches():
+        cols = be.im2col_unpadded(x, 3, 3, 1, 1, 1, 42, 42).reshape(1, 1764, 288)
+        return np.matmul(cols, g.reshape(1, 288, 32))
+
+    def winograd():
+        th, tw = kernels.winograd_tiles(42, 42)
+        m = np.matmul(ops.winograd_input(x, 1, 1, th, tw), ops.winograd_kernel(g))
+        return ops.winograd_output(m, 1, 42, 42)
+
+    for what, fn in (("patches and product, as the engine runs them, one image", patches),
+                     ("Winograd: transforms and products, as the engine runs them, one image", winograd)):
+        times = []
+        for _ in range(repeat + 2):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        yield what, 1764, 288, 32, direct / float(np.median(times[2:])) / 1e9
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The figures of docs/performance.md (and the README's Speed section), in one run: JSON lines
-# into ${OUT:-bench-speed}/.
+# The figures of docs/performance.md (and the README's speed claims), in one run: JSON lines into
+# ${OUT:-bench-speed}/. Every fometa bench figure carries its FLOP limit (the work counted from the
+# network's shapes at the rate of a 2048 x 2048 sgemm measured in the same run) and its distance to it.
 #
 # Usage: bash tools/bench_speed.sh            (needs the fast extra for the compiled kernels and
 #                                              PyTorch for the comparison: pip install torch)
@@ -36,27 +37,37 @@ for threads in 1 2; do
 done
 
 for threads in 1 2; do
-    echo "== fometa bench meta, $threads thread(s)"
+    echo "== fometa bench meta against the FLOP limit, $threads thread(s)"
     "$PY" -m fometa bench meta --json --threads "$threads" --repeat 10 --algorithm reptile --mode batched \
-        --kernels numba,numpy --preset omniglot-5way-1shot,omniglot-20way-1shot | tee -a "$OUT/meta.jsonl"
+        --preset omniglot-5way-1shot,omniglot-20way-1shot | tee -a "$OUT/meta.jsonl"
+    "$PY" -m fometa bench meta --json --threads "$threads" --repeat 7 --algorithm reptile --mode batched \
+        --conv winograd,im2col --preset miniimagenet-5way-1shot | tee -a "$OUT/meta.jsonl"
     echo "== fometa bench eval, $threads thread(s)"
-    "$PY" -m fometa bench eval --json --threads "$threads" --repeat 2 --kernels numba,numpy \
-        --preset omniglot-5way-1shot | tee -a "$OUT/eval.jsonl"
-    "$PY" -m fometa bench eval --json --threads "$threads" --repeat 1 --chunk 10 --kernels numba,numpy \
+    "$PY" -m fometa bench eval --json --threads "$threads" --repeat 2 --preset omniglot-5way-1shot \
+        | tee -a "$OUT/eval.jsonl"
+    "$PY" -m fometa bench eval --json --threads "$threads" --repeat 3 --chunk 10 --conv winograd,im2col \
         --preset miniimagenet-5way-1shot | tee -a "$OUT/eval.jsonl"
+    echo "== peak memory of a Mini-ImageNet meta-iteration, $threads thread(s)"
+    "$PY" tools/bench_memory.py --threads "$threads" | tee -a "$OUT/memory.jsonl"
 done
 
 if [ -n "${OLD_PYTHON:-}" ]; then
     echo "== the previous installation, same commands (run outside the repository, which would shadow it)"
+    here="$(pwd)"
     old() { (cd "${TMPDIR:-/tmp}" && "$OLD_PYTHON" "$@"); }
     for threads in 1 2; do
         old -m fometa bench meta --json --threads "$threads" --repeat 10 --algorithm reptile \
             --mode batched --preset omniglot-5way-1shot,omniglot-20way-1shot \
             | sed 's/^{/{"side": "previous", /' | tee -a "$OUT/previous.jsonl"
+        old -m fometa bench meta --json --threads "$threads" --repeat 7 --algorithm reptile \
+            --mode batched --preset miniimagenet-5way-1shot \
+            | sed 's/^{/{"side": "previous", /' | tee -a "$OUT/previous.jsonl"
         old -m fometa bench eval --json --threads "$threads" --repeat 2 \
             --preset omniglot-5way-1shot | sed 's/^{/{"side": "previous", /' \
             | tee -a "$OUT/previous.jsonl"
-        old -m fometa bench eval --json --threads "$threads" --repeat 1 --chunk 10 \
+        old -m fometa bench eval --json --threads "$threads" --repeat 3 --chunk 10 \
             --preset miniimagenet-5way-1shot | sed 's/^{/{"side": "previous", /' | tee -a "$OUT/previous.jsonl"
+        old "$here/tools/bench_memory.py" --threads "$threads" | sed 's/^{/{"side": "previous", /' \
+            | tee -a "$OUT/previous.jsonl"
     done
 fi

@@ -113,6 +113,12 @@ class Backend:
         the fused engine and the flat-buffer inner loop run them in place of their NumPy code."""
         return compiled_kernels()
 
+    def kernels(self):
+        """The module of hot kernels to call: the compiled ones (:meth:`compiled`) where there are, else
+        the generic :mod:`fometa.backends.kernels`; both have the same functions and numbers."""
+        fast = self.compiled()
+        return kernels if fast is None else fast
+
     def im2col(self, xpad, kh, kw, stride, out_h, out_w):
         """The patch tensor ``(T, B, out_h, out_w, kh * kw, C)`` of the padded input ``xpad`` ``(T, B, H, W,
         C)``: each output position's ``kh x kw`` window (:func:`fometa.backends.kernels.im2col`)."""

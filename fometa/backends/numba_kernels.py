@@ -39,7 +39,9 @@ import functools
 import numba
 import numpy as np
 
-__all__ = ["bn_act_forward", "bn_act_backward", "im2col_unpadded", "col2im_unpadded", "adam_flat", "warm_up"]
+__all__ = ["bn_act_forward", "bn_act_backward", "im2col_unpadded", "col2im_unpadded", "winograd_kernel",
+           "winograd_kernel_grad", "winograd_input", "winograd_output", "winograd_output_grad", "winograd_input_grad",
+           "adam_flat", "warm_up"]
 
 # error_model="numpy": a division by zero gives inf or nan as in NumPy instead of raising, which
 # also lets LLVM vectorize the loops that divide
@@ -426,6 +428,307 @@ def col2im_unpadded(cols, in_shape, kh, kw, stride, top, left, out=None):
 
 
 # --------------------------------------------------------------------------------------
+# Winograd F(2x2, 3x3) transforms
+# --------------------------------------------------------------------------------------
+# The generic transforms (fometa.backends.kernels.winograd_*) are whole-array expressions; here
+# each is one loop over the tiles, the channels innermost, with every sum in the same order.
+# The input transform builds the row stage of one tile row at a time in a small buffer whose
+# padding columns stay zero, so the column stage runs without bounds tests.
+
+
+@_jit
+def _wino_kernel(g, u):
+    t_count, _, _, c_count, k_count = g.shape
+    half = g.dtype.type(0.5)
+    rows = np.empty((4, 3, k_count), g.dtype)
+    for t in range(t_count):
+        for c in range(c_count):
+            for e in range(3):
+                for k in range(k_count):
+                    g0, g1, g2 = g[t, 0, e, c, k], g[t, 1, e, c, k], g[t, 2, e, c, k]
+                    rows[0, e, k] = g0
+                    rows[1, e, k] = ((g0 + g1) + g2) * half
+                    rows[2, e, k] = ((g0 - g1) + g2) * half
+                    rows[3, e, k] = g2
+            for a in range(4):
+                for k in range(k_count):
+                    c0, c1, c2 = rows[a, 0, k], rows[a, 1, k], rows[a, 2, k]
+                    u[t, 4 * a, c, k] = c0
+                    u[t, 4 * a + 1, c, k] = ((c0 + c1) + c2) * half
+                    u[t, 4 * a + 2, c, k] = ((c0 - c1) + c2) * half
+                    u[t, 4 * a + 3, c, k] = c2
+
+
+def winograd_kernel(kernel):
+    """:func:`fometa.backends.kernels.winograd_kernel`, compiled."""
+    t, _, _, c, k = kernel.shape
+    u = np.empty((t, 16, c, k), kernel.dtype)
+    _wino_kernel(kernel, u)
+    return u
+
+
+@_jit
+def _wino_kernel_grad(du, g):
+    t_count, _, c_count, k_count = du.shape
+    half = du.dtype.type(0.5)
+    rows = np.empty((3, 4, k_count), du.dtype)
+    for t in range(t_count):
+        for c in range(c_count):
+            for e in range(4):
+                for k in range(k_count):
+                    r0, r1, r2, r3 = du[t, e, c, k], du[t, 4 + e, c, k], du[t, 8 + e, c, k], du[t, 12 + e, c, k]
+                    rows[0, e, k] = r0 + (r1 + r2) * half
+                    rows[1, e, k] = (r1 - r2) * half
+                    rows[2, e, k] = (r1 + r2) * half + r3
+            for i in range(3):
+                for k in range(k_count):
+                    c0, c1, c2, c3 = rows[i, 0, k], rows[i, 1, k], rows[i, 2, k], rows[i, 3, k]
+                    g[t, i, 0, c, k] = c0 + (c1 + c2) * half
+                    g[t, i, 1, c, k] = (c1 - c2) * half
+                    g[t, i, 2, c, k] = (c1 + c2) * half + c3
+
+
+def winograd_kernel_grad(du):
+    """:func:`fometa.backends.kernels.winograd_kernel_grad`, compiled."""
+    t, _, c, k = du.shape
+    g = np.empty((t, 3, 3, c, k), du.dtype)
+    _wino_kernel_grad(np.ascontiguousarray(du), g)
+    return g
+
+
+@_jit
+def _wino_input(x, top, left, th, tw, v):
+    t_count, b_count, h, w, c_count = x.shape
+    wp = 2 * tw + 2
+    zero = x.dtype.type(0)
+    stage = np.zeros((4, wp, c_count), x.dtype)
+    q_end = min(w, wp - left)
+    for t in range(t_count):
+        n = 0
+        for b in range(b_count):
+            for i in range(th):
+                r0 = 2 * i - top
+                ok0, ok1, ok2, ok3 = 0 <= r0 < h, 0 <= r0 + 1 < h, 0 <= r0 + 2 < h, 0 <= r0 + 3 < h
+                if ok0 and ok3:  # the whole window inside: no zeros to substitute
+                    for q in range(q_end):
+                        qq = q + left
+                        for c in range(c_count):
+                            d0 = x[t, b, r0, q, c]
+                            d1 = x[t, b, r0 + 1, q, c]
+                            d2 = x[t, b, r0 + 2, q, c]
+                            d3 = x[t, b, r0 + 3, q, c]
+                            stage[0, qq, c] = d0 - d2
+                            stage[1, qq, c] = d1 + d2
+                            stage[2, qq, c] = d2 - d1
+                            stage[3, qq, c] = d1 - d3
+                else:
+                    for q in range(q_end):
+                        qq = q + left
+                        for c in range(c_count):
+                            d0 = x[t, b, r0, q, c] if ok0 else zero
+                            d1 = x[t, b, r0 + 1, q, c] if ok1 else zero
+                            d2 = x[t, b, r0 + 2, q, c] if ok2 else zero
+                            d3 = x[t, b, r0 + 3, q, c] if ok3 else zero
+                            stage[0, qq, c] = d0 - d2
+                            stage[1, qq, c] = d1 + d2
+                            stage[2, qq, c] = d2 - d1
+                            stage[3, qq, c] = d1 - d3
+                for j in range(tw):
+                    q0 = 2 * j
+                    for a in range(4):
+                        for c in range(c_count):
+                            e0, e1 = stage[a, q0, c], stage[a, q0 + 1, c]
+                            e2, e3 = stage[a, q0 + 2, c], stage[a, q0 + 3, c]
+                            v[t, 4 * a, n, c] = e0 - e2
+                            v[t, 4 * a + 1, n, c] = e1 + e2
+                            v[t, 4 * a + 2, n, c] = e2 - e1
+                            v[t, 4 * a + 3, n, c] = e1 - e3
+                    n += 1
+
+
+def winograd_input(x, top, left, th, tw):
+    """:func:`fometa.backends.kernels.winograd_input`, compiled."""
+    t, b = x.shape[:2]
+    v = np.empty((t, 16, b * th * tw, x.shape[4]), x.dtype)
+    _wino_input(x, top, left, th, tw, v)
+    return v
+
+
+@_jit
+def _wino_output(m, batch, out_h, out_w, th, tw, z):
+    t_count, _, _, k_count = m.shape
+    for t in range(t_count):
+        n = 0
+        for b in range(batch):
+            for i in range(th):
+                r = 2 * i
+                for j in range(tw):
+                    q = 2 * j
+                    row0 = (b * out_h + r) * out_w + q
+                    right, down = q + 1 < out_w, r + 1 < out_h
+                    # where a neighbour falls past the edge its row is the corner's, written last
+                    row01 = row0 + 1 if right else row0
+                    row10 = row0 + out_w if down else row0
+                    row11 = row0 + out_w + 1 if right and down else row0
+                    for k in range(k_count):
+                        s0 = (m[t, 0, n, k] + m[t, 4, n, k]) + m[t, 8, n, k]
+                        s1 = (m[t, 1, n, k] + m[t, 5, n, k]) + m[t, 9, n, k]
+                        s2 = (m[t, 2, n, k] + m[t, 6, n, k]) + m[t, 10, n, k]
+                        s3 = (m[t, 3, n, k] + m[t, 7, n, k]) + m[t, 11, n, k]
+                        u0 = (m[t, 4, n, k] - m[t, 8, n, k]) - m[t, 12, n, k]
+                        u1 = (m[t, 5, n, k] - m[t, 9, n, k]) - m[t, 13, n, k]
+                        u2 = (m[t, 6, n, k] - m[t, 10, n, k]) - m[t, 14, n, k]
+                        u3 = (m[t, 7, n, k] - m[t, 11, n, k]) - m[t, 15, n, k]
+                        z[t, row11, k] = (u1 - u2) - u3
+                        z[t, row10, k] = (u0 + u1) + u2
+                        z[t, row01, k] = (s1 - s2) - s3
+                        z[t, row0, k] = (s0 + s1) + s2
+                    n += 1
+
+
+def winograd_output(m, batch, out_h, out_w, out=None):
+    """:func:`fometa.backends.kernels.winograd_output`, compiled."""
+    t, k = m.shape[0], m.shape[3]
+    th, tw = -(-out_h // 2), -(-out_w // 2)
+    z = out if out is not None else np.empty((t, batch * out_h * out_w, k), m.dtype)
+    _wino_output(np.ascontiguousarray(m), batch, out_h, out_w, th, tw, z)
+    return z
+
+
+@_jit
+def _wino_output_grad(dz, batch, out_h, out_w, th, tw, dm):
+    t_count, _, k_count = dz.shape
+    zero = dz.dtype.type(0)
+    for t in range(t_count):
+        n = 0
+        for b in range(batch):
+            for i in range(th):
+                r = 2 * i
+                for j in range(tw):
+                    q = 2 * j
+                    row0 = (b * out_h + r) * out_w + q
+                    right, down = q + 1 < out_w, r + 1 < out_h
+                    full = right and down
+                    row01 = row0 + 1 if right else row0
+                    row10 = row0 + out_w if down else row0
+                    row11 = row0 + out_w + 1 if full else row0
+                    for half in range(2):  # 8 of the 16 planes a pass: fewer streams to write at once
+                        for k in range(k_count):
+                            p0 = dz[t, row0, k]
+                            if full:  # (the same for every k: LLVM takes the test out of the loop)
+                                p1, r0, r1 = dz[t, row01, k], dz[t, row10, k], dz[t, row11, k]
+                            else:
+                                p1 = dz[t, row01, k] if right else zero
+                                r0 = dz[t, row10, k] if down else zero
+                                r1 = zero
+                            if half == 0:
+                                b0, b1 = p0 + r0, p1 + r1
+                                dm[t, 0, n, k] = p0
+                                dm[t, 1, n, k] = p0 + p1
+                                dm[t, 2, n, k] = p0 - p1
+                                dm[t, 3, n, k] = -p1
+                                dm[t, 4, n, k] = b0
+                                dm[t, 5, n, k] = b0 + b1
+                                dm[t, 6, n, k] = b0 - b1
+                                dm[t, 7, n, k] = -b1
+                            else:
+                                c0, c1 = p0 - r0, p1 - r1
+                                d0, d1 = -r0, -r1
+                                dm[t, 8, n, k] = c0
+                                dm[t, 9, n, k] = c0 + c1
+                                dm[t, 10, n, k] = c0 - c1
+                                dm[t, 11, n, k] = -c1
+                                dm[t, 12, n, k] = d0
+                                dm[t, 13, n, k] = d0 + d1
+                                dm[t, 14, n, k] = d0 - d1
+                                dm[t, 15, n, k] = -d1
+                    n += 1
+
+
+def winograd_output_grad(dz, batch, out_h, out_w):
+    """:func:`fometa.backends.kernels.winograd_output_grad`, compiled."""
+    t, _, k = dz.shape
+    th, tw = -(-out_h // 2), -(-out_w // 2)
+    dm = np.empty((t, 16, batch * th * tw, k), dz.dtype)
+    _wino_output_grad(dz, batch, out_h, out_w, th, tw, dm)
+    return dm
+
+
+@_jit
+def _wino_input_grad(dv, top, left, th, tw, dx):
+    """Tile row by tile row: the window rows' strips (summed across tile columns) of the current
+    tile row and the previous one, then each input row as the sum of the two that reach it."""
+    t_count, b_count, h, w, c_count = dx.shape
+    wp = 2 * tw + 2
+    strips = np.empty((2, 4, wp, c_count), dv.dtype)  # [tile row parity, window row, column, channel]
+    q = np.empty((4, 4, c_count), dv.dtype)  # column stage of one tile: q[a, s]
+    zero = dv.dtype.type(0)
+    col_end = min(wp, left + w)
+    for t in range(t_count):
+        n0 = 0
+        for b in range(b_count):
+            for i in range(th + 1):
+                cur, prev = i % 2, (i + 1) % 2
+                if i < th:
+                    for j in range(tw):
+                        n = n0 + i * tw + j
+                        for a in range(4):
+                            for c in range(c_count):
+                                d0, d1 = dv[t, 4 * a, n, c], dv[t, 4 * a + 1, n, c]
+                                d2, d3 = dv[t, 4 * a + 2, n, c], dv[t, 4 * a + 3, n, c]
+                                q[a, 0, c] = d0
+                                q[a, 1, c] = (d1 - d2) + d3
+                                q[a, 2, c] = (d1 - d0) + d2
+                                q[a, 3, c] = -d3
+                        for s in range(4):
+                            col = 2 * j + s
+                            if s < 2 and j > 0:  # the previous tile column's last two columns are these: add
+                                for c in range(c_count):
+                                    q0, q1, q2, q3 = q[0, s, c], q[1, s, c], q[2, s, c], q[3, s, c]
+                                    strips[cur, 0, col, c] = q0 + strips[cur, 0, col, c]
+                                    strips[cur, 1, col, c] = ((q1 - q2) + q3) + strips[cur, 1, col, c]
+                                    strips[cur, 2, col, c] = ((q1 - q0) + q2) + strips[cur, 2, col, c]
+                                    strips[cur, 3, col, c] = -q3 + strips[cur, 3, col, c]
+                            else:
+                                for c in range(c_count):
+                                    q0, q1, q2, q3 = q[0, s, c], q[1, s, c], q[2, s, c], q[3, s, c]
+                                    strips[cur, 0, col, c] = q0
+                                    strips[cur, 1, col, c] = (q1 - q2) + q3
+                                    strips[cur, 2, col, c] = (q1 - q0) + q2
+                                    strips[cur, 3, col, c] = -q3
+                # padded rows 2i and 2i + 1: this tile row's window rows 0, 1 and the previous one's 2, 3
+                for r in range(2):
+                    row = 2 * i + r - top
+                    if row < 0 or row >= h:
+                        continue
+                    for col in range(left, col_end):
+                        if i == 0:
+                            for c in range(c_count):
+                                dx[t, b, row, col - left, c] = strips[cur, r, col, c]
+                        elif i == th:
+                            for c in range(c_count):
+                                dx[t, b, row, col - left, c] = strips[prev, r + 2, col, c]
+                        else:
+                            for c in range(c_count):
+                                dx[t, b, row, col - left, c] = strips[cur, r, col, c] + strips[prev, r + 2, col, c]
+                    for col in range(col_end, left + w):
+                        for c in range(c_count):
+                            dx[t, b, row, col - left, c] = zero
+            for row in range(max(0, 2 * th + 2 - top), h):  # input rows past the tiles' reach
+                for col in range(w):
+                    for c in range(c_count):
+                        dx[t, b, row, col, c] = zero
+            n0 += th * tw
+
+
+def winograd_input_grad(dv, in_shape, top, left, th, tw, out=None):
+    """:func:`fometa.backends.kernels.winograd_input_grad`, compiled."""
+    dx = out if out is not None else np.empty(in_shape, dv.dtype)
+    _wino_input_grad(np.ascontiguousarray(dv), top, left, th, tw, dx)
+    return dx
+
+
+# --------------------------------------------------------------------------------------
 # Adam on the flat buffers
 # --------------------------------------------------------------------------------------
 @_jit
@@ -469,6 +772,14 @@ def warm_up(dtypes=(np.float32, np.float64)):
         for pool in (False, True):
             y, saved = bn_act_forward(z, p, p, p, 1e-3, 32, (2, 4, 4), pool)
             bn_act_backward(saved, p, p, p, np.ones_like(y))
+        # Winograd, on whole arrays and on the blocks (views into larger arrays) the engine passes
+        winograd_kernel_grad(winograd_kernel(np.ones((1, 3, 3, 2, 2), dt)))
+        wide = np.zeros((2, 3, 4, 4, 2), dt)
+        for block, rows, grad in ((x, np.empty((1, 32, 2), dt), np.empty(x.shape, dt)),
+                                  (wide[:1, 1:], np.empty((2, 40, 2), dt)[:1, 4:36], wide[:1, 1:])):
+            v = winograd_input(block, 1, 1, 2, 2)
+            winograd_output(v, 2, 4, 4, out=rows)
+            winograd_input_grad(winograd_output_grad(rows, 2, 4, 4), x.shape, 1, 1, 2, 2, out=grad)
         flat = np.zeros((1, 3), dt)
         for b1 in (0.0, 0.9):
             adam_flat(flat, flat.copy(), flat.copy(), flat.copy(), np.ones(1), b1, 0.999, 1e-8)

@@ -25,10 +25,11 @@ one, which ``Sequential(..., fused=False)`` still runs.
 from __future__ import annotations
 
 import functools
+import os
 from typing import NamedTuple
 
 from fometa import parallel, tree
-from fometa.backends import array_module, backend_of
+from fometa.backends import array_module, backend_of, kernels
 from fometa.layers import BatchNorm, Conv2D, Dense, MaxPool2D, ReLU, mse, softmax_cross_entropy
 from fometa.layers.padding import out_size_and_pads
 
@@ -39,6 +40,10 @@ _LOSSES = {"softmax_cross_entropy": softmax_cross_entropy, "mse": mse}
 #: (whole tasks, or runs of one task's images), each block while the previous is still in the
 #: cache, and rebuilt in the backward pass; no block depends on how many tasks the call holds.
 PATCH_BLOCK_BYTES = 2 << 20
+#: The first layer's patch matrices (of all its blocks) are kept for the backward pass up to this many
+#: bytes: its backward pass computes only the kernel's gradient, from these patches.
+FIRST_PATCH_BYTES = 8 << 20
+WINOGRAD_ENV_VAR = "FOMETA_WINOGRAD"
 
 
 # --------------------------------------------------------------------------------------
@@ -46,9 +51,20 @@ PATCH_BLOCK_BYTES = 2 << 20
 # --------------------------------------------------------------------------------------
 class _BlockCache(NamedTuple):
     x: object  # block input (T, B, H, W, C), to rebuild patches when they were not kept
-    cols: object  # patch matrix (T, B * pix, depth), or None
+    cols: object  # patch matrix (T, B * pix, depth) or its blocks', Winograd's input tiles (T, 16, tiles, C), or None
     fast: object  # the compiled kernels that ran the batch norm (then ``bn`` is theirs), or None
     bn: object  # NumPy: (xhat (T, B * pix, C_out), 1 / sqrt(var + eps) (T, C_out), rows, pool, out)
+    u: object = None  # Winograd's transformed kernel (T, 16, C, C_out); None: the conv ran on patches
+
+
+def winograd_enabled() -> bool:
+    """Whether stride-1 3x3 convolutions run as Winograd F(2x2, 3x3) (``FOMETA_WINOGRAD``: unset or
+    ``1``, the default; ``0`` runs them on patches, as the layer does). Read on every call, so that
+    a benchmark or a test can run both in one process."""
+    flag = os.environ.get(WINOGRAD_ENV_VAR, "").strip()
+    if flag not in ("", "0", "1"):
+        raise ValueError(f"{WINOGRAD_ENV_VAR} must be 0 (patches) or 1 (Winograd), got {flag!r}")
+    return flag != "0"
 
 
 class ConvBlock:
@@ -57,6 +73,11 @@ class ConvBlock:
     def __init__(self, names, conv: Conv2D, bn: BatchNorm, pool: MaxPool2D | None):
         self.conv_name, self.bn_name = names[0], names[1]
         self.conv, self.bn, self.pool = conv, bn, pool
+        # Winograd where its tiles and products (4 (C_in + C_out) values a pixel) move no more
+        # memory than the patch matrix (9 C_in): every layer of Mini-ImageNet's net but the first
+        self.winograd = (conv.kernel_hw == (3, 3) and conv.stride == 1
+                         and 4 * (conv.in_channels + conv.out_channels) <= 9 * conv.in_channels)
+        self.first = False  # the network's first layer with parameters (set by FusedNet): no input gradient
         self.param_keys = (f"{names[0]}/kernel", f"{names[0]}/bias", f"{names[1]}/scale", f"{names[1]}/offset")
 
     def _geometry(self, x):
@@ -77,18 +98,26 @@ class ConvBlock:
         geo = self._geometry(x)
         t, b, h, w, c, kh, kw, oh, ow, top, left = geo
         co = self.conv.out_channels
-        kmat = p[self.param_keys[0]].reshape(t, kh * kw * c, co)
+        kernel = p[self.param_keys[0]]
         pix = oh * ow
-        blocks = self._conv_blocks(geo, x.itemsize, whole=be.chunk_bytes is None)
-        cols = None
-        if len(blocks) == 1:
+        whole = be.chunk_bytes is None
+        cols = u = None
+        if self.winograd and winograd_enabled():
+            z, cols, u = self._winograd_forward(be, x, kernel, geo, whole)
+        elif len(blocks := self._conv_blocks(geo, self._patch_bytes(geo, x.itemsize), whole)) == 1:
             cols = self._patches(be, x, geo)
-            z = xp.matmul(cols, kmat)
+            z = xp.matmul(cols, kernel.reshape(t, kh * kw * c, co))
         else:
+            kmat = kernel.reshape(t, kh * kw * c, co)
             z = xp.empty((t, b * pix, co), dtype=xp.result_type(x.dtype, kmat.dtype))
+            # the first layer keeps its blocks' patches for its kernel gradient (its only product back)
+            keep = self.first and train and t * b * self._patch_bytes(geo, x.itemsize) <= FIRST_PATCH_BYTES
+            cols = [] if keep else None
             for t0, t1, b0, b1 in blocks:
                 cb = self._patches(be, x[t0:t1, b0:b1], geo)
                 xp.matmul(cb, kmat[t0:t1], out=z[t0:t1, b0 * pix : b1 * pix])
+                if keep:
+                    cols.append(cb)
         m = b * pix
         rows = m if stats_batch is None or stats_batch >= b else stats_batch * pix
         if rows < 1:
@@ -97,7 +126,7 @@ class ConvBlock:
         if fast is not None:  # bias, batch norm, pool and ReLU in three reads of z and one write
             y, saved = fast.bn_act_forward(z, bias, scale, offset, self.bn.eps, rows, (b, oh, ow),
                                            self.pool is not None, train)
-            return y, (_BlockCache(x, cols, fast, saved) if train else None)
+            return y, (_BlockCache(x, cols, fast, saved, u) if train else None)
         z += bias[:, None, :]
         # batch norm on the batch's statistics (the first ``stats_batch`` examples' when given),
         # computed exactly as fometa.layers.batchnorm does, in place on z
@@ -117,7 +146,7 @@ class ConvBlock:
         xp.maximum(y, 0, out=y)
         if not train:
             return y, None
-        return y, _BlockCache(x, cols, None, (z, inv, rows, pool, y))
+        return y, _BlockCache(x, cols, None, (z, inv, rows, pool, y), u)
 
     def backward(self, p, cache: _BlockCache, dy, need_dx=True, kernel_out=None):
         """``(dx, grads)`` with grads ``{key: (T, ...)}`` for the block's four parameters; with
@@ -141,6 +170,8 @@ class ConvBlock:
             grads = {self.param_keys[2]: bn_grads["scale"], self.param_keys[3]: bn_grads["offset"],
                      self.param_keys[1]: xp.einsum("tmc->tc", dz)}
         kernel = p[self.param_keys[0]]
+        if cache.u is not None:
+            return self._winograd_backward(be, cache, dz, geo, need_dx, kernel_out, grads, be.chunk_bytes is None)
         pix, depth = oh * ow, kh * kw * c
         kmat = kernel.reshape(t, depth, co)
         transposed = need_dx and self.conv.stride == 1 and (oh, ow) == (h, w)
@@ -148,7 +179,7 @@ class ConvBlock:
             kflip = xp.ascontiguousarray(kernel[:, ::-1, ::-1].transpose(0, 1, 2, 4, 3)).reshape(t, kh * kw * co, c)
             dz5 = dz.reshape(t, b, oh, ow, co)
             ftop, fleft = kh - 1 - top, kw - 1 - left
-        if cache.cols is not None:
+        if cache.cols is not None and not isinstance(cache.cols, list):
             dkernel = xp.matmul(cache.cols.transpose(0, 2, 1), dz, out=kernel_out)
             if kernel_out is None:
                 grads[self.param_keys[0]] = dkernel.reshape(kernel.shape)
@@ -161,8 +192,9 @@ class ConvBlock:
             return be.col2im_unpadded(dcols, cache.x.shape, kh, kw, self.conv.stride, top, left), grads
         dkernel = xp.empty((t, depth, co), dtype=dz.dtype) if kernel_out is None else kernel_out
         dx = xp.empty(cache.x.shape, dtype=dz.dtype) if need_dx else None
-        for t0, t1, b0, b1 in self._conv_blocks(geo, cache.x.itemsize, whole=be.chunk_bytes is None):
-            cb = self._patches(be, cache.x[t0:t1, b0:b1], geo)
+        blocks = self._conv_blocks(geo, self._patch_bytes(geo, cache.x.itemsize), be.chunk_bytes is None)
+        for i, (t0, t1, b0, b1) in enumerate(blocks):
+            cb = cache.cols[i] if cache.cols is not None else self._patches(be, cache.x[t0:t1, b0:b1], geo)
             dzb = dz[t0:t1, b0 * pix : b1 * pix]
             if b0 == 0:
                 xp.matmul(cb.transpose(0, 2, 1), dzb, out=dkernel[t0:t1])
@@ -180,16 +212,80 @@ class ConvBlock:
             grads[self.param_keys[0]] = dkernel.reshape(kernel.shape)
         return dx, grads
 
-    def _conv_blocks(self, geo, itemsize, whole=False):
-        """``(t0, t1, b0, b1)`` blocks of tasks and images whose patch matrices hold at most
+    # -- Winograd F(2x2, 3x3) (fometa.backends.kernels): stride-1 3x3 convolutions ------------
+    def _winograd_geometry(self, geo):
+        oh, ow = geo[7], geo[8]
+        return kernels.winograd_tiles(oh, ow)
+
+    def _winograd_bytes(self, geo, itemsize):
+        """Bytes of one image's input tiles and products (the per-image temporaries)."""
+        th, tw = self._winograd_geometry(geo)
+        return 16 * th * tw * (geo[4] + self.conv.out_channels) * itemsize
+
+    def _winograd_forward(self, be, x, kernel, geo, whole):
+        """``(z, kept input tiles or None, U)``: the conv output ``(T, B * oh * ow, C_out)`` as
+        16 matrix products per block of images, between the input and output transforms."""
+        xp = array_module(x)
+        t, b, h, w, c, kh, kw, oh, ow, top, left = geo
+        th, tw = self._winograd_geometry(geo)
+        ops = be.kernels()
+        u = ops.winograd_kernel(kernel)
+        pix = oh * ow
+        blocks = self._conv_blocks(geo, self._winograd_bytes(geo, x.itemsize), whole)
+        z = xp.empty((t, b * pix, self.conv.out_channels), dtype=xp.result_type(x.dtype, u.dtype))
+        kept = None
+        for t0, t1, b0, b1 in blocks:
+            v = ops.winograd_input(x[t0:t1, b0:b1], top, left, th, tw)
+            ops.winograd_output(xp.matmul(v, u[t0:t1]), b1 - b0, oh, ow, out=z[t0:t1, b0 * pix : b1 * pix])
+            if len(blocks) == 1:
+                kept = v
+        return z, kept, u
+
+    def _winograd_backward(self, be, cache, dz, geo, need_dx, kernel_out, grads, whole):
+        """The kernel's gradient (into ``kernel_out`` when given, else into ``grads``) and, with
+        ``need_dx``, the input's: ``dM = A dY A^T``, then ``dU = V^T dM`` (summed over a task's
+        blocks in order) and ``dV = dM U^T`` per block, 16 products each."""
+        xp = array_module(dz)
+        t, b, h, w, c, kh, kw, oh, ow, top, left = geo
+        th, tw = self._winograd_geometry(geo)
+        co, pix = self.conv.out_channels, oh * ow
+        du = xp.empty((t, 16, c, co), dtype=dz.dtype)
+        ut = xp.ascontiguousarray(cache.u.transpose(0, 1, 3, 2)) if need_dx else None
+        dx = xp.empty(cache.x.shape, dtype=dz.dtype) if need_dx else None
+        ops = be.kernels()
+        for t0, t1, b0, b1 in self._conv_blocks(geo, self._winograd_bytes(geo, cache.x.itemsize), whole):
+            v = cache.cols if cache.cols is not None else ops.winograd_input(cache.x[t0:t1, b0:b1], top, left, th, tw)
+            dm = ops.winograd_output_grad(dz[t0:t1, b0 * pix : b1 * pix], b1 - b0, oh, ow)
+            if b0 == 0:
+                xp.matmul(v.transpose(0, 1, 3, 2), dm, out=du[t0:t1])
+            else:  # a later run of the same task's images
+                du[t0:t1] += xp.matmul(v.transpose(0, 1, 3, 2), dm)
+            if need_dx:
+                ops.winograd_input_grad(xp.matmul(dm, ut[t0:t1]), (t1 - t0, b1 - b0, h, w, c), top, left, th, tw,
+                                        out=dx[t0:t1, b0:b1])
+        dkernel = ops.winograd_kernel_grad(du)
+        if kernel_out is None:
+            grads[self.param_keys[0]] = dkernel
+        else:
+            kernel_out[...] = dkernel.reshape(kernel_out.shape)
+        return dx, grads
+
+    # -- blocks ------------------------------------------------------------------------------
+    def _patch_bytes(self, geo, itemsize):
+        """Bytes of one image's patch matrix."""
+        t, b, h, w, c, kh, kw, oh, ow, top, left = geo
+        return oh * ow * kh * kw * c * itemsize
+
+    def _conv_blocks(self, geo, per_image, whole=False):
+        """``(t0, t1, b0, b1)`` blocks of tasks and images whose temporaries (``per_image`` bytes
+        an image: patch matrices, or Winograd's tiles and products) hold at most
         :data:`PATCH_BLOCK_BYTES`: runs of whole tasks when one task fits, else runs of equal
         numbers of one task's images. Which block a task lands in never changes its numbers:
         each task's matrix products are separate calls either way. ``whole`` (a GPU backend,
         which wants one launch per product): a single block."""
-        t, b, h, w, c, kh, kw, oh, ow, top, left = geo
+        t, b = geo[0], geo[1]
         if whole:
             return [(0, t, 0, b)]
-        per_image = oh * ow * kh * kw * c * itemsize
         if b * per_image <= PATCH_BLOCK_BYTES:
             step = max(1, PATCH_BLOCK_BYTES // max(1, b * per_image))
             return [(t0, min(t, t0 + step), 0, b) for t0 in range(0, t, step)]
@@ -305,6 +401,8 @@ class FusedNet:
         self.loss = _LOSSES[model.loss]
         first = next((i for i, op in enumerate(self.ops) if op.param_keys), 0)
         self._first_with_params = first
+        if isinstance(self.ops[first], ConvBlock):
+            self.ops[first].first = True
 
     def _forward(self, p, x, stats_batch, train):
         caches = []

@@ -248,3 +248,45 @@ def test_pool_gradient_goes_to_the_first_of_tied_maxima():
     _, cache = layer.forward({}, y)
     want, _ = layer.backward({}, cache, dout)
     np.testing.assert_array_equal(grad, want)
+
+
+# --------------------------------------------------------------------------------------
+# Winograd F(2x2, 3x3) (tests/backends/test_winograd.py holds its transforms to the patch products)
+# --------------------------------------------------------------------------------------
+def test_winograd_runs_where_its_traffic_is_no_larger_than_the_patches():
+    """Stride-1 3x3 blocks with 4 (C_in + C_out) <= 9 C_in: Mini-ImageNet's but its first; none of Omniglot's."""
+    def flags(model):
+        return [op.winograd for op in fused.net_for(model).ops if isinstance(op, fused.ConvBlock)]
+
+    assert flags(models.miniimagenet_cnn(5)) == [False, True, True, True]
+    assert flags(models.omniglot_cnn(5)) == [False] * 4
+    assert flags(NETS["stride1"]()) == [False, True] and flags(NETS["pool"]()) == [True] * 3
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_winograd_and_patches_agree(fast_path, monkeypatch, dtype):
+    """FOMETA_WINOGRAD=0 runs the same network on patches: equal to round-off (float64: 1e-10 of the
+    largest gradient; float32: 1e-4, the fused path's tolerance against the layers)."""
+    model = models.miniimagenet_cnn(5)
+    rng = np.random.default_rng(4)
+    p = params_for(model, rng, 2, dtype)
+    x, y = batch(model, rng, 2, 4, dtype)
+    runs = {}
+    for flag in ("1", "0"):
+        monkeypatch.setenv("FOMETA_WINOGRAD", flag)
+        runs[flag] = model.loss_and_grad(p, x, y)
+    (loss_w, grads_w), (loss_p, grads_p) = runs["1"], runs["0"]
+    np.testing.assert_allclose(loss_w, loss_p, rtol=1e-12 if dtype == np.float64 else 1e-5)
+    assert_trees_close(grads_w, grads_p, 1e-10 if dtype == np.float64 else 1e-4, "Winograd against patches",
+                       global_scale=True)
+    assert not np.array_equal(grads_w["conv1/kernel"], grads_p["conv1/kernel"]), "the switch changed nothing"
+
+
+def test_the_winograd_switch_names_its_values(monkeypatch):
+    monkeypatch.setenv("FOMETA_WINOGRAD", "yes")
+    model = NETS["pool"]()
+    rng = np.random.default_rng(0)
+    p = params_for(model, rng, 1, np.float32)
+    x, y = batch(model, rng, 1, 2, np.float32)
+    with pytest.raises(ValueError, match="FOMETA_WINOGRAD must be 0 .* or 1"):
+        model.loss_and_grad(p, x, y)

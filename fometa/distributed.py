@@ -45,8 +45,8 @@ from fometa.backends import ENV_VAR as BACKEND_VAR
 from fometa.checkpoint import tree_digest
 from fometa.config import ConfigError, InnerConfig, OuterConfig
 
-__all__ = ["Single", "MPIWorld", "MPIError", "world", "world_size_from_env", "task_results", "ranks_provider", "make_step",
-           "check_training", "check_same", "abort_on_error"]
+__all__ = ["Single", "MPIWorld", "MPIError", "world", "world_size_from_env", "task_results", "ranks_provider",
+           "make_step", "check_training", "check_same", "abort_on_error"]
 
 #: launcher variables holding the world size: MPICH/Intel MPI (Hydra), Open MPI, MVAPICH
 SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")

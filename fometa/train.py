@@ -67,7 +67,7 @@ class TrainResult:
     seconds: float  # training wall time over all sessions of the run
     last: dict  # the last log record (empty if none)
     signal: str = ""
-    state: object = None  # the run's final meta.MetaState (parameters, optimizer states, iteration)
+    state: meta.MetaState | None = None  # the run's final meta-state (parameters, optimizer states, iteration)
 
     def as_dict(self) -> dict:
         """The JSON-plain summary a command prints: status, iteration, seconds, the signal if any, and the last

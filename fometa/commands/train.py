@@ -11,8 +11,8 @@ the network that fits them, and records the file's preprocessing (its ``ImageSpe
 configuration, so that predicting later prepares new images the same way (``--model-arch``,
 ``--model-depth`` and ``--model-filters`` choose another network). ``fometa train --resume RUN_DIR``
 continues from the checkpoint; a changed setting is refused unless ``--force`` (cadence settings
-such as ``--eval-interval`` may change freely). SIGINT/SIGTERM write a checkpoint and exit (130/143). One process at a time
-writes a run folder: while one ``fometa train`` holds its lock (:mod:`fometa.lock`), another in
+such as ``--eval-interval`` may change freely). SIGINT/SIGTERM write a checkpoint and exit (130/143). One process at a
+time writes a run folder: while one ``fometa train`` holds its lock (:mod:`fometa.lock`), another in
 the same folder is refused with the holder's process id (exit 2). The last line of
 standard output is one JSON object: status, iteration, seconds and the latest accuracies.
 A resume whose latest checkpoint is unreadable or fails its
@@ -45,8 +45,15 @@ from pathlib import Path
 from fometa import checkpoint, config, data, distributed, seeds
 from fometa.backends import BackendError
 from fometa.build import check_data, load_splits
-from fometa.commands.options import (FLAGS, CLIError, add_setting_arguments, add_threads_argument, check_backend,
-                                     overrides_from_args, user_error)
+from fometa.commands.options import (
+    FLAGS,
+    CLIError,
+    add_setting_arguments,
+    add_threads_argument,
+    check_backend,
+    overrides_from_args,
+    user_error,
+)
 from fometa.data import DataError
 from fometa.lock import LOCK_FILE, LockedError, RunLock
 from fometa.lock import hold as hold_folder
@@ -185,7 +192,7 @@ def _resumed(args, file_settings: dict, flags: dict, several: bool, comm: distri
             raise CLIError(f"{folder.path}: {what} (no {folder.config_path.name} or {folder.checkpoint_path.name})")
         runs.hold(comm, *([group.path] if group is not None else []), folder.path)  # before reading the checkpoint
         saved, resume = saved_run(folder, quiet=not comm.is_root, set_aside=True)
-        if seed is not None and saved.seed != seed:
+        if group is not None and saved.seed != seed:
             raise CLIError(f"{folder.path}: its run has seed {saved.seed}, but {group.file} says {seed}")
         where, keep = ("", ("preset",)) if seed is None else (f" ({folder.path})", ("preset", "seed"))
         runs.cfgs.append(resumed_config(saved, file_settings, flags, args.force, where, keep))
@@ -217,19 +224,19 @@ def new_config(args, file_settings: dict, flags: dict) -> config.RunConfig:
     settings = {**{k: v for k, v in file_settings.items() if k != "preset"}, **flags}
     name = args.preset or file_settings.get("preset")
     path = settings.get("data.path")
-    kind = spec = None
+    packed = None  # the data file's kind and preprocessing, which the run is fitted to
     if path is not None and settings.get("data.kind") != "sine" and name != "sine":
-        kind, spec = data.inspect_packed(path).kind, data.ImageSpec.for_packed(path)
+        packed = data.inspect_packed(path).kind, data.ImageSpec.for_packed(path)
     if name is None:
-        if spec is None:
+        if packed is None:
             raise CLIError(f"no preset: give --preset NAME (one of {', '.join(config.PRESETS)}), a --config file "
                            "with preset = \"NAME\", or a packed data file (--data FILE.h5)")
-        name = config.closest_preset(spec, settings.get("model.ways"), settings.get("eval.shots"))
+        name = config.closest_preset(packed[1], settings.get("model.ways"), settings.get("eval.shots"))
     base = config.preset(name)
     if args.preset and file_settings.get("preset") not in (None, args.preset):
         raise CLIError(f"--preset {args.preset} contradicts preset = {file_settings['preset']!r} in {args.config}")
-    if spec is not None:
-        base = config.for_images(base, kind, spec)
+    if packed is not None:
+        base = config.for_images(base, *packed)
     return config.apply_overrides(base, settings)
 
 

@@ -10,13 +10,43 @@ meta-iterations, evaluation and checkpoint cadence). Three modules, one concern 
 
 Every user error is a :class:`ConfigError`.
 """
-from fometa.config.io import (ALIASES, DEPRECATED, RETIRED, apply_overrides, diff, flag, flatten, from_dict, load_file,
-                              parse_value, to_dict)
+from fometa.config.io import (
+    ALIASES,
+    DEPRECATED,
+    RETIRED,
+    apply_overrides,
+    diff,
+    flag,
+    flatten,
+    from_dict,
+    load_file,
+    parse_value,
+    to_dict,
+)
 from fometa.config.presets import PRESET_SETTINGS, PRESETS, closest_preset, for_images, preset
-from fometa.config.schema import (ALGORITHMS, ARCHS, DATASETS, DESCRIPTIONS, EVAL_MODES, IMAGE_ARCHS, INITS,
-                                  KIND_IMAGES, RESUME_FREE, ConfigError, DataConfig, EvaluationConfig, InnerConfig,
-                                  ModelConfig, OuterConfig, RunConfig, build, input_spec, parse_image_spec,
-                                  setting_type, settings)
+from fometa.config.schema import (
+    ALGORITHMS,
+    ARCHS,
+    DATASETS,
+    DESCRIPTIONS,
+    EVAL_MODES,
+    IMAGE_ARCHS,
+    INITS,
+    KIND_IMAGES,
+    RESUME_FREE,
+    ConfigError,
+    DataConfig,
+    EvaluationConfig,
+    InnerConfig,
+    ModelConfig,
+    OuterConfig,
+    RunConfig,
+    build,
+    input_spec,
+    parse_image_spec,
+    setting_type,
+    settings,
+)
 
 __all__ = [
     "ConfigError", "DataConfig", "ModelConfig", "InnerConfig", "OuterConfig", "EvaluationConfig", "RunConfig",

@@ -42,7 +42,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fometa import checkpoint, config, data, distributed, seeds
+from fometa import checkpoint, config, distributed, seeds
 from fometa.backends import BackendError
 from fometa.build import check_data, load_splits
 from fometa.commands.options import (
@@ -116,8 +116,9 @@ class Runs:
 
 def resolve(args, comm: distributed.Single) -> Runs:
     """The runs that ``args`` ask for, resolved in one place: a new run's settings as preset, then
-    ``--config``, then flags (:func:`new_config`); a stopped run's as its own, then ``--config`` and flags,
-    refused where they change what it learns unless ``--force`` (:func:`resumed_config`); each run's
+    ``--config``, then flags (:func:`fometa.config.new_run_config`); a stopped run's as its own, then
+    ``--config`` and flags, refused where they change what it learns unless ``--force``
+    (:func:`fometa.config.resumed_run_config`); each run's
     folder, checked to be free or to hold the run to continue, and held (:mod:`fometa.lock`) while it
     exists, before anything in it is read; and the checkpoints to continue from. Then what the settings
     ask of this machine (the backend) and of ``comm``'s ranks. Raises :class:`CLIError` and the errors of
@@ -152,7 +153,7 @@ def _new(args, file_settings: dict, flags: dict, several: bool, comm: distribute
             raise CLIError(f"--seeds: {exc}") from None
         if "seed" in flags:
             raise CLIError("give --seed or --seeds, not both")
-    base = new_config(args, file_settings, flags)
+    base = config.new_run_config(args.preset, file_settings, flags, args.config)
     path = Path(args.out or default_run_folder(base))
     if path.exists() and not path.is_dir():
         raise CLIError(f"{path}: exists and is not a folder")
@@ -195,7 +196,7 @@ def _resumed(args, file_settings: dict, flags: dict, several: bool, comm: distri
         if group is not None and saved.seed != seed:
             raise CLIError(f"{folder.path}: its run has seed {saved.seed}, but {group.file} says {seed}")
         where, keep = ("", ("preset",)) if seed is None else (f" ({folder.path})", ("preset", "seed"))
-        runs.cfgs.append(resumed_config(saved, file_settings, flags, args.force, where, keep))
+        runs.cfgs.append(config.resumed_run_config(saved, file_settings, flags, args.force, where, keep))
         runs.folders.append(folder)
         runs.resumes.append(resume)
     return runs
@@ -214,45 +215,6 @@ def saved_run(folder: RunFolder, quiet: bool = False,
         if note and not quiet:
             print(f"fometa train: {note}", file=sys.stderr, flush=True)
     return (config.from_dict(resume.config) if resume is not None else folder.read_config()), resume
-
-
-def new_config(args, file_settings: dict, flags: dict) -> config.RunConfig:
-    """A new run's configuration: ``--preset`` (or the file's ``preset``; with a data file and neither, the
-    closest to its images), fitted to the data file, then the config file, then the flags.
-
-    Raises :class:`fometa.data.DataError` for a data file that cannot be read."""
-    settings = {**{k: v for k, v in file_settings.items() if k != "preset"}, **flags}
-    name = args.preset or file_settings.get("preset")
-    path = settings.get("data.path")
-    packed = None  # the data file's kind and preprocessing, which the run is fitted to
-    if path is not None and settings.get("data.kind") != "sine" and name != "sine":
-        packed = data.inspect_packed(path).kind, data.ImageSpec.for_packed(path)
-    if name is None:
-        if packed is None:
-            raise CLIError(f"no preset: give --preset NAME (one of {', '.join(config.PRESETS)}), a --config file "
-                           "with preset = \"NAME\", or a packed data file (--data FILE.h5)")
-        name = config.closest_preset(packed[1], settings.get("model.ways"), settings.get("eval.shots"))
-    base = config.preset(name)
-    if args.preset and file_settings.get("preset") not in (None, args.preset):
-        raise CLIError(f"--preset {args.preset} contradicts preset = {file_settings['preset']!r} in {args.config}")
-    if packed is not None:
-        base = config.for_images(base, *packed)
-    return config.apply_overrides(base, settings)
-
-
-def resumed_config(saved: config.RunConfig, file_settings: dict, flags: dict, force: bool, where: str = "",
-                   keep=("preset",)) -> config.RunConfig:
-    """A stopped run's configuration with the file's and the flags' settings; a changed setting that
-    changes what is learned is refused unless ``force``."""
-    if file_settings.get("preset") not in (None, saved.preset):
-        raise CLIError(f"the config file names preset {file_settings['preset']!r}, the run is {saved.preset!r}")
-    cfg = config.apply_overrides(saved, {**{k: v for k, v in file_settings.items() if k not in keep}, **flags})
-    differences = config.diff(saved, cfg, ignore=config.RESUME_FREE)
-    if differences and not force:
-        described = "; ".join(f"{name}: {old!r} in the run, {new!r} now" for name, old, new in differences)
-        raise CLIError(f"the configuration differs from the run's{where}: {described} "
-                       "(use --force to resume with the new settings anyway)")
-    return cfg
 
 
 def default_run_folder(cfg: config.RunConfig) -> str:

@@ -20,7 +20,9 @@ from fometa.config.io import (
     flatten,
     from_dict,
     load_file,
+    new_run_config,
     parse_value,
+    resumed_run_config,
     to_dict,
 )
 from fometa.config.presets import PRESET_SETTINGS, PRESETS, closest_preset, for_images, preset
@@ -53,6 +55,7 @@ __all__ = [
     "DATASETS", "ARCHS", "IMAGE_ARCHS", "KIND_IMAGES", "INITS", "ALGORITHMS", "EVAL_MODES", "DESCRIPTIONS",
     "RESUME_FREE", "settings", "setting_type", "parse_image_spec", "input_spec", "build",
     "PRESET_SETTINGS", "PRESETS", "preset", "closest_preset", "for_images",
-    "to_dict", "from_dict", "flatten", "parse_value", "apply_overrides", "load_file", "diff", "RETIRED", "flag",
+    "to_dict", "from_dict", "flatten", "parse_value", "apply_overrides", "load_file", "diff", "new_run_config",
+    "resumed_run_config", "RETIRED", "flag",
     "ALIASES", "DEPRECATED",
 ]

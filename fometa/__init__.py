@@ -4,8 +4,8 @@ Importing fometa needs only NumPy; h5py, CuPy, matplotlib and Pillow load where 
 """
 __version__ = "0.1.0"  # first: modules imported below may read it
 
-from fometa import layers, models, tree  # noqa: E402
-from fometa.backends import Backend, BackendError, get_backend  # noqa: E402
+from fometa import layers, models, tree  # noqa: E402 - after __version__, which they read
+from fometa.backends import Backend, BackendError, get_backend  # noqa: E402 - after __version__, which they read
 
 __all__ = ["Backend", "BackendError", "FewShotClassifier", "get_backend", "layers", "models", "tree", "__version__"]
 

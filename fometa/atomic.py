@@ -35,7 +35,7 @@ def remove_stale(path) -> list[Path]:
     """Remove the temporary files of earlier writes of ``path`` whose process has ended (killed before it
     could clean up); returns them. Those of running processes, this one's included, are left alone."""
     path = Path(path)
-    removed = []
+    removed: list[Path] = []
     if not path.parent.is_dir():
         return removed
     for tmp in path.parent.glob(f"{glob.escape(path.name)}.tmp*"):
@@ -59,9 +59,9 @@ def atomic_path(path):
     """
     path = Path(path)
     remove_stale(path)
-    fd, tmp = tempfile.mkstemp(prefix=f"{path.name}.tmp{os.getpid()}-", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f"{path.name}.tmp{os.getpid()}-", dir=path.parent)
     os.close(fd)
-    tmp = Path(tmp)
+    tmp = Path(name)
     try:
         yield tmp
         with open(tmp, "rb") as fh:

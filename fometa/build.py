@@ -9,18 +9,25 @@ here and never reads the configuration again for what they hold.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from fometa import checkpoint as ckpt_io
-from fometa import data  # h5py and Pillow load inside its functions
 from fometa import config as C
-from fometa import meta, models, optim, tree
+from fometa import (
+    data,  # h5py and Pillow load inside its functions
+    meta,
+    models,
+    optim,
+    tree,
+)
 
 __all__ = ["build_model", "input_shape", "inner_optimizer", "outer_optimizer", "build_algorithm", "build_learner",
            "load_splits", "check_data", "restore_state", "image_classifier"]
 
 
 #: each image network's paper input shape, filters and blocks
-_PAPER_NETS = {"omniglot_cnn": ((28, 28), 64, {"stride": 2}), "miniimagenet_cnn": ((84, 84, 3), 32, {"pool": True})}
+_PAPER_NETS: dict[str, tuple[tuple[int, ...], int, dict[str, Any]]] = {
+    "omniglot_cnn": ((28, 28), 64, {"stride": 2}), "miniimagenet_cnn": ((84, 84, 3), 32, {"pool": True})}
 
 
 def build_model(cfg: C.ModelConfig, input_shape: tuple[int, ...] | None = None):

@@ -32,7 +32,8 @@ from fometa import __version__, optim
 from fometa.atomic import atomic_path
 from fometa.backends import backend_of
 
-__all__ = ["Checkpoint", "CheckpointError", "save", "write", "load", "FORMAT", "FORMAT_VERSION", "rng_state", "make_rng", "tree_digest"]
+__all__ = ["Checkpoint", "CheckpointError", "save", "write", "load", "FORMAT", "FORMAT_VERSION", "rng_state",
+           "make_rng", "tree_digest"]
 
 FORMAT = "fometa-checkpoint"
 FORMAT_VERSION = 1
@@ -62,7 +63,7 @@ class Checkpoint:
 
 def rng_state(rng: np.random.Generator) -> dict:
     """The generator's full state (JSON-serializable)."""
-    return rng.bit_generator.state
+    return dict(rng.bit_generator.state)
 
 
 def make_rng(state: dict) -> np.random.Generator:
@@ -215,7 +216,8 @@ def load(path) -> Checkpoint:
                                         f"(version {FORMAT_VERSION})")
         try:
             digest = hashlib.sha256()
-            attrs = {k: _str(f.attrs[k]) for k in ("format", "format_version", "iteration", "config", "rng_state", "extra")}
+            keys = ("format", "format_version", "iteration", "config", "rng_state", "extra")
+            attrs = {k: _str(f.attrs[k]) for k in keys}
             _digest_attrs(digest, attrs)
             params = _read_tree(f["params"], digest)
             inner = _read_state(f["inner_state"], digest)

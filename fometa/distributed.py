@@ -45,8 +45,8 @@ from fometa.backends import ENV_VAR as BACKEND_VAR
 from fometa.checkpoint import tree_digest
 from fometa.config import ConfigError, InnerConfig, OuterConfig
 
-__all__ = ["Single", "MPIWorld", "MPIError", "world", "world_size_from_env", "task_results", "make_step",
-           "check_training", "check_same", "abort_on_error"]
+__all__ = ["Single", "MPIWorld", "MPIError", "world", "world_size_from_env", "task_results", "ranks_provider",
+           "make_step", "check_training", "check_same", "abort_on_error"]
 
 #: launcher variables holding the world size: MPICH/Intel MPI (Hydra), Open MPI, MVAPICH
 SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
@@ -209,6 +209,16 @@ def task_results(learner, comm: Single, state, tasks) -> meta.TaskResults:
     lo, hi = parallel.share(len(tasks), comm.rank, comm.size)
     mine = meta.results_to_host(learner.task_results(state, tasks[lo:hi]))
     return meta.results_to_backend(meta.concat_results(comm.allgather(mine)), learner.backend)
+
+
+def ranks_provider(comm: Single):
+    """The provider of per-task results (:func:`fometa.train.train_runs`) of ``comm``'s ranks: each run's
+    meta-batch shared by them (:func:`task_results`)."""
+
+    def ranks_task_results(learner, states, task_lists) -> list:
+        return [task_results(learner, comm, s, t) for s, t in zip(states, task_lists, strict=True)]
+
+    return ranks_task_results
 
 
 def make_step(learner, comm: Single):

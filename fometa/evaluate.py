@@ -68,7 +68,8 @@ class EvalResult:
 
     def as_dict(self) -> dict:
         """The JSON-plain summary: accuracy, ci95, tasks, mode and seconds (not the per-task values)."""
-        return {"accuracy": self.accuracy, "ci95": self.ci95, "tasks": self.tasks, "mode": self.mode, "seconds": self.seconds}
+        return {"accuracy": self.accuracy, "ci95": self.ci95, "tasks": self.tasks, "mode": self.mode,
+                "seconds": self.seconds}
 
 
 def mean_ci95(values) -> tuple[float, float]:
@@ -145,12 +146,12 @@ def evaluate(
 ):
     """Mean query accuracy over ``tasks`` tasks with its 95% confidence interval.
 
-    Each task has as many classes as ``model`` has outputs. ``params`` and ``inner_state`` are single-task (the meta-learned initialization and the
-    inner optimizer's state to start each task from; fresh when ``None``). ``progress(done, total)``
-    is called after every chunk. With ``modes`` (several batch-norm modes), each task is adapted
-    once and predicted in every mode: the result is then a ``dict`` mode -> :class:`EvalResult`
-    (the same tasks, so the modes are compared pairwise); otherwise one :class:`EvalResult` for
-    ``cfg.mode``.
+    Each task has as many classes as ``model`` has outputs. ``params`` and ``inner_state`` are single-task
+    (the meta-learned initialization and the inner optimizer's state to start each task from; fresh when
+    ``None``). ``progress(done, total)`` is called after every chunk. With ``modes`` (several batch-norm
+    modes), each task is adapted once and predicted in every mode: the result is then a ``dict`` mode ->
+    :class:`EvalResult` (the same tasks, so the modes are compared pairwise); otherwise one
+    :class:`EvalResult` for ``cfg.mode``.
 
     ``comm`` (a :class:`fometa.distributed.MPIWorld`, or ``None`` for one process) splits every
     round of ``chunk * comm.size`` tasks over the ranks: each rank draws the whole round from
@@ -179,7 +180,7 @@ def evaluate(
         inner_state = inner_opt.init(params)
     size = 1 if comm is None else comm.size
     start = time.perf_counter()
-    accs = {mode: [] for mode in wanted}
+    accs: dict[str, list[np.ndarray]] = {mode: [] for mode in wanted}
     done, seconds0 = 0, 0.0
     if resume is not None:
         if set(resume.accuracies) != set(wanted) or resume.done > tasks:
@@ -191,7 +192,8 @@ def evaluate(
     while done < tasks:
         m = min(chunk * size, tasks - done)
         lo, hi = (0, m) if comm is None else share(m, comm.rank, size)
-        mine = _chunk_accuracies(model, params, inner_opt, inner_state, draw_tasks(ds, rng, m, cfg, ways), lo, hi, be, wanted)
+        mine = _chunk_accuracies(model, params, inner_opt, inner_state, draw_tasks(ds, rng, m, cfg, ways), lo, hi, be,
+                                 wanted)
         for part in [mine] if comm is None else comm.allgather(mine):
             for mode, acc in part.items():
                 accs[mode].append(acc)
@@ -222,8 +224,10 @@ def _chunk_accuracies(model, params, inner_opt, inner_state, drawn, lo: int, hi:
     params_t = adapt_on_support(model, params_t, inner_opt, state_t, sx, sy, be.asarray(idx))
     out = {}
     for mode in modes:
-        logits = parallel.map_blocks(lambda s: predict(model, tree.take_task(params_t, s), sx[s], qx[s], mode), n,
-                                     host=be.chunk_bytes is not None)
+        def block(s, mode=mode):
+            return predict(model, tree.take_task(params_t, s), sx[s], qx[s], mode)
+
+        logits = parallel.map_blocks(block, n, host=be.chunk_bytes is not None)
         logits = logits[0] if len(logits) == 1 else be.xp.concatenate(logits, axis=0)
         out[mode] = be.to_host(_accuracy(logits, qy))
     return out

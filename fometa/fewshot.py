@@ -51,6 +51,7 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,6 +62,7 @@ from fometa.data import DataError, ImageSpec, familiar
 from fometa.evaluate import predict as predict_logits
 from fometa.evaluate import support_steps
 from fometa.inner import adapt
+from fometa.models.sequential import Sequential
 from fometa.tasks import mini_batches
 
 __all__ = ["FewShotClassifier", "NotFittedError", "read_support_folder", "list_images", "STAGES", "DEFAULT_MODEL"]
@@ -78,7 +80,7 @@ class NotFittedError(ValueError, AttributeError):
     scikit-learn is in use, the error raised is also its ``sklearn.exceptions.NotFittedError``)."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _not_fitted_class(sklearn_error: type) -> type:
     return type("NotFittedError", (NotFittedError, sklearn_error),
                 {"__module__": __name__, "__doc__": NotFittedError.__doc__})
@@ -100,12 +102,12 @@ class _Run:
     iteration: int
     settings: C.RunConfig
     spec: ImageSpec
-    network: object
-    inner_opt: object
+    network: Sequential
+    inner_opt: Any
     init: tuple | None
 
     @classmethod
-    def make(cls, where: str, config: dict, iteration: int, init=None) -> "_Run":
+    def make(cls, where: str, config: dict, iteration: int, init=None) -> _Run:
         settings = C.from_dict(config)
         try:
             spec, network, inner_opt = build.image_classifier(settings, None if init is None else init[0])
@@ -145,20 +147,20 @@ class FewShotClassifier:
 
     # -- loading -------------------------------------------------------------------------------
     @classmethod
-    def from_run(cls, path, **options) -> "FewShotClassifier":
+    def from_run(cls, path, **options) -> FewShotClassifier:
         """The classifier of a run folder's latest usable checkpoint, or of a checkpoint file
         (``options``: the other parameters), loaded at once; raises
         :class:`fometa.checkpoint.CheckpointError`."""
         return cls(Path(path), **options).load()
 
     @classmethod
-    def from_pretrained(cls, name: str, **options) -> "FewShotClassifier":
+    def from_pretrained(cls, name: str, **options) -> FewShotClassifier:
         """The classifier of a shipped model (``fometa models`` lists them; the file's SHA-256 is
         checked), loaded at once; raises :class:`fometa.pretrained.RegistryError`."""
         pretrained.get(name)
         return cls(name, **options).load()
 
-    def load(self) -> "FewShotClassifier":
+    def load(self) -> FewShotClassifier:
         """Check the parameters and read the model now rather than at the first :meth:`fit` (a run
         folder whose latest checkpoint is unusable gives its previous one, with a warning saying
         so); returns ``self``."""
@@ -188,7 +190,7 @@ class FewShotClassifier:
         :class:`~fometa.data.DataError` naming an unreadable image."""
         return _inputs(self._current().spec, X, self.model)
 
-    def fit(self, X, y) -> "FewShotClassifier":
+    def fit(self, X, y) -> FewShotClassifier:
         """Fine-tune on the support set: images ``X`` with labels ``y`` (any sortable values, at least 2
         and at most :attr:`ways` distinct ones); returns ``self``."""
         self._check_params()
@@ -248,7 +250,7 @@ class FewShotClassifier:
         """The constructor's parameters, ``{name: value}`` (no sub-estimators: ``deep`` changes nothing)."""
         return {name: getattr(self, name) for name in self._get_param_names()}
 
-    def set_params(self, **params) -> "FewShotClassifier":
+    def set_params(self, **params) -> FewShotClassifier:
         """Set constructor parameters (checked at the next :meth:`fit`); returns ``self``. An unknown
         name raises ``ValueError``, as scikit-learn's estimators do."""
         valid = self._get_param_names()
@@ -364,6 +366,7 @@ def _adaptation(run: _Run, support, stops, seed: int, be):
     rng = np.random.default_rng(seed)
     idx = mini_batches(rng, len(y), min(ev.inner_batch, len(y)), max(stops), ev.replacement)
     steps = support_steps(be.asarray(x[None]), be.asarray(y[None]), be.asarray(idx[None]))
+    assert run.init is not None  # read with the checkpoint (_loaded)
     phi, state = run.init
     params = tree.broadcast(tree.to_backend(phi, be), 1)
     state = optim.state_broadcast(optim.state_to_backend(state, be), 1)

@@ -16,7 +16,7 @@ do not, a new direction is drawn. The check never looks at the analytic gradient
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 

@@ -41,7 +41,8 @@ def hvp(model, params, x, y, v, step: float | None = None, promote: bool = True)
     """
     leaf = next(iter(params.values()))
     if promote and leaf.dtype != np.float64:
-        out = hvp(model, tree.astype(params, np.float64), x.astype(np.float64), y, tree.astype(v, np.float64), step, False)
+        out = hvp(model, tree.astype(params, np.float64), x.astype(np.float64), y, tree.astype(v, np.float64), step,
+                  False)
         return tree.astype(out, leaf.dtype)
     single = x.ndim == len(model.input_shape) + 1
     if single:

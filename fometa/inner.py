@@ -84,9 +84,13 @@ def _state_concat(states):
     first = states[0]
     if isinstance(first, optim.AdamState):
         xp = array_module(first.nu["flat"])
-        cat = lambda xs: xp.concatenate(xs, axis=0)  # noqa: E731
+
+        def cat(xs):
+            return xp.concatenate(xs, axis=0)
+
         return optim.AdamState(
-            cat([st.count for st in states]), {"flat": cat([st.mu["flat"] for st in states])}, {"flat": cat([st.nu["flat"] for st in states])}
+            cat([st.count for st in states]), {"flat": cat([st.mu["flat"] for st in states])},
+            {"flat": cat([st.nu["flat"] for st in states])}
         )
     return first
 
@@ -152,14 +156,16 @@ def adapt_flat(model, params, steps, opt, state, keep: bool = False):
     if len(parts) == 1:
         flat, fstate, losses, params_i, directions, states = parts[0]
     else:
-        cat = lambda xs: xp.concatenate(xs, axis=0)  # noqa: E731
+        def cat(xs):
+            return xp.concatenate(xs, axis=0)
+
         if keep:
             flat = cat([p[0] for p in parts])
         fstate = _state_concat([p[1] for p in parts])
-        losses = [cat(ls) for ls in zip(*(p[2] for p in parts))]
-        params_i = [cat(ls) for ls in zip(*(p[3] for p in parts))]
-        directions = [cat(ls) for ls in zip(*(p[4] for p in parts))]
-        states = [_state_concat(ls) for ls in zip(*(p[5] for p in parts))]
+        losses = [cat(ls) for ls in zip(*(p[2] for p in parts), strict=True)]
+        params_i = [cat(ls) for ls in zip(*(p[3] for p in parts), strict=True)]
+        directions = [cat(ls) for ls in zip(*(p[4] for p in parts), strict=True)]
+        states = [_state_concat(ls) for ls in zip(*(p[5] for p in parts), strict=True)]
     traj = Trajectory(
         [params] + [layout.views(f) for f in params_i] if keep else [],
         [layout.views(d) for d in directions],

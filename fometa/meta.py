@@ -36,8 +36,9 @@ not depend on its company, so every provider gives the outer step the same input
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -81,7 +82,7 @@ class Combination:
             raise ValueError(f"{len(self.weights)} weights for {len(steps)} inner steps")
         _, state, traj = adapt(model, params, steps, opt, state, keep=True)
         g = None
-        for w, u in zip(self.weights, traj.directions):
+        for w, u in zip(self.weights, traj.directions, strict=True):
             if w != 0:
                 g = tree.scale(u, w) if g is None else tree.axpy(w, u, g)
         return (g if g is not None else tree.zeros_like(params)), state, traj.losses

@@ -12,7 +12,7 @@ MAML differentiates through inner steps with it (:mod:`fometa.meta`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -57,7 +57,7 @@ class SGD:
 class AdamState(NamedTuple):
     """Adam's state: the step ``count`` (0-d, or ``(T,)`` for task-batched parameters) and the moment trees
     ``mu`` (unused when ``beta1 = 0``) and ``nu``."""
-    count: object  # steps taken: 0-d, or (T,) for task-batched parameters
+    count: Any  # steps taken, an array: 0-d, or (T,) for task-batched parameters
     mu: dict  # first moment (all zeros, unused, when beta1 == 0)
     nu: dict  # second moment
 
@@ -183,7 +183,8 @@ def state_to_backend(state, backend):
 def state_to_host(state):
     """The state as plain host arrays (for checkpoints and save/restore)."""
     if isinstance(state, AdamState):
-        return AdamState(np.asarray(tree.to_host({"c": state.count})["c"]), tree.to_host(state.mu), tree.to_host(state.nu))
+        return AdamState(np.asarray(tree.to_host({"c": state.count})["c"]), tree.to_host(state.mu),
+                         tree.to_host(state.nu))
     return state
 
 

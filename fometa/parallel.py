@@ -32,7 +32,7 @@ _THREADS: int | None = None  # None: not chosen yet (FOMETA_THREADS, else the co
 _POOL: ThreadPoolExecutor | None = None
 _LOCK = threading.Lock()
 _ALLOCATOR_TUNED = False
-_BLAS = None  # [(set_num_threads, get_num_threads)] of the loaded OpenBLAS libraries
+_BLAS: list | None = None  # [(set_num_threads, get_num_threads)] of the loaded OpenBLAS libraries
 
 
 # --------------------------------------------------------------------------------------

@@ -101,9 +101,9 @@ class SineResult:
     tasks: int
     mode: str
     seconds: float
-    per_task: np.ndarray = None  # the MSE of every task
-    by_step: dict = None  # mean MSE after each recorded step
-    example: dict = None  # the first task's curves, for the figure
+    per_task: np.ndarray | None = None  # the MSE of every task
+    by_step: dict | None = None  # mean MSE after each recorded step
+    example: dict | None = None  # the first task's curves, for the figure
 
     def as_dict(self) -> dict:
         return {"mse": self.mse, "ci95": self.ci95, "tasks": self.tasks, "mode": self.mode, "seconds": self.seconds}

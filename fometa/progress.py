@@ -44,7 +44,7 @@ class ProgressBar:
         self.clock = clock
         self.start = clock()
         self.values: dict[str, str] = {}
-        self._last = None
+        self._last: float | None = None  # when the line was last drawn
         self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._closed = False
 

@@ -112,7 +112,8 @@ class RunFolder:
         try:
             d = json.loads(self.config_path.read_text())
         except OSError as exc:
-            raise C.ConfigError(f"{self.config_path}: cannot read the run's configuration: {exc.strerror or exc}") from None
+            raise C.ConfigError(f"{self.config_path}: cannot read the run's configuration: "
+                                f"{exc.strerror or exc}") from None
         except ValueError as exc:
             raise C.ConfigError(f"{self.config_path}: not valid JSON: {exc}") from None
         return C.from_dict(d)
@@ -152,8 +153,8 @@ class RunFolder:
             try:
                 ckpt_io.load(tmp)
             except ckpt_io.CheckpointError as exc:
-                raise ckpt_io.CheckpointError(self.checkpoint_path, f"the checkpoint just written does not read "
-                                                                    f"back whole ({exc.problem}); nothing moved") from None
+                raise ckpt_io.CheckpointError(self.checkpoint_path, "the checkpoint just written does not read back "
+                                                                    f"whole ({exc.problem}); nothing moved") from None
             note = ""
             if self.checkpoint_path.exists():
                 try:

@@ -36,9 +36,8 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from fometa import atomic
+from fometa import atomic, meta, optim, tree
 from fometa import config as C
-from fometa import meta, optim, tree
 from fometa import train as T
 from fometa.tasks import stack_tasks
 
@@ -58,10 +57,10 @@ def task_results(learner: meta.MetaLearner, states, task_lists) -> list:
     """
     if len(states) != len(task_lists) or not states:
         raise ValueError(f"{len(states)} run states for {len(task_lists)} meta-batches")
-    m = {len(tl) for tl in task_lists}
-    if len(m) != 1:
-        raise ValueError(f"runs disagree on their meta-batch size: {sorted(m)}")
-    (m,) = m
+    sizes = {len(tl) for tl in task_lists}
+    if len(sizes) != 1:
+        raise ValueError(f"runs disagree on their meta-batch size: {sorted(sizes)}")
+    (m,) = sizes
     if learner.outer.batched:
         steps = learner.to_backend(stack_tasks([t for tl in task_lists for t in tl]))
         phi = tree.concat_tasks([tree.broadcast(s.params, m) for s in states])
@@ -69,7 +68,8 @@ def task_results(learner: meta.MetaLearner, states, task_lists) -> list:
         return _split(learner.run_tasks(phi, steps, inner), len(states), m)
     # serial meta-batches: task j of every run in one pass, the inner state flowing within each run
     phi = tree.concat_tasks([tree.broadcast(s.params, 1) for s in states])
-    carried, parts = list(states), [[] for _ in states]
+    carried = list(states)
+    parts: list[list[meta.TaskResults]] = [[] for _ in states]
     for j in range(m):
         steps = learner.to_backend(stack_tasks([tl[j] for tl in task_lists]))
         inner = optim.state_concat_tasks([learner.start_state(c, 1) for c in carried])
@@ -88,7 +88,7 @@ def _split(out, runs: int, m: int) -> list:
 
 def step(learner: meta.MetaLearner, states, task_lists):
     """One meta-iteration of every run: ``(new states, infos)``, each as ``learner.step`` of that run alone."""
-    pairs = [learner.apply(s, r) for s, r in zip(states, task_results(learner, states, task_lists))]
+    pairs = [learner.apply(s, r) for s, r in zip(states, task_results(learner, states, task_lists), strict=True)]
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
@@ -102,14 +102,15 @@ def run_name(seed: int) -> str:
 
 def parse_seeds(text: str) -> list[int]:
     """``"0,1,2,3"`` or ``"0-3"`` (or a mix, ``"0-2,7"``) as a list of distinct non-negative seeds."""
-    seeds = []
+    seeds: list[int] = []
     for part in str(text).split(","):
         part = part.strip()
         lo, dash, hi = part.partition("-")
         try:
             values = range(int(lo), int(hi) + 1) if dash else [int(part)]
         except ValueError:
-            raise ValueError(f"seeds are non-negative integers or ranges a-b separated by commas, got {text!r}") from None
+            raise ValueError("seeds are non-negative integers or ranges a-b separated by commas, got "
+                             f"{text!r}") from None
         if dash and int(hi) < int(lo):
             raise ValueError(f"empty seed range {part!r}")
         seeds.extend(values)
@@ -119,7 +120,8 @@ def parse_seeds(text: str) -> list[int]:
 
 
 class SeedGroup:
-    """The folder of a group of runs: ``seeds.json`` (``{"seeds": [...], "runs": [...]}``) and one run folder per seed."""
+    """The folder of a group of runs: ``seeds.json`` (``{"seeds": [...], "runs": [...]}``) and one run folder per
+    seed."""
 
     def __init__(self, path):
         self.path = Path(path)

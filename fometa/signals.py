@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+from typing import Any
 
 __all__ = ["StopSignals", "Terminated", "terminate_interrupts"]
 
@@ -49,7 +50,7 @@ class StopSignals:
     def __init__(self, install: bool = True):
         self.signal = None
         self.install = install
-        self._old = {}
+        self._old: dict[int, Any] = {}  # the handlers replaced, restored on exit
 
     def _handle(self, signum, frame):
         if self.signal is not None:

@@ -37,7 +37,8 @@ def sine_values(amp, phase, x):
 
 
 def training_steps(rng: np.random.Generator, batch: int = 10, epochs: int = 1):
-    """One training task's inner mini-batches: ``epochs`` shuffled passes over the grid, ``[(x (B, 1), y (B, 1)), ...]``."""
+    """One training task's inner mini-batches: ``epochs`` shuffled passes over the grid,
+    ``[(x (B, 1), y (B, 1)), ...]``."""
     amp, phase = draw_sine(rng)
     y_all = sine_values(amp, phase, GRID)[0]
     steps = []

@@ -95,7 +95,9 @@ def mini_batches(rng: np.random.Generator, size: int, batch: int, count: int, re
     if batch > size:
         raise ValueError(f"mini-batch of {batch} is larger than the task's {size} examples")
     if replacement:
-        return np.stack([rng.choice(size, size=batch, replace=False) for _ in range(count)]) if count else np.zeros((0, batch), np.int64)
+        if not count:
+            return np.zeros((0, batch), np.int64)
+        return np.stack([rng.choice(size, size=batch, replace=False) for _ in range(count)])
     needed = batch * count
     epochs = -(-needed // size) if needed else 0
     order = np.concatenate([rng.permutation(size) for _ in range(epochs)]) if epochs else np.zeros(0, np.int64)
@@ -104,12 +106,14 @@ def mini_batches(rng: np.random.Generator, size: int, batch: int, count: int, re
 
 def split_support_query(task: Task, queries_per_class: int = 1) -> tuple[Task, Task]:
     """Move the first ``queries_per_class`` examples of every label into the query set."""
-    support, query = [], []
+    support: list[int] = []
+    query: list[int] = []
     for label in range(len(task.classes)):
         where = np.flatnonzero(task.y == label)
         if queries_per_class >= len(where):
             raise ValueError(
-                f"cannot hold out {queries_per_class} queries from a class of {len(where)} examples: none left for support"
+                f"cannot hold out {queries_per_class} queries from a class of {len(where)} examples: "
+                "none left for support"
             )
         query.extend(where[:queries_per_class])
         support.extend(where[queries_per_class:])

@@ -48,8 +48,9 @@ computed for quadratic tasks with affine solution sets: :func:`solution_set`,
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -126,7 +127,8 @@ class Quadratic:
 
     def _single(self, x) -> bool:
         if x.ndim not in (3, 4) or tuple(x.shape[-2:]) != self.input_shape:
-            raise ValueError(f"quadratic examples must have shape (B, {self.dim}, {self.dim + 2}) or (T, B, ...), got {x.shape}")
+            raise ValueError(f"quadratic examples must have shape (B, {self.dim}, {self.dim + 2}) or (T, B, ...), got "
+                             f"{x.shape}")
         return x.ndim == 3
 
     def loss_and_grad(self, params, x, y=None):
@@ -194,7 +196,7 @@ def combination_gradient(model, params, batches, alpha: float, weights: Sequence
     if len(weights) != len(batches):
         raise ValueError(f"{len(weights)} weights for {len(batches)} mini-batches")
     path = sgd_path(model, params, batches, alpha)
-    return _sum([tree.scale(g, float(w)) for w, g in zip(weights, path.grads)])
+    return _sum([tree.scale(g, float(w)) for w, g in zip(weights, path.grads, strict=True)])
 
 
 def reptile_gradient(model, params, batches, alpha: float):
@@ -278,8 +280,8 @@ class Expansion(NamedTuple):
         if len(weights) != len(self.inner):
             raise ValueError(f"{len(weights)} weights for {len(self.inner)} mini-batches")
         return Taylor(
-            _sum([tree.scale(t.c0, float(w)) for w, t in zip(weights, self.inner)]),
-            _sum([tree.scale(t.c1, float(w)) for w, t in zip(weights, self.inner)]),
+            _sum([tree.scale(t.c0, float(w)) for w, t in zip(weights, self.inner, strict=True)]),
+            _sum([tree.scale(t.c1, float(w)) for w, t in zip(weights, self.inner, strict=True)]),
         )
 
 
@@ -311,7 +313,7 @@ class Moments(NamedTuple):
     """A task's ``avg_grad`` (``AvgGrad = E[gbar_1]``) and ``avg_grad_inner`` (``AvgGradInner = E[Hbar_2
     gbar_1]``)."""
     avg_grad: dict  # AvgGrad = E[gbar_1]
-    avg_grad_inner: dict  # AvgGradInner = E[Hbar_2 gbar_1]
+    avg_grad_inner: dict | None  # AvgGradInner = E[Hbar_2 gbar_1] (None with one mini-batch)
 
 
 def task_moments(model, params, batches, hvp_step: float | None = None) -> Moments:
@@ -331,7 +333,8 @@ def task_moments(model, params, batches, hvp_step: float | None = None) -> Momen
     if k == 1:
         return Moments(gbar[0], None)
     total = _sum(gbar)
-    inner = _sum([hessian_vector(model, params, x, y, tree.sub(total, g), hvp_step) for (x, y), g in zip(batches, gbar)])
+    inner = _sum([hessian_vector(model, params, x, y, tree.sub(total, g), hvp_step)
+                  for (x, y), g in zip(batches, gbar, strict=True)])
     return Moments(tree.scale(total, 1.0 / k), tree.scale(inner, 1.0 / (k * (k - 1))))
 
 
@@ -353,7 +356,8 @@ def estimate_moments(model, params, tasks, hvp_step: float | None = None) -> Mom
 
 
 def update_coefficients(algorithm: str, k: int) -> tuple[float, float]:
-    """``(a, b)`` with ``E[g] = a AvgGrad - b alpha AvgGradInner + O(alpha^2)`` after ``k`` mini-batches (Section 5.1)."""
+    """``(a, b)`` with ``E[g] = a AvgGrad - b alpha AvgGradInner + O(alpha^2)`` after ``k`` mini-batches (Section
+    5.1)."""
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
     if algorithm == "maml":
@@ -445,7 +449,8 @@ def relu_pattern(model, params, x) -> np.ndarray | None:
     return out[0] if single else out
 
 
-def hessian_norm(model, params, batches, iters: int = 20, rng: np.random.Generator | None = None, hvp_step=None) -> float:
+def hessian_norm(model, params, batches, iters: int = 20, rng: np.random.Generator | None = None,
+                 hvp_step=None) -> float:
     """Largest ``|eigenvalue|`` of the Hessians ``L_i''(params)`` over the batches, by power iteration (single-task)."""
     rng = np.random.default_rng(0) if rng is None else rng
     best = 0.0
@@ -468,7 +473,8 @@ def hessian_norm(model, params, batches, iters: int = 20, rng: np.random.Generat
 # Section 5.2: the squared distance to the tasks' solution sets
 # --------------------------------------------------------------------------------------
 class AffineSet(NamedTuple):
-    """``{phi : X phi = y}``: a member ``point`` and the orthogonal projector onto its normal space (the row space of ``X``)."""
+    """``{phi : X phi = y}``: a member ``point`` and the orthogonal projector onto its normal space (the row space
+    of ``X``)."""
 
     point: np.ndarray
     projector: np.ndarray
@@ -503,7 +509,8 @@ def closest_point(sets: Sequence[AffineSet]) -> np.ndarray:
     """The minimizer of :func:`mean_squared_distance`: ``phi`` with ``mean_tau P_tau (phi - point_tau) = 0``."""
     P = np.mean([s.projector for s in sets], axis=0)
     rhs = np.mean([s.projector @ s.point for s in sets], axis=0)
-    return _solve_unique(P, rhs, "the solution sets' normal spaces do not span the parameter space: no unique minimizer")
+    return _solve_unique(P, rhs, "the solution sets' normal spaces do not span the parameter space: no unique "
+                                 "minimizer")
 
 
 def reptile_fixed_point(hessians, points, alpha: float, k: int | None) -> np.ndarray:
@@ -530,7 +537,7 @@ def reptile_fixed_point(hessians, points, alpha: float, k: int | None) -> np.nda
         else:
             Ms.append(np.eye(n) - np.linalg.matrix_power(np.eye(n) - alpha * A, k))
     M = np.mean(Ms, axis=0)
-    rhs = np.mean([m @ np.asarray(s, dtype=np.float64) for m, s in zip(Ms, points)], axis=0)
+    rhs = np.mean([m @ np.asarray(s, dtype=np.float64) for m, s in zip(Ms, points, strict=True)], axis=0)
     return _solve_unique(M, rhs, "Reptile's fixed point is not unique here")
 
 

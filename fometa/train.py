@@ -67,7 +67,7 @@ class TrainResult:
     seconds: float  # training wall time over all sessions of the run
     last: dict  # the last log record (empty if none)
     signal: str = ""
-    state: object = None  # the run's final meta.MetaState (parameters, optimizer states, iteration)
+    state: meta.MetaState | None = None  # the run's final meta-state (parameters, optimizer states, iteration)
 
     def as_dict(self) -> dict:
         """The JSON-plain summary a command prints: status, iteration, seconds, the signal if any, and the last
@@ -269,7 +269,7 @@ def _check_finite(members: list[RunProgress], pairs, bar: ProgressBar) -> None:
             raise TrainingError(f"{m.label}: non-finite loss or parameters at meta-iteration {new.iteration} {losses}; "
                                 f"training stopped and for this run {m.writer.kept()}, as are the other runs' last "
                                 f"checkpoints. {advice}")
-        what = "loss" if not all(map(math.isfinite, info.values())) else "parameters (after a finite loss)"
+        what = "loss" if not all(math.isfinite(v) for v in info.values()) else "parameters (after a finite loss)"
         raise TrainingError(f"non-finite {what} at meta-iteration {new.iteration} {losses}; training stopped and "
                             f"{m.writer.kept()}. {advice}")
 
@@ -389,12 +389,7 @@ def train(cfg: C.RunConfig, run_dir: str | Path | None, splits: dict | None = No
     :class:`TrainingError` on a non-finite loss.
     """
     comm = distributed.world()
-    provider = local_task_results
-    if comm.size > 1:
-        distributed.check_training(comm, cfg.inner, cfg.outer)
-
-        def provider(learner, states, task_lists):
-            return [distributed.task_results(learner, comm, s, t) for s, t in zip(states, task_lists, strict=True)]
-
+    distributed.check_training(comm, cfg.inner, cfg.outer)
+    provider = distributed.ranks_provider(comm) if comm.size > 1 else local_task_results
     return train_runs([cfg], [Path(run_dir) if run_dir is not None else None], splits, resumes=[resume],
                       provider=provider, comm=comm, options=options, learner=learner)[0]

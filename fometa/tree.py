@@ -7,7 +7,7 @@ task axis ``T`` on every array. Functions never modify their arguments.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -102,14 +102,14 @@ def unstack(a: Mapping) -> list[Tree]:
     return [{k: v[i] for k, v in a.items()} for i in range(n)]
 
 
-def concat_tasks(trees: Iterable[Mapping]) -> Tree:
+def concat_tasks(trees: Iterable[Tree]) -> Tree:
     """Join task-batched trees along their task axis, in order: ``[(T1, ...), (T2, ...)] -> (T1 + T2, ...)``."""
-    trees = list(trees)
-    if not trees:
+    parts = list(trees)
+    if not parts:
         raise ValueError("cannot join an empty sequence of parameter trees")
-    if len(trees) == 1:
-        return trees[0]
-    return map(lambda *xs: array_module(xs[0]).concatenate(xs, axis=0), *trees)
+    if len(parts) == 1:
+        return parts[0]
+    return map(lambda *xs: array_module(xs[0]).concatenate(xs, axis=0), *parts)
 
 
 def take_task(a: Mapping, index) -> Tree:

@@ -11,7 +11,7 @@ def _run(*args):
 
 def test_unavailable_backend_is_a_one_line_error():
     try:
-        import cupy  # noqa: F401
+        import cupy  # noqa: F401 - imported to see that it is installed
 
         pytest.skip("CuPy is installed here: the missing-backend error cannot be provoked")
     except ImportError:

@@ -48,7 +48,8 @@ def test_sine_preset_matches_fometa_sine():
                           meta_iters=30_000, eval_points=10, eval_steps=32)
     assert (cfg.inner.optimizer, cfg.inner.lr, cfg.inner.batch) == ("sgd", ref.inner_lr, ref.inner_batch)
     assert cfg.inner.iters == ref.inner_epochs * 50 // ref.inner_batch
-    assert (cfg.outer.meta_step, cfg.outer.meta_step_final, cfg.outer.meta_batch) == (ref.meta_step, ref.meta_step_final, 1)
+    assert (cfg.outer.meta_step, cfg.outer.meta_step_final, cfg.outer.meta_batch) == \
+        (ref.meta_step, ref.meta_step_final, 1)
     assert (cfg.meta_iters, cfg.eval.shots, cfg.eval.inner_iters) == (ref.meta_iters, ref.eval_points, ref.eval_steps)
 
 

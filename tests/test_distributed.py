@@ -6,10 +6,11 @@ import threading
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from fometa import distributed, meta, models, optim, parallel, tree
 from fometa import config as C
+from fometa import distributed, meta, models, optim, parallel, tree
 from fometa import evaluate as E
 from fometa.tasks import ArrayClasses
 
@@ -135,7 +136,7 @@ def test_data_parallel_steps_equal_one_process(seed, meta_batch, size, policy, a
         assert tree.allclose(state.inner_state.mu, one.inner_state.mu, rtol=1e-12, atol=1e-14)
         assert tree.allclose(state.inner_state.nu, one.inner_state.nu, rtol=1e-12, atol=1e-14)
         assert int(state.inner_state.count) == int(one.inner_state.count) and state.iteration == 3
-        for a, b in zip(infos, one_infos):
+        for a, b in zip(infos, one_infos, strict=True):
             assert a == pytest.approx(b, rel=1e-12)
     for state, _ in ranks[1:]:  # every rank holds bit for bit rank 0's numbers
         assert all(np.array_equal(state.params[k], ranks[0][0].params[k]) for k in phi)

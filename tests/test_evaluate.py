@@ -1,7 +1,8 @@
 """Evaluation: accuracy with a 95% CI, and the three batch-norm modes behaving as documented."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fometa import evaluate as E
 from fometa import models, optim, tree
@@ -54,7 +55,8 @@ def test_per_query_uses_the_query_in_its_statistics_and_support_stats_does_not(s
 def _separable(rng, classes=6, per_class=8):
     """Classes that are easy to tell apart: a fixed random image each, plus a little noise."""
     protos = rng.random((classes, 6, 6)).astype(np.float32)
-    return ArrayClasses([protos[c] + 0.3 * rng.standard_normal((per_class, 6, 6)).astype(np.float32) for c in range(classes)])
+    return ArrayClasses([protos[c] + 0.3 * rng.standard_normal((per_class, 6, 6)).astype(np.float32)
+                         for c in range(classes)])
 
 
 def test_evaluate_learns_separable_tasks_and_reports_a_ci():
@@ -130,4 +132,5 @@ def test_config_errors():
         E.EvaluationConfig(shots=1, inner_batch=10).check_ways(5)
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError, match="unknown evaluation mode"):
-        E.evaluate(NET, NET.init(rng), _separable(rng), rng, E.EvaluationConfig(shots=1, inner_batch=3, inner_iters=1), optim.SGD(0.1), tasks=1, modes=["x"])
+        E.evaluate(NET, NET.init(rng), _separable(rng), rng, E.EvaluationConfig(shots=1, inner_batch=3, inner_iters=1),
+                   optim.SGD(0.1), tasks=1, modes=["x"])

@@ -229,7 +229,7 @@ def test_bad_parameters_are_refused_by_fit(tiny_run, tiny_classes, params, error
 def _save_pngs(folder, arrays):
     folder.mkdir(parents=True)
     paths = [folder / f"{i}.png" for i in range(len(arrays))]
-    for path, a in zip(paths, arrays):
+    for path, a in zip(paths, arrays, strict=True):
         Image.fromarray(a).save(path)
     return paths
 

@@ -19,15 +19,15 @@ from fometa.fewshot import FewShotClassifier, NotFittedError
 sklearn = pytest.importorskip("sklearn")
 pytest.importorskip("PIL")
 
-from sklearn.base import clone, is_classifier  # noqa: E402
-from sklearn.exceptions import NotFittedError as SklearnNotFittedError  # noqa: E402
-from sklearn.exceptions import SkipTestWarning  # noqa: E402
-from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score  # noqa: E402
-from sklearn.pipeline import Pipeline  # noqa: E402
-from sklearn.preprocessing import FunctionTransformer  # noqa: E402
-from sklearn.utils import get_tags  # noqa: E402
-from sklearn.utils import estimator_checks  # noqa: E402
-from sklearn.utils.validation import check_is_fitted  # noqa: E402
+# imported after the skips above, so that the module skips without scikit-learn (E402 allowed in pyproject.toml)
+from sklearn.base import clone, is_classifier
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+from sklearn.exceptions import SkipTestWarning
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils import estimator_checks, get_tags
+from sklearn.utils.validation import check_is_fitted
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("FOMETA_DATA_DIR") or "FOMETA_DATA_DIR-is-not-set")
@@ -97,7 +97,7 @@ def test_cross_val_score_on_a_few_shot_set_is_fit_and_score_per_fold(tiny_run, t
     cv = StratifiedKFold(3, shuffle=True, random_state=0)
     scores = cross_val_score(clf, x, y, cv=cv, scoring=scoring)
     assert scores.shape == (3,)
-    for score, (train, test) in zip(scores, cv.split(x, y)):  # what scikit-learn did, done by hand
+    for score, (train, test) in zip(scores, cv.split(x, y), strict=True):  # what scikit-learn did, done by hand
         fitted = FewShotClassifier(tiny_run, steps=20, seed=2).fit(x[train], y[train])
         if scoring is None:
             expected = fitted.score(x[test], y[test])
@@ -196,7 +196,8 @@ def test_grid_search_over_steps_on_omniglot_test_characters(omniglot_test_drawin
     search = GridSearchCV(FewShotClassifier("omniglot-5way"), {"steps": [0, 50]},
                           cv=StratifiedKFold(3, shuffle=True, random_state=0))
     search.fit(x, y)
-    scores = {int(k): float(v) for k, v in zip(search.cv_results_["param_steps"], search.cv_results_["mean_test_score"])}
+    results = search.cv_results_
+    scores = {int(k): float(v) for k, v in zip(results["param_steps"], results["mean_test_score"], strict=True)}
     print(f"GridSearchCV on 5 Omniglot test characters, 4 shots: mean accuracy by steps {scores}")
     assert search.best_params_ == {"steps": 50}, scores
     assert scores[50] >= 0.8 and scores[0] < scores[50], scores

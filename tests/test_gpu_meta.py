@@ -5,9 +5,9 @@ Skipped with the reason where CuPy or a GPU is missing (see tests/conftest.py).
 import numpy as np
 import pytest
 
+from fometa import config as C
 from fometa import evaluate as E
 from fometa import meta, models, optim, tree
-from fometa import config as C
 from fometa.tasks import ArrayClasses
 
 pytestmark = pytest.mark.gpu

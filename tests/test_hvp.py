@@ -1,6 +1,7 @@
 """Hessian-vector products by central differences: accuracy against exact and numerical Hessians."""
 import numpy as np
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fometa import models, tree
 from fometa.hvp import hvp

@@ -1,10 +1,11 @@
 """Meta-algorithms: the algorithm-level properties of STYLE.md habit 9 and issue 3."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from fometa import meta, models, optim, tree
 from fometa import config as C
+from fometa import meta, models, optim, tree
 from fometa.tasks import ArrayClasses, stack_tasks
 
 MLP = models.sine_mlp(hidden=6)
@@ -129,19 +130,22 @@ def test_maml_is_the_gradient_through_the_inner_loop(seed, k, lr):
     err = float(tree.norm(tree.sub(G, fd)) / tree.norm(fd))
     assert err < 1e-6, f"MAML meta-gradient off by {err:.2e} (relative, in norm)"
     if k > 1:  # and it is not the first-order approximation
-        fo, _, _ = meta.FOMAML().pseudo_gradient(MLP, tree.broadcast(phi, 1), _steps(task), optim.SGD(lr), optim.SGDState())
+        fo, _, _ = meta.FOMAML().pseudo_gradient(MLP, tree.broadcast(phi, 1), _steps(task), optim.SGD(lr),
+                                                 optim.SGDState())
         assert float(tree.norm(tree.sub(tree.take_task(fo, 0), fd))) > 10 * float(tree.norm(tree.sub(G, fd)))
 
 
 @settings(max_examples=20)
-@given(seed=seeds, meta_batch=st.integers(1, 4), k=st.integers(1, 3), alg=st.sampled_from(["reptile", "fomaml", "maml"]))
+@given(seed=seeds, meta_batch=st.integers(1, 4), k=st.integers(1, 3),
+       alg=st.sampled_from(["reptile", "fomaml", "maml"]))
 def test_task_batched_equals_serial_under_reset(seed, meta_batch, k, alg):
     rng = np.random.default_rng(seed)
     phi = _phi(seed)
     tasks = [_task(rng, k, 3) for _ in range(meta_batch)]
     results = []
     for batched in (True, False):
-        learner = _learner(meta.make_algorithm(alg), optim.Adam(0.01), eps=0.5, meta_batch=meta_batch, batched=batched, policy="reset", k=k)
+        learner = _learner(meta.make_algorithm(alg), optim.Adam(0.01), eps=0.5, meta_batch=meta_batch, batched=batched,
+                           policy="reset", k=k)
         state = learner.init(phi)
         for _ in range(2):
             state, _ = learner.step(state, tasks)
@@ -190,7 +194,8 @@ def test_outer_adam_first_step_is_lr_times_normalized_g():
     learner = meta.MetaLearner(MLP, meta.Reptile(), optim.SGD(0.02), meta.OuterAdam(lr=0.01),
                                C.InnerConfig(shots=1, batch=3, iters=2), C.OuterConfig(meta_batch=1))
     task = _task(rng, 2, 3)
-    G, _, _ = meta.Reptile().pseudo_gradient(MLP, tree.broadcast(phi, 1), _steps(task), optim.SGD(0.02), optim.SGDState())
+    G, _, _ = meta.Reptile().pseudo_gradient(MLP, tree.broadcast(phi, 1), _steps(task), optim.SGD(0.02),
+                                             optim.SGDState())
     new, _ = learner.step(learner.init(phi), [task])
     step = tree.sub(new.params, phi)
     # Adam's first step: lr * sqrt(1 - b2) / (1 - b1) * (1 - b1) g / (sqrt(1 - b2) |g| + eps) ~ lr * sign(g)

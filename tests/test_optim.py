@@ -1,6 +1,7 @@
 """Optimizers: pure init/update pairs, task axis, TensorFlow's Adam rule."""
 import numpy as np
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fometa import optim, tree
 

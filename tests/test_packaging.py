@@ -59,8 +59,10 @@ def test_fometa_backends_is_the_package_folder(tmp_path):
         tmp_path,
     )
     assert Path(where[0]).resolve() == REPO / "fometa" / "__init__.py", f"fometa comes from {where[0]}"
-    assert Path(where[1]).resolve() == REPO / "fometa" / "backends" / "__init__.py", f"fometa.backends comes from {where[1]}"
-    assert Path(where[2]).resolve() == REPO / "fometa" / "backends" / "kernels.py", f"fometa.backends.kernels from {where[2]}"
+    assert Path(where[1]).resolve() == REPO / "fometa" / "backends" / "__init__.py", \
+        f"fometa.backends comes from {where[1]}"
+    assert Path(where[2]).resolve() == REPO / "fometa" / "backends" / "kernels.py", \
+        f"fometa.backends.kernels from {where[2]}"
     assert Path(fometa.backends.__file__).resolve() == REPO / "fometa" / "backends" / "__init__.py", (
         f"in the test process, fometa.backends comes from {fometa.backends.__file__}"
     )

@@ -79,8 +79,8 @@ def test_blas_threads_restored_after_parallel_blocks():
 
 @pytest.mark.parametrize("value", ["0", "-2"])
 def test_cli_refuses_bad_thread_counts(value):
-    out = subprocess.run([sys.executable, "-m", "fometa", "bench", "--threads", value, "--repeat", "1", "--warmup", "0"],
-                         capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "fometa", "bench", "--threads", value, "--repeat", "1",
+                          "--warmup", "0"], capture_output=True, text=True)
     assert out.returncode == 2
     assert "--threads must be at least 1" in out.stderr and "Traceback" not in out.stderr
 

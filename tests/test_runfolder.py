@@ -3,7 +3,8 @@ read back whole) and finding a run's data file from any working folder."""
 import numpy as np
 import pytest
 
-from fometa import checkpoint, config as C, models, optim
+from fometa import checkpoint, models, optim
+from fometa import config as C
 from fometa.data import DataError
 from fometa.runfolder import RunFolder, find_data
 

@@ -6,7 +6,9 @@ import signal
 import numpy as np
 import pytest
 
-from fometa import checkpoint, config as C, meta, models, optim, seeds, train as T
+from fometa import checkpoint, meta, models, optim, seeds
+from fometa import config as C
+from fometa import train as T
 from fometa.backends import get_backend
 from fometa.data import ArraySplit
 from fometa.runfolder import RunFolder
@@ -192,7 +194,7 @@ def test_group_resumed_equals_uninterrupted(tmp_path, stop_at):
     resumes = [_ckpt(d) for d in part]
     done = seeds.train_group(cfgs, part, _splits(), resumes=resumes, options=QUIET)
     assert [(r.status, r.iteration) for r in done] == [("finished", 12)] * 3
-    for a, b in zip(full, part):
+    for a, b in zip(full, part, strict=True):
         _assert_same_run(a, b)
 
 
@@ -200,10 +202,10 @@ def test_runs_at_different_iterations_catch_up_then_step_together(tmp_path):
     """A group resumed from checkpoints of different iterations (e.g. killed while writing them)."""
     cfgs = [_cfg(seed=s) for s in SEEDS]
     dirs = [tmp_path / "g" / f"seed{s}" for s in SEEDS]
-    for cfg, d, stop in zip(cfgs, dirs, (5, 2, 9)):
+    for cfg, d, stop in zip(cfgs, dirs, (5, 2, 9), strict=True):
         T.train(cfg, d, _splits(), options=_quiet_until(stop))
     seeds.train_group(cfgs, dirs, _splits(), resumes=[_ckpt(d) for d in dirs], options=QUIET)
-    for s, d in zip(SEEDS, dirs):
+    for s, d in zip(SEEDS, dirs, strict=True):
         T.train(_cfg(seed=s), tmp_path / f"alone{s}", _splits(), options=QUIET)
         _assert_same_run(tmp_path / f"alone{s}", d)
 

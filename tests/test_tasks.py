@@ -1,7 +1,8 @@
 """Task sampling: N-way K-shot draws, mini-batches as the reference cuts them, support/query split."""
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fometa import tasks as T
 
@@ -93,7 +94,7 @@ def test_same_seed_same_draws():
     ds = _dataset(10, 10)
     a = T.training_batches(ds, np.random.default_rng(7), ways=5, shots=2, batch=4, iters=3)
     b = T.training_batches(ds, np.random.default_rng(7), ways=5, shots=2, batch=4, iters=3)
-    for (xa, ya), (xb, yb) in zip(a, b):
+    for (xa, ya), (xb, yb) in zip(a, b, strict=True):
         np.testing.assert_array_equal(xa, xb)
         np.testing.assert_array_equal(ya, yb)
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from hypothesis import assume, given, note, strategies as st
+from hypothesis import assume, given, note
+from hypothesis import strategies as st
 
-from fometa import meta, models, optim, theory, tree
 from fometa import config as C
+from fometa import meta, models, optim, theory, tree
 from fometa.layers import Dense
 
 
@@ -78,7 +79,8 @@ def _learner(model, alpha, k, tasks, eps=1.0):
 
 
 def _trainer_fixed_point(model, tasks, alpha, k, n):
-    """The fixed point of the trainer's meta-step ``S`` (affine in ``phi`` here), from ``S`` at ``0`` and the unit vectors."""
+    """The fixed point of the trainer's meta-step ``S`` (affine in ``phi`` here), from ``S`` at ``0`` and the unit
+    vectors."""
     learner = _learner(model, alpha, k, len(tasks))
     batches = [[(x, y)] * k for x, y in tasks]  # full-batch inner steps
 
@@ -112,17 +114,20 @@ def test_reptile_fixed_point_approaches_the_closest_point_to_the_solution_sets(p
     for k in KS:
         fixed = _trainer_fixed_point(model, tasks, alpha, k, n)
         predicted = theory.reptile_fixed_point(hessians, points, alpha, k)
-        assert np.allclose(fixed, predicted, rtol=1e-7, atol=1e-8 * scale), f"k={k}: trainer fixed point {fixed} != theory {predicted}"
+        assert np.allclose(fixed, predicted, rtol=1e-7,
+                           atol=1e-8 * scale), f"k={k}: trainer fixed point {fixed} != theory {predicted}"
         # |fp_k - best| <= rho^k max_tau D(fp_k, W_tau) / lambda_min(mean P)
         bound = rho**k * max(s.distance(fixed) for s in sets) / spread
         err = np.linalg.norm(fixed - best)
-        assert err <= bound * (1 + 1e-6) + 1e-9 * scale, f"k={k}: fixed point is {err} from the minimizer, bound {bound}"
+        assert err <= bound * (1 + 1e-6) + 1e-9 * scale, \
+            f"k={k}: fixed point is {err} from the minimizer, bound {bound}"
         assert theory.mean_squared_distance(fixed, sets) >= f_best - 1e-10 * scale**2, "something beat the minimizer"
     # as the inner loop converges, the fixed point reaches the minimizer
     assume(rho < 0.999)
     k_big = int(math.ceil(math.log(1e-12) / math.log(max(rho, 1e-3))))
     far = theory.reptile_fixed_point(hessians, points, alpha, k_big)
-    assert np.linalg.norm(far - best) <= 1e-7 * scale, f"k={k_big}: still {np.linalg.norm(far - best)} from the minimizer"
+    assert np.linalg.norm(far - best) <= 1e-7 * scale, \
+        f"k={k_big}: still {np.linalg.norm(far - best)} from the minimizer"
 
 
 @given(problem=regression_tasks(), frac=st.floats(0.2, 0.9), seed=st.integers(0, 2**32 - 1))
@@ -131,7 +136,7 @@ def test_reptile_update_tends_to_the_gradient_of_the_squared_distance(problem, f
     model = linear_regression(d)
     sets, _, alpha, rho, _ = _setting(tasks, frac)
     phi = np.random.default_rng(seed).standard_normal(d + 1)
-    for (x, y), s in zip(tasks, sets):
+    for (x, y), s in zip(tasks, sets, strict=True):
         grad = s.projector @ (phi - s.point)  # grad of (1/2) D(phi, W)^2
         assert np.isclose(0.5 * s.distance(phi) ** 2 - 0.5 * s.distance(phi - 1e-6 * grad) ** 2,
                           1e-6 * grad @ grad, rtol=1e-4, atol=1e-12), "P (phi - s) is not the gradient of (1/2) D^2"
@@ -139,8 +144,10 @@ def test_reptile_update_tends_to_the_gradient_of_the_squared_distance(problem, f
             G, _, _ = meta.Reptile().pseudo_gradient(model, tree.broadcast(unflat(phi), 1), [(x[None], y[None])] * k,
                                                       optim.SGD(alpha), optim.SGDState())
             step = alpha * flat(tree.take_task(G, 0))  # phi - phi_tilde
-            assert np.linalg.norm(step - grad) <= rho**k * np.linalg.norm(grad) * (1 + 1e-6) + 1e-9 * (1 + np.linalg.norm(phi)), (
-                f"k={k}: phi - phi_tilde is {np.linalg.norm(step - grad)} from grad (1/2) D^2, bound {rho**k * np.linalg.norm(grad)}"
+            bound = rho**k * np.linalg.norm(grad) * (1 + 1e-6) + 1e-9 * (1 + np.linalg.norm(phi))
+            assert np.linalg.norm(step - grad) <= bound, (
+                f"k={k}: phi - phi_tilde is {np.linalg.norm(step - grad)} from grad (1/2) D^2, bound "
+                f"{rho**k * np.linalg.norm(grad)}"
             )
             assert np.allclose(s.nearest(phi), phi - grad), "the nearest point of W is phi - P (phi - s)"
 
@@ -155,7 +162,8 @@ def test_iterating_reptile_reaches_its_fixed_point():
         tasks.append((x, (np.hstack([x, np.ones((m, 1))]) @ rng.standard_normal(d + 1))[:, None]))
     sets, hessians, alpha, _, _ = _setting(tasks, 0.5)
     eps = 1.0
-    # the meta-step is phi <- phi - eps mean_tau M_tau (phi - s_tau): it contracts by max |1 - eps mu|, mu in eig(mean M)
+    # the meta-step is phi <- phi - eps mean_tau M_tau (phi - s_tau): it contracts by max |1 - eps mu|,
+    # mu in eig(mean M)
     mean_m = np.mean([np.eye(d + 1) - np.linalg.matrix_power(np.eye(d + 1) - alpha * A, k) for A in hessians], axis=0)
     contraction = float(np.abs(1.0 - eps * np.linalg.eigvals(mean_m)).max())
     assert contraction < 1.0
@@ -171,4 +179,5 @@ def test_iterating_reptile_reaches_its_fixed_point():
     )
     closest = theory.closest_point(sets)
     distances = [theory.mean_squared_distance(p, sets) for p in (flat(state.params), closest)]
-    assert distances[0] >= distances[1] - 1e-12, f"mean squared distance at the fixed point and the minimum: {distances}"
+    assert distances[0] >= distances[1] - 1e-12, \
+        f"mean squared distance at the fixed point and the minimum: {distances}"

@@ -21,7 +21,8 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fometa import models, theory, tree
 
@@ -46,7 +47,7 @@ class KinkGuard:
             return
         single = x.ndim == len(self.model.input_shape) + 1
         xs, pats = (x[None], pattern[None]) if single else (x, pattern)
-        for xt, pt in zip(xs, pats):
+        for xt, pt in zip(xs, pats, strict=True):
             key = np.ascontiguousarray(xt).tobytes()
             seen = self.patterns.setdefault(key, pt)
             if not np.array_equal(seen, pt):
@@ -168,7 +169,8 @@ def test_quadratic_gradient_and_hessian_are_exact(seed, dim, batch, tasks):
     losses, grads = model.loss_and_grad(tree.broadcast(phi, tasks), *steps[0])
     for t, task in enumerate(task_list):
         lt, gt = model.loss_and_grad(phi, *task[0])
-        assert np.isclose(losses[t], lt, rtol=1e-13) and rel_err(tree.take_task(grads, t), gt) < 1e-13, f"task {t} differs when batched"
+        assert np.isclose(losses[t], lt, rtol=1e-13) and rel_err(tree.take_task(grads, t), gt) < 1e-13, \
+            f"task {t} differs when batched"
 
 
 @pytest.mark.parametrize("kind", KINDS)

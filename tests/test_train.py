@@ -6,7 +6,9 @@ import signal
 import numpy as np
 import pytest
 
-from fometa import checkpoint, config as C, train as T
+from fometa import checkpoint
+from fometa import config as C
+from fometa import train as T
 from fometa.build import check_data
 from fometa.data import ArraySplit
 from fometa.runfolder import RunFolder
@@ -21,7 +23,7 @@ def _quiet_until(stop_at):
 def _splits(seed=0, classes=(12, 8), examples=8, nan=False):
     rng = np.random.default_rng(seed)
     out = {}
-    for name, n in zip(("train", "test"), classes):
+    for name, n in zip(("train", "test"), classes, strict=True):
         arrays = [rng.random((examples, 28, 28), dtype=np.float32) for _ in range(n)]
         if nan:
             arrays = [np.full_like(a, np.nan) for a in arrays]
@@ -101,7 +103,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     before = (tmp_path / "checkpoint.h5").read_bytes()
     longer = C.apply_overrides(cfg, {"meta_iters": 9})
     ck = checkpoint.load(tmp_path / "checkpoint.h5")
-    with pytest.raises(T.TrainingError, match=r"non-finite loss at meta-iteration 6 .*checkpoint.h5 at iteration 5, is kept"):
+    with pytest.raises(T.TrainingError,
+                       match=r"non-finite loss at meta-iteration 6 .*checkpoint.h5 at iteration 5, is kept"):
         T.train(longer, tmp_path, _splits(nan=True), resume=ck, options=QUIET)
     assert (tmp_path / "checkpoint.h5").read_bytes() == before
 
@@ -140,7 +143,8 @@ def test_signal_finishes_the_iteration_writes_a_checkpoint_and_returns(tmp_path,
 
 
 def test_data_checks_name_the_problem():
-    with pytest.raises(C.ConfigError, match="evaluation needs 9 shots \\+ 1 query per class, but a class of the train split has only 8"):
+    with pytest.raises(C.ConfigError, match="evaluation needs 9 shots \\+ 1 query per class, "
+                                            "but a class of the train split has only 8"):
         check_data(_cfg(**{"eval.shots": 9}), _splits())
     with pytest.raises(C.ConfigError, match="training tasks need 9 train shots per class, but .* only 8 examples"):
         check_data(_cfg(**{"inner.shots": 9}), _splits())

@@ -49,8 +49,9 @@ def main(argv=None):
         local = {k.split("/", 1)[1]: v for k, v in params.items() if k.startswith(lname + "/")}
         y, cache = layer.forward(local, x)
         dy = rng.standard_normal(y.shape).astype(dtype)
-        f_ms = _median_ms(lambda: layer.forward(local, x), args.repeat, args.warmup)
-        b_ms = _median_ms(lambda: layer.backward(local, cache, dy), args.repeat, args.warmup)
+        f_ms = _median_ms(lambda layer=layer, local=local, x=x: layer.forward(local, x), args.repeat, args.warmup)
+        b_ms = _median_ms(lambda layer=layer, local=local, cache=cache, dy=dy: layer.backward(local, cache, dy),
+                          args.repeat, args.warmup)
         kind = type(layer).__name__
         rows.append((lname, kind, tuple(x.shape), f_ms, b_ms))
         x = y

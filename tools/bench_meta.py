@@ -42,7 +42,7 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=200)
     args = ap.parse_args(argv)
     algs, draw, init = learners(args.model)
-    states = {a: l.init(init) for a, l in algs.items()}
+    states = {a: learner.init(init) for a, learner in algs.items()}
     times = {a: [] for a in algs}
     for r in range(args.repeat + 3):
         tasks = draw()
@@ -54,7 +54,8 @@ def main(argv=None):
     base = float(np.median(times["reptile"]))
     for a, ts in times.items():
         med = float(np.median(ts))
-        print(json.dumps({"model": args.model, "algorithm": a, "median_ms": 1e3 * med, "ratio_to_reptile": med / base, "repeat": args.repeat}))
+        print(json.dumps({"model": args.model, "algorithm": a, "median_ms": 1e3 * med, "ratio_to_reptile": med / base,
+                          "repeat": args.repeat}))
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def conv_products(net: str):
     else:  # 84 -> 42 -> 21 -> 11 -> 6 after pooling; convs at 84, 42, 21, 11, 32 filters
         sizes, chans, filters = [(84, 84), (42, 42), (21, 21), (11, 11)], [3, 32, 32, 32], 32
     out = []
-    for i, ((_, o), c) in enumerate(zip(sizes, chans)):
+    for i, ((_, o), c) in enumerate(zip(sizes, chans, strict=True)):
         rows, depth = 10 * o * o, 9 * c
         out.append((i, "forward", rows, depth, filters, False))
         out.append((i, "kernel-grad", depth, rows, filters, True))
@@ -125,7 +125,8 @@ def alternatives(repeat: int):
             np.matmul(u, v, out=out)
             times.append(time.perf_counter() - start)
         sec = float(np.median(times[2:])) / images
-        yield f"Winograd F(2x2,3x3): 16 x ({tiles} tiles x 32) @ (32 x 32), per image", tiles, 32, 32, direct / sec / 1e9
+        yield (f"Winograd F(2x2,3x3): 16 x ({tiles} tiles x 32) @ (32 x 32), per image", tiles, 32, 32,
+               direct / sec / 1e9)
     # the whole convolution of one image as the fused engine runs it, both ways: patches and product, or
     # Winograd's input transform, products and output transform (the backend's compiled kernels if any)
     from fometa.backends import get_backend, kernels

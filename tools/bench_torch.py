@@ -36,7 +36,8 @@ def torch_loop(model_name: str, seed: int):
     if model_name == "omniglot":
         blocks, chans, shape = [], 1, (1, 28, 28)
         for _ in range(4):
-            blocks += [nn.Conv2d(chans, 64, 3, stride=2, padding=1), nn.BatchNorm2d(64, eps=1e-3, track_running_stats=False), nn.ReLU()]
+            blocks += [nn.Conv2d(chans, 64, 3, stride=2, padding=1),
+                       nn.BatchNorm2d(64, eps=1e-3, track_running_stats=False), nn.ReLU()]
             chans = 64
         net = nn.Sequential(*blocks, nn.Flatten(), nn.Linear(256, 5))
         steps = 5
@@ -50,7 +51,8 @@ def torch_loop(model_name: str, seed: int):
         steps = 8
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, betas=(0.0, 0.999))
     gen = torch.Generator().manual_seed(seed)
-    data = [[(torch.rand((10,) + shape, generator=gen), torch.randint(0, 5, (10,), generator=gen)) for _ in range(steps)]
+    data = [[(torch.rand((10,) + shape, generator=gen), torch.randint(0, 5, (10,), generator=gen))
+             for _ in range(steps)]
             for _ in range(5)]
     loss_fn = nn.CrossEntropyLoss()
 
@@ -59,17 +61,17 @@ def torch_loop(model_name: str, seed: int):
         new = [torch.zeros_like(p) for p in phi]
         for task in data:
             with torch.no_grad():
-                for p, v in zip(net.parameters(), phi):
+                for p, v in zip(net.parameters(), phi, strict=True):
                     p.copy_(v)
             for x, y in task:
                 opt.zero_grad()
                 loss_fn(net(x), y).backward()
                 opt.step()
             with torch.no_grad():
-                for acc, p in zip(new, net.parameters()):
+                for acc, p in zip(new, net.parameters(), strict=True):
                     acc += p
         with torch.no_grad():
-            for p, v, acc in zip(net.parameters(), phi, new):
+            for p, v, acc in zip(net.parameters(), phi, new, strict=True):
                 p.copy_(v + eps * (acc / len(data) - v))
 
     return meta_iteration
@@ -80,7 +82,10 @@ def fometa_loop(model_name: str, seed: int):
     from fometa.tasks import ArrayClasses
 
     rng = np.random.default_rng(seed)
-    preset, shape = ("omniglot-5way-1shot", (28, 28)) if model_name == "omniglot" else ("miniimagenet-5way-1shot", (84, 84, 3))
+    if model_name == "omniglot":
+        preset, shape = "omniglot-5way-1shot", (28, 28)
+    else:
+        preset, shape = "miniimagenet-5way-1shot", (84, 84, 3)
     cfg = config.apply_overrides(config.preset(preset), {"meta_iters": 10**6})  # shots, inner steps as the paper
     ds = ArrayClasses([rng.random((cfg.inner.shots,) + shape, dtype=np.float32) for _ in range(10)])
     learner = build.build_learner(cfg)

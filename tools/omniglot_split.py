@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Write the paper's Omniglot character split as JSON:
-``python tools/omniglot_split.py --packed datasets/omniglot.h5 --seed 0 --out datasets/splits/omniglot_paper_seed0.json``.
+``python tools/omniglot_split.py --packed datasets/omniglot.h5 --seed 0 --out
+datasets/splits/omniglot_paper_seed0.json``.
 
 The split is :func:`fometa.data.omniglot_paper_split`, the reference code's (openai/supervised-reptile,
 ``random.seed(seed)`` then ``split_dataset(read_dataset(...))``): characters sorted by (alphabet,
@@ -30,7 +31,7 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     train, test = omniglot_paper_split(alphabets, characters, args.seed, args.train_characters)
-    names = [f"{a}/{c}" for a, c in zip(alphabets, characters)]
+    names = [f"{a}/{c}" for a, c in zip(alphabets, characters, strict=True)]
     spec = {
         "protocol": "paper", "seed": args.seed, "train_characters": args.train_characters,
         "rule": "openai/supervised-reptile's split_dataset(read_dataset(...)) after random.seed(seed): characters "

@@ -78,7 +78,7 @@ def rows(run: Path) -> list[str]:
         if any(r["shots"] != shots or r["tasks"] != tasks for r in by_mode.values()):
             raise ResultsError(f"{path}: its records differ in shots or tasks")
 
-        def cell(mode):
+        def cell(mode, by_mode=by_mode):
             r = by_mode.get(mode)
             return "" if r is None else f"{100 * r['accuracy']:.2f} ± {100 * r['ci95']:.2f}%"
 
@@ -98,7 +98,10 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", nargs="+", metavar="NAME", help="these run folders, in this order (default: all)")
     args = ap.parse_args(argv)
     root = Path(args.root)
-    runs = [root / n for n in args.runs] if args.runs else sorted(p for p in root.iterdir() if (p / "config.json").exists())
+    if args.runs:
+        runs = [root / n for n in args.runs]
+    else:
+        runs = sorted(p for p in root.iterdir() if (p / "config.json").exists())
     try:
         lines = [row for run in runs for row in rows(run)]
     except (ResultsError, KeyError) as exc:

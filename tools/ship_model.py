@@ -105,7 +105,8 @@ def ship(run, name: str, results=None, registry=None, description: str | None = 
             raise ShipError(f"{run}: {note}; ship a run whose latest checkpoint is sound")
         cfg = C.from_dict(ckpt.config)
         if ckpt.iteration != cfg.meta_iters:
-            raise ShipError(f"{source}: at meta-iteration {ckpt.iteration} of {cfg.meta_iters}: the run is not finished")
+            raise ShipError(f"{source}: at meta-iteration {ckpt.iteration} of {cfg.meta_iters}: the run is not "
+                            "finished")
         if saved is not None:
             differences = C.diff(saved, cfg, ignore=C.RESUME_FREE | {"data.image_spec"})
             if differences:

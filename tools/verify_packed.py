@@ -38,7 +38,8 @@ from fometa.data.pack_omniglot import area_resize, unpack_images105
 
 def _omniglot(path, sources):
     with h5py.File(path, "r") as f:
-        key = {(a, c): i for i, (a, c) in enumerate(zip(f["alphabet"].asstr()[()], f["character"].asstr()[()]))}
+        alphabets, characters = f["alphabet"].asstr()[()], f["character"].asstr()[()]
+        key = {(a, c): i for i, (a, c) in enumerate(zip(alphabets, characters, strict=True))}
         drawings = f["drawing"].asstr()[()]
         images105 = unpack_images105(f["images105"][()])
         images28 = f["images28"][()]

@@ -244,7 +244,8 @@ def seeds_table(runs: list[str]) -> str:
 def sine_table(run: str) -> str:
     rec = json.loads((RESULTS / run / "result.json").read_text())
     return "\n".join([
-        "| algorithm | meta-iterations | seed | test tasks | MSE after 32 steps, trained | untrained init | wall time |",
+        "| algorithm | meta-iterations | seed | test tasks | MSE after 32 steps, trained | untrained init "
+        "| wall time |",
         "|---|---|---|---|---|---|---|",
         f"| {rec['algorithm']} | {rec['meta_iters']:,} | {rec['seed']} | {rec['eval_tasks']} "
         f"| {rec['mse_trained']:.3f} ± {rec['mse_trained_ci95']:.3f} | {rec['mse_untrained']:.3f} "
@@ -281,7 +282,7 @@ def include_section(spec: str) -> str:
     return "\n".join(out)
 
 
-def models_table(arg: str) -> str:  # noqa: ARG001
+def models_table(arg: str) -> str:  # noqa: ARG001 - a table macro's signature
     """The package's shipped models, one row each: the registry's entries, their accuracies as
     ``fometa models`` words them."""
     from fometa import pretrained

@@ -19,6 +19,7 @@ imported on the first call that could use it, never by ``import fometa``.
 from __future__ import annotations
 
 import os
+from types import ModuleType
 
 import numpy as np
 
@@ -51,11 +52,12 @@ def compiled_kernels():
     if flag == "0":
         return None
     if _NUMBA_KERNELS is _UNRESOLVED:
+        compiled: ModuleType | None
         try:
-            from fometa.backends import numba_kernels
+            from fometa.backends import numba_kernels as compiled
         except ImportError:
-            numba_kernels = None
-        _NUMBA_KERNELS = numba_kernels
+            compiled = None
+        _NUMBA_KERNELS = compiled
     if _NUMBA_KERNELS is None and flag == "1":
         raise BackendError(f"{NUMBA_ENV_VAR}=1 asks for compiled kernels, but numba is not installed "
                            "(pip install 'fometa[fast]')")

@@ -95,9 +95,11 @@ def im2col_unpadded(x, kh: int, kw: int, stride: int, top: int, left: int, out_h
             k = di * kw + dj
             if i1 > i0 and j1 > j0:
                 cols[:, :, i0:i1, j0:j1, k, :] = x[
-                    :, :, r0 : r0 + (i1 - i0 - 1) * stride + 1 : stride, c0 : c0 + (j1 - j0 - 1) * stride + 1 : stride, :
+                    :, :, r0 : r0 + (i1 - i0 - 1) * stride + 1 : stride, c0 : c0 + (j1 - j0 - 1) * stride + 1 : stride,
+                    :
                 ]
-            for rows, cs in (((0, i0), (0, out_w)), ((i1, out_h), (0, out_w)), ((i0, i1), (0, j0)), ((i0, i1), (j1, out_w))):
+            for rows, cs in (((0, i0), (0, out_w)), ((i1, out_h), (0, out_w)), ((i0, i1), (0, j0)),
+                             ((i0, i1), (j1, out_w))):
                 if rows[1] > rows[0] and cs[1] > cs[0]:
                     cols[:, :, rows[0] : rows[1], cs[0] : cs[1], k, :] = 0
     return cols
@@ -141,7 +143,8 @@ def col2im_unpadded(cols, in_shape, kh: int, kw: int, stride: int, top: int, lef
                     if w1 <= w0:
                         continue
                     full = q0 == 0 and q1 == nq and w0 == 0 and w1 == nw
-                    terms.append((not full, (q0, q1, w0, w1), cols[:, :, q0 + si : q1 + si, w0 + sj : w1 + sj, di * kw + dj, :]))
+                    tap = cols[:, :, q0 + si : q1 + si, w0 + sj : w1 + sj, di * kw + dj, :]
+                    terms.append((not full, (q0, q1, w0, w1), tap))
             terms.sort(key=lambda term: term[0])  # a full-coverage tap first, if there is one
             if not terms or terms[0][0]:
                 target[...] = 0

@@ -59,7 +59,8 @@ NETWORKS = {"omniglot": "omniglot_cnn", "miniimagenet": "miniimagenet_cnn", "sin
 
 def add_arguments(p):
     p.add_argument("suite", nargs="?", default="layers", choices=SUITES,
-                   help="layers (forward+backward, default), meta (training meta-iterations) or eval (evaluation tasks)")
+                   help="layers (forward+backward, default), meta (training meta-iterations) "
+                        "or eval (evaluation tasks)")
     p.add_argument("--model", default="omniglot", choices=list(NETWORKS), help="layers: the network")
     p.add_argument("--batch", type=int, default=10, help="layers: images per task (default 10)")
     p.add_argument("--tasks", type=int, nargs="+", default=[1, 5], help="layers: task counts T (default 1 5)")
@@ -69,7 +70,8 @@ def add_arguments(p):
     p.add_argument("--mode", default="batched,serial", help="meta: batched and/or serial meta-batches")
     p.add_argument("--chunk", type=int, default=50, help="eval: tasks per pass (default 50)")
     p.add_argument("--eval-modes", default="transductive,per-query", help="eval: batch-norm modes")
-    p.add_argument("--threads", type=int, default=None, help="threads for task blocks, one BLAS thread each (default: $FOMETA_THREADS or the cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for task blocks, one BLAS thread each (default: $FOMETA_THREADS or the cores)")
     p.add_argument("--repeat", type=int, default=None, help="timed runs (default: 20 layers, 10 meta, 3 eval)")
     p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default: 3 layers, 2 meta, 1 eval)")
     p.add_argument("--kernels", default=None,
@@ -140,6 +142,7 @@ def measure(model, backend, tasks: int, batch: int, repeat: int, warmup: int, se
     rng = np.random.default_rng(seed)
     params = tree.to_backend(tree.broadcast(model.init(rng), tasks), backend)
     x = rng.random((tasks, batch) + tuple(model.input_shape), dtype=np.float32)
+    y: np.ndarray
     if model.loss == "mse":
         y = rng.standard_normal((tasks, batch, 1)).astype(np.float32)
     else:
@@ -158,7 +161,7 @@ def measure(model, backend, tasks: int, batch: int, repeat: int, warmup: int, se
 
 def _time(fn, backend, repeat: int, warmup: int, variants=(Variant(),)) -> dict:
     """``{variant: [seconds of each timed run]}``, the variants taking turns run by run."""
-    times = {v: [] for v in variants}
+    times: dict[Variant, list[float]] = {v: [] for v in variants}
     for i in range(warmup + repeat):
         for v in variants:
             with _variant(v):
@@ -221,7 +224,7 @@ def bench_meta(preset: str, algorithm: str, batched: bool, backend, repeat: int,
     return figures
 
 
-def bench_eval(preset: str, shots, chunk: int, modes: tuple, backend, repeat: int, warmup: int, seed: int,
+def bench_eval(preset: str, shots, chunk: int, modes: tuple | None, backend, repeat: int, warmup: int, seed: int,
                variants=(Variant(),), rate=None) -> list:
     """Median wall time of evaluating ``chunk`` tasks of ``preset`` in ``modes``, one figure per variant."""
     cfg = C.preset(preset)
@@ -272,7 +275,8 @@ def _text(fig: dict) -> str:
 
 
 def _choices(text, table: dict, option: str) -> tuple:
-    """The comma-separated names of ``text`` (``None``: ``(None,)``, as the environment says), each a key of ``table``."""
+    """The comma-separated names of ``text`` (``None``: ``(None,)``, as the environment says), each a key of
+    ``table``."""
     if text is None:
         return (None,)
     names = tuple(k.strip() for k in text.split(",") if k.strip())

@@ -47,8 +47,8 @@ def add_arguments(p):
     sub.required = True
     o = sub.add_parser("omniglot", help="pack Omniglot (both official zips) into HDF5")
     o.add_argument("--source", nargs="+", default=[OMNIGLOT_URL], metavar="PATH_OR_URL",
-                   help=f"images_background.zip and images_evaluation.zip (or their folders, or a folder holding them), "
-                        f"or URLs (default: download from {OMNIGLOT_URL})")
+                   help="images_background.zip and images_evaluation.zip (or their folders, or a folder holding "
+                        f"them), or URLs (default: download from {OMNIGLOT_URL})")
     o.add_argument("--out", default="datasets/omniglot.h5", help="output file (default datasets/omniglot.h5)")
     _add_download_arguments(o)
     pack_omniglot.add_arguments(o)

@@ -2,8 +2,8 @@
 
 Loads ``--model`` (a shipped model's name, default ``omniglot-5way``, a run folder or a checkpoint
 file), adapts it once to warm it up, serves the page on ``--host``:``--port`` (default
-``127.0.0.1:8000``: this machine only) and prints its address; Ctrl+C stops it. The page and its API are described in :mod:`fometa.demo`.
-Needs Pillow (``pip install 'fometa[demo]'``).
+``127.0.0.1:8000``: this machine only) and prints its address; Ctrl+C stops it. The page and its API are described in
+:mod:`fometa.demo`. Needs Pillow (``pip install 'fometa[demo]'``).
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def add_arguments(p):
 def load(model: str):
     """``(classifier, its name for the page)`` of ``--model``: a run folder, a checkpoint file or a shipped model."""
     try:
-        import PIL  # noqa: F401
+        import PIL  # noqa: F401 - imported to see that it is installed
     except ImportError:
         raise CLIError("fometa demo needs Pillow (pip install 'fometa[demo]')") from None
     try:

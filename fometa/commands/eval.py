@@ -26,8 +26,16 @@ import numpy as np
 from fometa import checkpoint, config, distributed, pretrained
 from fometa.backends import BackendError
 from fometa.build import build_learner, check_data, load_splits, restore_state
-from fometa.commands.options import (CLIError, add_moved_flag, add_setting_arguments, add_threads_argument,
-                                     check_backend, overrides_from_args, typed_flag, user_error)
+from fometa.commands.options import (
+    CLIError,
+    add_moved_flag,
+    add_setting_arguments,
+    add_threads_argument,
+    check_backend,
+    overrides_from_args,
+    typed_flag,
+    user_error,
+)
 from fometa.data import DataError
 from fometa.evaluate import PartialError, load_partial, save_partial
 from fometa.problems import make_problem

@@ -35,9 +35,11 @@ def add_arguments(p):
     p.add_argument("experiment", choices=EXPERIMENTS, help="combinations (Section 6.2) or fomaml-tail (Section 6.3)")
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default runs/<experiment>)")
     p.add_argument("--ks", type=_ints, default=None, metavar="K,K,...",
-                   help="mini-batch counts (combinations, default 2,3,4) or inner iterations (fomaml-tail, default 2,4,8)")
+                   help="mini-batch counts (combinations, default 2,3,4) or inner iterations (fomaml-tail, default "
+                        "2,4,8)")
     p.add_argument("--curves", default=None, metavar="NAME,NAME,...",
-                   help="only these curves (combinations: e.g. g1,g1+g2; fomaml-tail: reptile,fomaml-shared,fomaml-separate)")
+                   help="only these curves (combinations: e.g. g1,g1+g2; fomaml-tail: "
+                        "reptile,fomaml-shared,fomaml-separate)")
     p.add_argument("--eval-seed", type=int, default=1, metavar="SEED", help="seed of the test tasks (default 1)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -61,9 +63,10 @@ def run(args) -> int:
     plot = not args.no_plot
     if plot:
         try:
-            import matplotlib  # noqa: F401
+            import matplotlib  # noqa: F401 - imported to see that it is installed
         except ImportError:
-            print("fometa experiment: matplotlib is not installed; skipping the PNG (pip install 'fometa[plot]')", file=sys.stderr)
+            print("fometa experiment: matplotlib is not installed; skipping the PNG (pip install 'fometa[plot]')",
+                  file=sys.stderr)
             plot = False
     names = None if args.curves is None else [c.strip() for c in args.curves.split(",") if c.strip()]
     try:
@@ -80,14 +83,16 @@ def run(args) -> int:
 
     def progress(index, total, name, it, iters, accuracy):
         if not args.quiet:
-            print(f"[{index + 1}/{total}] {name}: iteration {it}/{iters}, accuracy {accuracy:.3f}", file=sys.stderr, flush=True)
+            print(f"[{index + 1}/{total}] {name}: iteration {it}/{iters}, accuracy {accuracy:.3f}", file=sys.stderr,
+                  flush=True)
 
     with common.JsonLog(out / f"{stem}.jsonl") as log:
         records = module.run(splits, log, cfg, curves, args.eval_seed, progress=progress)
     if plot:
         module.plot(records, out / f"{stem}.png")
     for row in module.summary(records):
-        print(f"{row['curve']:>20s}: accuracy {row['accuracy']:.3f} +- {row['ci95']:.3f}, query loss {row['query_loss']:.3f}"
+        print(f"{row['curve']:>20s}: accuracy {row['accuracy']:.3f} +- {row['ci95']:.3f}, query loss "
+              f"{row['query_loss']:.3f}"
               f" after {row['iteration']} meta-iterations")
     pairs = module.comparisons(records)
     for c in pairs:

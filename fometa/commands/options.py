@@ -1,5 +1,4 @@
-"""What the commands share: the user-error type, ``--threads``, the settings' flags and how flags,
-files and presets become one configuration.
+"""What the commands share: the user-error type, ``--threads`` and the settings' flags.
 
 Every setting of :mod:`fometa.config` has one flag, derived from its dotted name
 (:func:`fometa.config.flag`: ``inner.lr`` -> ``--inner-lr``; :data:`FLAGS`), besides the paper's
@@ -8,24 +7,18 @@ under these flags (:func:`add_setting_arguments`), with the setting's descriptio
 (:data:`fometa.config.DESCRIPTIONS`, the same text as the documentation's settings table). The
 flags of earlier versions still work, hidden from the help (:data:`fometa.config.DEPRECATED`; the
 documentation's settings table names them). ``--set NAME=VALUE`` reaches any setting by its dotted
-name. A configuration is built as preset, then ``--config FILE`` (TOML or JSON), then flags. With a
-data file (``--data``), the preset may be left out (the paper's setting closest to the file's images
-is taken, :func:`fometa.config.closest_preset`) and the configuration is fitted to the file
-(:func:`fometa.config.for_images`: its kind, its preprocessing, for a folder file the network).
+name (:func:`overrides_from_args`). How a training's flags, ``--config`` file and preset become its
+configuration is :mod:`fometa.commands.train`'s.
 """
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
-from fometa import checkpoint, config, data, parallel
+from fometa import config, parallel
 from fometa.backends import get_backend
 
 __all__ = ["CLIError", "add_threads_argument", "apply_threads", "FIXED", "FLAGS", "add_setting_arguments",
-           "add_moved_flag", "typed_flag", "overrides_from_args", "user_error", "given_settings", "saved_run",
-           "new_config", "resumed_config",
-           "describe_differences", "check_backend", "default_run_folder"]
+           "add_moved_flag", "typed_flag", "overrides_from_args", "user_error", "check_backend"]
 
 
 class CLIError(Exception):
@@ -165,79 +158,9 @@ def user_error(exc: Exception, args) -> CLIError:
     return CLIError(message)
 
 
-def given_settings(args) -> tuple[dict, dict]:
-    """The settings given to a training command: ``(the --config file's, the flags')``, kept apart because
-    the file may name the preset and the flags come last."""
-    return (config.load_file(args.config) if args.config else {}), overrides_from_args(args)
-
-
-def saved_run(folder, quiet: bool = False, set_aside: bool = False) -> tuple[config.RunConfig,
-                                                                             checkpoint.Checkpoint | None]:
-    """A stopped run's configuration and the checkpoint to continue it from: the latest, or the previous one
-    if the latest is damaged (said on stderr unless ``quiet``; with ``set_aside``, by a caller holding the
-    folder, the damaged file is also moved aside: :meth:`fometa.runfolder.RunFolder.load_checkpoint`);
-    ``None`` when the run stopped before its first checkpoint (the configuration is then its folder's
-    ``config.json``)."""
-    resume = None
-    if folder.has_checkpoint():
-        resume, note = folder.load_checkpoint(set_aside=set_aside)
-        if note and not quiet:
-            print(f"fometa train: {note}", file=sys.stderr, flush=True)
-    return (config.from_dict(resume.config) if resume is not None else folder.read_config()), resume
-
-
-def new_config(args, file_settings: dict, flags: dict) -> config.RunConfig:
-    """A new run's configuration: ``--preset`` (or the file's ``preset``; with a data file and neither, the
-    closest to its images), fitted to the data file, then the config file, then the flags.
-
-    Raises :class:`fometa.data.DataError` for a data file that cannot be read."""
-    settings = {**{k: v for k, v in file_settings.items() if k != "preset"}, **flags}
-    name = args.preset or file_settings.get("preset")
-    path = settings.get("data.path")
-    kind = spec = None
-    if path is not None and settings.get("data.kind") != "sine" and name != "sine":
-        kind, spec = data.inspect_packed(path).kind, data.ImageSpec.for_packed(path)
-    if name is None:
-        if spec is None:
-            raise CLIError(f"no preset: give --preset NAME (one of {', '.join(config.PRESETS)}), a --config file "
-                           "with preset = \"NAME\", or a packed data file (--data FILE.h5)")
-        name = config.closest_preset(spec, settings.get("model.ways"), settings.get("eval.shots"))
-    base = config.preset(name)
-    if args.preset and file_settings.get("preset") not in (None, args.preset):
-        raise CLIError(f"--preset {args.preset} contradicts preset = {file_settings['preset']!r} in {args.config}")
-    if spec is not None:
-        base = config.for_images(base, kind, spec)
-    return config.apply_overrides(base, settings)
-
-
-def resumed_config(saved: config.RunConfig, file_settings: dict, flags: dict, force: bool, where: str = "",
-                   keep=("preset",)) -> config.RunConfig:
-    """A stopped run's configuration with the file's and the flags' settings; a changed setting that
-    changes what is learned is refused unless ``force``."""
-    if file_settings.get("preset") not in (None, saved.preset):
-        raise CLIError(f"the config file names preset {file_settings['preset']!r}, the run is {saved.preset!r}")
-    cfg = config.apply_overrides(saved, {**{k: v for k, v in file_settings.items() if k not in keep}, **flags})
-    differences = config.diff(saved, cfg, ignore=config.RESUME_FREE)
-    if differences and not force:
-        raise CLIError(f"the configuration differs from the run's{where}: {describe_differences(differences)} "
-                       "(use --force to resume with the new settings anyway)")
-    return cfg
-
-
-def describe_differences(differences) -> str:
-    return "; ".join(f"{name}: {old!r} in the run, {new!r} now" for name, old, new in differences)
-
-
 def check_backend(name) -> None:
     """Raise :class:`CLIError` unless backend ``name`` can be used here."""
     try:
         get_backend(name)
     except ValueError as exc:  # an unknown name (BackendError: one this machine lacks, caught by the CLI)
         raise CLIError(f"--backend: {exc}") from None
-
-
-def default_run_folder(cfg: config.RunConfig) -> str:
-    """Where a new run goes without ``--out``: ``runs/<preset>``, for a folder file ``runs/<its name>``."""
-    if cfg.data.kind == "folder" and cfg.data.path:
-        return os.path.join("runs", os.path.splitext(os.path.basename(cfg.data.path))[0])
-    return os.path.join("runs", cfg.preset)

@@ -32,7 +32,7 @@ def plot_log(records, out, title: str = "") -> Path:
     ax = axes[0, 0]
     for k in metrics:
         pts = [(r["iteration"], r[k]) for r in records if k in r]
-        ax.plot(*zip(*pts), marker=".", label=k.replace("_", " "))
+        ax.plot(*zip(*pts, strict=True), marker=".", label=k.replace("_", " "))
     ax.set_xlabel("meta-iteration")
     ax.set_ylabel("MSE" if metrics == ["test_mse"] else "accuracy (few sampled tasks)")
     if metrics and metrics != ["test_mse"]:
@@ -44,7 +44,7 @@ def plot_log(records, out, title: str = "") -> Path:
         labels = {"loss_first": "first inner step", "loss_last": "last inner step"}
         for k in losses:
             pts = [(r["iteration"], r[k]) for r in records if k in r]
-            ax2.plot(*zip(*pts), label=labels[k])
+            ax2.plot(*zip(*pts, strict=True), label=labels[k])
         ax2.set_xlabel("meta-iteration")
         ax2.set_ylabel("training loss (mean since previous point)")
         ax2.grid(alpha=0.3)
@@ -66,7 +66,7 @@ def run(args) -> int:
     if not records:
         raise CLIError(f"{folder.log_path}: no log records to plot yet")
     try:
-        import matplotlib  # noqa: F401
+        import matplotlib  # noqa: F401 - imported to see that it is installed
     except ImportError:
         raise CLIError("fometa plot needs matplotlib (pip install 'fometa[plot]')") from None
     title = args.title

@@ -21,8 +21,15 @@ import warnings
 
 from fometa import checkpoint, pretrained
 from fometa.backends import BackendError
-from fometa.commands.options import (CLIError, add_moved_flag, add_setting_arguments, add_threads_argument,
-                                     check_backend, overrides_from_args, typed_flag)
+from fometa.commands.options import (
+    CLIError,
+    add_moved_flag,
+    add_setting_arguments,
+    add_threads_argument,
+    check_backend,
+    overrides_from_args,
+    typed_flag,
+)
 from fometa.data import DataError
 from fometa.data.familiar import UnfamiliarImageWarning
 from fometa.fewshot import FewShotClassifier, list_images, read_support_folder
@@ -32,7 +39,8 @@ SETTINGS = ("eval.mode", "eval.inner_iters", "backend")
 
 
 def add_arguments(p):
-    p.add_argument("run", metavar="RUN", help="a run folder, a checkpoint file or a shipped model's name (fometa models)")
+    p.add_argument("run", metavar="RUN",
+                   help="a run folder, a checkpoint file or a shipped model's name (fometa models)")
     p.add_argument("--support", required=True, metavar="DIR",
                    help="the labelled examples: one sub-folder of images per class, named as the class")
     p.add_argument("--query", required=True, nargs="+", metavar="PATH", help="images to label, or folders of them")
@@ -68,7 +76,7 @@ def run(args) -> int:
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     names = [str(c) for c in clf.classes_]
-    for path, p in zip(queries, probabilities):
+    for path, p in zip(queries, probabilities, strict=True):
         print(json.dumps({"file": str(path), "class": names[int(p.argmax())],
-                          "probabilities": {c: float(v) for c, v in zip(names, p)}}), flush=True)
+                          "probabilities": {c: float(v) for c, v in zip(names, p, strict=True)}}), flush=True)
     return 0

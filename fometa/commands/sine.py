@@ -31,9 +31,10 @@ def run(args) -> int:
     plot = args.plot
     if plot is not None:
         try:
-            import matplotlib  # noqa: F401
+            import matplotlib  # noqa: F401 - imported to see that it is installed
         except ImportError:
-            print("fometa sine: matplotlib is not installed; skipping --plot (pip install 'fometa[plot]')", file=sys.stderr)
+            print("fometa sine: matplotlib is not installed; skipping --plot (pip install 'fometa[plot]')",
+                  file=sys.stderr)
             plot = None
     result = sine_wave.run(cfg, plot, progress=True)
     print(f"MSE after 32 steps: trained {result['mse_trained']:.4f}, untrained {result['mse_untrained']:.4f}")

@@ -11,18 +11,27 @@ the network that fits them, and records the file's preprocessing (its ``ImageSpe
 configuration, so that predicting later prepares new images the same way (``--model-arch``,
 ``--model-depth`` and ``--model-filters`` choose another network). ``fometa train --resume RUN_DIR``
 continues from the checkpoint; a changed setting is refused unless ``--force`` (cadence settings
-such as ``--eval-interval`` may change freely). SIGINT/SIGTERM write a checkpoint and exit (130/143). One process at a time
-writes a run folder: while one ``fometa train`` holds its lock (:mod:`fometa.lock`), another in
+such as ``--eval-interval`` may change freely). SIGINT/SIGTERM write a checkpoint and exit (130/143). One process at a
+time writes a run folder: while one ``fometa train`` holds its lock (:mod:`fometa.lock`), another in
 the same folder is refused with the holder's process id (exit 2). The last line of
 standard output is one JSON object: status, iteration, seconds and the latest accuracies.
-``--seeds 0,1,2,3`` trains several seeds together on the task axis, one run folder each
-(:mod:`fometa.commands.train_seeds`). A resume whose latest checkpoint is unreadable or fails its
+A resume whose latest checkpoint is unreadable or fails its
 SHA-256 says so, moves it aside to ``checkpoint.damaged.h5`` and continues from the previous one
 (:mod:`fometa.runfolder`); it finds the run's data file from any working folder
 (:meth:`~fometa.runfolder.RunFolder.find_data`). A training that fails (a non-finite loss, a data file
 that cannot be read) exits with status 1 and one line saying what happened and what became of the run
 folder: kept with its checkpoint to resume from, or, when it fails before its first checkpoint,
 removed if this command made it.
+
+``--seeds 0,1,2,3`` (or ``0-3``) trains several seeds together on the task axis (:mod:`fometa.seeds`):
+``RUN_DIR/seeds.json`` and one ordinary run folder per seed, ``RUN_DIR/seed0`` .. ``RUN_DIR/seed3``
+(each with its ``config.json``, its own ``seed``, ``log.jsonl`` and ``checkpoint.h5``: ``fometa eval``,
+``plot`` and ``train --resume`` take each alone), and one JSON line per run on standard output;
+``fometa train --resume RUN_DIR`` continues all of them.
+
+The command parses, resolves what to train in one place (:func:`resolve`: the runs' configurations,
+folders and checkpoints), checks the data, and hands the runs over to the one training loop
+(:func:`fometa.train.train`, or :func:`fometa.seeds.train_group` for several seeds).
 """
 from __future__ import annotations
 
@@ -30,19 +39,29 @@ import json
 import os
 import shutil
 import sys
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from fometa import checkpoint, config, distributed
+from fometa import checkpoint, config, distributed, seeds
 from fometa.backends import BackendError
 from fometa.build import check_data, load_splits
-from fometa.commands import train_seeds
-from fometa.commands.options import (FLAGS, CLIError, add_setting_arguments, add_threads_argument, check_backend,
-                                     default_run_folder, given_settings, new_config, resumed_config, saved_run,
-                                     user_error)
+from fometa.commands.options import (
+    FLAGS,
+    CLIError,
+    add_setting_arguments,
+    add_threads_argument,
+    check_backend,
+    overrides_from_args,
+    user_error,
+)
 from fometa.data import DataError
-from fometa.lock import LOCK_FILE, LockedError
+from fometa.lock import LOCK_FILE, LockedError, RunLock
 from fometa.lock import hold as hold_folder
 from fometa.runfolder import RunFolder
-from fometa.train import TrainingError, TrainOptions, train
+from fometa.train import TrainingError, TrainOptions, TrainResult, train
+
+#: the errors of a start that are the user's to mend: one line, exit status 2, nothing written
+USER_ERRORS = (config.ConfigError, checkpoint.CheckpointError, DataError, BackendError, LockedError)
 
 
 def add_arguments(p):
@@ -62,74 +81,197 @@ def add_arguments(p):
     add_setting_arguments(p.add_argument_group("settings (override the preset)"), FLAGS.values())
 
 
+# ------------------------------------------------------------------------------------------
+# what to train, resolved in one place
+# ------------------------------------------------------------------------------------------
+@dataclass
+class Runs:
+    """What one ``fometa train`` trains: each run's resolved configuration, its folder and the checkpoint it
+    continues from (``None``: from the start); the folder of the group when several seeds train together;
+    whether this command makes the (run's or group's) folder; and the locks this process holds on them
+    (rank 0 alone writes, so it alone holds them)."""
+
+    cfgs: list[config.RunConfig] = field(default_factory=list)
+    folders: list[RunFolder] = field(default_factory=list)
+    resumes: list[checkpoint.Checkpoint | None] = field(default_factory=list)
+    group: seeds.SeedGroup | None = None
+    made: bool = False
+    locks: list[RunLock] = field(default_factory=list)
+
+    @property
+    def path(self) -> Path:
+        """The folder that ``--resume`` continues: the group's, or the one run's."""
+        return self.group.path if self.group is not None else self.folders[0].path
+
+    def hold(self, comm: distributed.Single, *paths) -> None:
+        """Hold the lock of each of ``paths`` (rank 0 only), each once."""
+        for path in paths if comm.is_root else ():
+            if all(lock.path != Path(path) for lock in self.locks):
+                self.locks.append(hold_folder(path))
+
+    def release(self) -> None:
+        for lock in self.locks:
+            lock.release()
+
+
+def resolve(args, comm: distributed.Single) -> Runs:
+    """The runs that ``args`` ask for, resolved in one place: a new run's settings as preset, then
+    ``--config``, then flags (:func:`fometa.config.new_run_config`); a stopped run's as its own, then
+    ``--config`` and flags, refused where they change what it learns unless ``--force``
+    (:func:`fometa.config.resumed_run_config`); each run's
+    folder, checked to be free or to hold the run to continue, and held (:mod:`fometa.lock`) while it
+    exists, before anything in it is read; and the checkpoints to continue from. Then what the settings
+    ask of this machine (the backend) and of ``comm``'s ranks. Raises :class:`CLIError` and the errors of
+    :data:`USER_ERRORS`."""
+    several = args.seeds is not None or is_group(args.resume)
+    if several and comm.size > 1:
+        raise CLIError("--seeds trains its runs in one process; run it without mpiexec")
+    file_settings = config.load_file(args.config) if args.config else {}
+    flags = overrides_from_args(args)
+    if args.resume:
+        runs = _resumed(args, file_settings, flags, several, comm)
+    else:
+        runs = _new(args, file_settings, flags, several, comm)
+    seeds.check_group(runs.cfgs)
+    cfg = runs.cfgs[0]
+    check_backend(comm.backend_name(cfg.backend))  # before the run folder is made
+    distributed.check_training(comm, cfg.inner, cfg.outer)
+    return runs
+
+
+def is_group(path) -> bool:
+    """Whether ``path`` is the folder of a group of seeds (it holds ``seeds.json``)."""
+    return path is not None and seeds.SeedGroup(path).holds_group()
+
+
+def _new(args, file_settings: dict, flags: dict, several: bool, comm: distributed.Single) -> Runs:
+    seed_list: list[int] = []
+    if several:
+        try:
+            seed_list = seeds.parse_seeds(args.seeds)
+        except ValueError as exc:
+            raise CLIError(f"--seeds: {exc}") from None
+        if "seed" in flags:
+            raise CLIError("give --seed or --seeds, not both")
+    base = config.new_run_config(args.preset, file_settings, flags, args.config)
+    path = Path(args.out or default_run_folder(base))
+    if path.exists() and not path.is_dir():
+        raise CLIError(f"{path}: exists and is not a folder")
+    group = seeds.SeedGroup(path) if several else None
+    if group is not None:
+        cfgs = [config.apply_overrides(base, {"seed": seed}) for seed in seed_list]
+        folders = [RunFolder(run_dir) for run_dir in group.run_dirs(seed_list)]
+    else:
+        cfgs, folders = [base], [RunFolder(path)]
+    # made by this command: removed again if the run fails before its first checkpoint
+    runs = Runs(cfgs, folders, [None] * len(cfgs), group, made=not path.exists())
+    runs.hold(comm, *(p for p in [path, *(f.path for f in folders)] if p.is_dir()))  # "in use" first
+    if is_group(path) or any(f.holds_run() for f in [RunFolder(path), *folders]):
+        raise CLIError(f"{path}: already holds a run; continue it with --resume {path} or choose another --out")
+    return runs
+
+
+def _resumed(args, file_settings: dict, flags: dict, several: bool, comm: distributed.Single) -> Runs:
+    group = seeds.SeedGroup(args.resume) if several else None
+    if group is not None:
+        if args.preset or args.out or args.seeds:
+            raise CLIError("--resume continues a group of seeds with its own configuration; it takes neither "
+                           "--preset, --out nor --seeds (override single settings with flags)")
+        if "seed" in flags:
+            raise CLIError("--seed: the runs of a group keep their seeds")
+        pairs: list[tuple[int | None, Path]] = list(group.read())
+    else:
+        if args.preset or args.out:
+            raise CLIError("--resume continues a run with its own configuration; it takes neither --preset "
+                           "nor --out (override single settings with flags)")
+        pairs = [(None, Path(args.resume))]
+    runs = Runs(group=group)
+    for seed, run_dir in pairs:
+        folder = RunFolder(run_dir)
+        if not folder.path.is_dir() or not folder.holds_run():
+            what = "no run to resume here" if seed is None else f"the run of seed {seed} is missing"
+            raise CLIError(f"{folder.path}: {what} (no {folder.config_path.name} or {folder.checkpoint_path.name})")
+        runs.hold(comm, *([group.path] if group is not None else []), folder.path)  # before reading the checkpoint
+        saved, resume = saved_run(folder, quiet=not comm.is_root, set_aside=True)
+        if group is not None and saved.seed != seed:
+            raise CLIError(f"{folder.path}: its run has seed {saved.seed}, but {group.file} says {seed}")
+        where, keep = ("", ("preset",)) if seed is None else (f" ({folder.path})", ("preset", "seed"))
+        runs.cfgs.append(config.resumed_run_config(saved, file_settings, flags, args.force, where, keep))
+        runs.folders.append(folder)
+        runs.resumes.append(resume)
+    return runs
+
+
+def saved_run(folder: RunFolder, quiet: bool = False,
+              set_aside: bool = False) -> tuple[config.RunConfig, checkpoint.Checkpoint | None]:
+    """A stopped run's configuration and the checkpoint to continue it from: the latest, or the previous one
+    if the latest is damaged (said on stderr unless ``quiet``; with ``set_aside``, by a caller holding the
+    folder, the damaged file is also moved aside: :meth:`fometa.runfolder.RunFolder.load_checkpoint`);
+    ``None`` when the run stopped before its first checkpoint (the configuration is then its folder's
+    ``config.json``)."""
+    resume = None
+    if folder.has_checkpoint():
+        resume, note = folder.load_checkpoint(set_aside=set_aside)
+        if note and not quiet:
+            print(f"fometa train: {note}", file=sys.stderr, flush=True)
+    return (config.from_dict(resume.config) if resume is not None else folder.read_config()), resume
+
+
+def default_run_folder(cfg: config.RunConfig) -> str:
+    """Where a new run goes without ``--out``: ``runs/<preset>``, for a folder file ``runs/<its name>``."""
+    if cfg.data.kind == "folder" and cfg.data.path:
+        return os.path.join("runs", os.path.splitext(os.path.basename(cfg.data.path))[0])
+    return os.path.join("runs", cfg.preset)
+
+
+# ------------------------------------------------------------------------------------------
+# the command: resolve, check the data, hand the runs to the one loop, report
+# ------------------------------------------------------------------------------------------
 def run(args) -> int:
     comm = distributed.world()  # mpiexec -n N: N ranks run this same command; rank 0 alone writes and prints
-
-    def hold(path):  # rank 0 alone writes in the run folder, so it alone holds its lock
-        return hold_folder(path) if comm.is_root else None
-
-    if args.seeds is not None or train_seeds.is_group(args.resume):
-        if comm.size > 1:
-            raise CLIError("--seeds trains its runs in one process; run it without mpiexec")
-        return train_seeds.run_group(args)
     try:
-        file_settings, flags = given_settings(args)
-        resume = lock = None  # lock: held while this process may write in the run folder
-        made = False
-        if args.resume:
-            if args.preset or args.out:
-                raise CLIError("--resume continues a run with its own configuration; it takes neither --preset "
-                               "nor --out (override single settings with flags)")
-            folder = RunFolder(args.resume)
-            if not folder.path.is_dir() or not folder.holds_run():
-                raise CLIError(f"{folder.path}: no run to resume here (no {folder.config_path.name} or "
-                               f"{folder.checkpoint_path.name})")
-            lock = hold(folder.path)  # before reading the checkpoint that a running holder may still write
-            saved, resume = saved_run(folder, quiet=not comm.is_root, set_aside=True)
-            cfg = resumed_config(saved, file_settings, flags, args.force)
-        else:
-            cfg = new_config(args, file_settings, flags)
-            folder = RunFolder(args.out or default_run_folder(cfg))
-            made = not folder.path.exists()  # by this command: removed again if it fails before a checkpoint
-            if folder.path.exists() and not folder.path.is_dir():
-                raise CLIError(f"{folder.path}: exists and is not a folder")
-            lock = hold(folder.path) if folder.path.is_dir() else None  # "in use" before "already holds a run"
-            if folder.holds_run() or train_seeds.is_group(folder.path):
-                raise CLIError(f"{folder.path}: already holds a run; continue it with --resume {folder.path} "
-                               "or choose another --out")
-        check_backend(comm.backend_name(cfg.backend))  # before the run folder is made
-        distributed.check_training(comm, cfg.inner, cfg.outer)
-        splits = load_splits(folder.find_data(cfg) if args.resume else cfg.data)
+        runs = resolve(args, comm)
+        cfg = runs.cfgs[0]
+        splits = load_splits(runs.folders[0].find_data(cfg) if args.resume else cfg.data)
         check_data(cfg, splits)
-        comm.barrier()  # every rank has checked the folder before rank 0 writes to it (train's RunWriter)
-        if comm.is_root:
-            lock = lock or hold(folder.path)
-    except (config.ConfigError, checkpoint.CheckpointError, DataError, BackendError, LockedError) as exc:
+        comm.barrier()  # every rank has checked the folders before rank 0 writes to them (train's RunWriter)
+        runs.hold(comm, *([runs.path] if runs.group is not None else []), *(f.path for f in runs.folders))
+        if runs.group is not None and not args.resume:
+            runs.group.write([c.seed for c in runs.cfgs])  # each run's config.json: its RunWriter (fometa.train)
+    except USER_ERRORS as exc:
         raise user_error(exc, args) from None
     if not args.quiet and comm.is_root:
-        start = "resuming at meta-iteration " + str(resume.iteration) if resume else "starting"
-        print(f"fometa train: {start} {describe_run(cfg)} in {folder.path}", file=sys.stderr, flush=True)
+        print(start_line(runs), file=sys.stderr, flush=True)
+    options = TrainOptions(progress=not args.quiet)
     try:
-        result = train(cfg, folder.path, splits, resume=resume, options=TrainOptions(progress=not args.quiet))
+        if runs.group is not None:  # the seeds share one task axis (fometa.seeds)
+            results = seeds.train_group(runs.cfgs, [f.path for f in runs.folders], splits, resumes=runs.resumes,
+                                        options=options)
+        else:  # one run, on every rank of an mpiexec job (fometa.distributed)
+            results = [train(runs.cfgs[0], runs.folders[0].path, splits, resume=runs.resumes[0], options=options)]
     except (TrainingError, DataError, checkpoint.CheckpointError) as exc:  # a TrainingError: the same on every rank
         if comm.is_root:
-            print(f"fometa: error: {exc}{after_failure(folder, made, bool(args.resume))}", file=sys.stderr, flush=True)
+            after = "" if runs.group is not None else after_failure(runs.folders[0], runs.made, bool(args.resume))
+            print(f"fometa: error: {exc}{after}", file=sys.stderr, flush=True)
         elif not isinstance(exc, TrainingError):
             print(f"fometa: error: {comm.label}{exc}", file=sys.stderr, flush=True)
         if not isinstance(exc, TrainingError):  # met by one rank alone: the others are stopped with it
             comm.abort(1)
         return 1
     finally:
-        if lock is not None:
-            lock.release()
-    if comm.is_root:
-        print(json.dumps({"run": str(folder.path), **result.as_dict()}), flush=True)
-    if result.status == "interrupted":
-        if comm.is_root:
-            print(f"fometa train: stopped by {result.signal} at meta-iteration {result.iteration}; checkpoint "
-                  f"written. Continue with: fometa train --resume {folder.path}", file=sys.stderr)
-        return 130 if result.signal == "SIGINT" else 143
-    return 0
+        runs.release()
+    return report(runs, results, comm)
+
+
+def start_line(runs: Runs) -> str:
+    """The line a training starts with: where it starts (or resumes), what it trains and where."""
+    at = sorted({r.iteration for r in runs.resumes if r is not None})
+    start = f"resuming at meta-iteration {', '.join(map(str, at))}" if at else "starting"
+    if runs.group is None:
+        return f"fometa train: {start} {describe_run(runs.cfgs[0])} in {runs.path}"
+    cfg = runs.cfgs[0]
+    return (f"fometa train: {start} {cfg.preset} ({cfg.outer.algorithm}, {cfg.meta_iters} meta-iterations) "
+            f"for seeds {', '.join(str(c.seed) for c in runs.cfgs)} in {runs.path}")
 
 
 def describe_run(cfg: config.RunConfig) -> str:
@@ -141,6 +283,24 @@ def describe_run(cfg: config.RunConfig) -> str:
     if cfg.data.kind == "folder":
         return f"{cfg.data.path} ({cfg.model.ways}-way, the settings of {cfg.preset}; {budget})"
     return f"{cfg.preset} on {cfg.data.path} ({budget})"
+
+
+def report(runs: Runs, results: list[TrainResult], comm: distributed.Single) -> int:
+    """One JSON line per run on standard output and, for a stop by a signal, how to continue on stderr (rank 0
+    alone prints); the exit status: 130 for SIGINT, 143 for SIGTERM, else 0."""
+    stopped = [r for r in results if r.status == "interrupted"]
+    if comm.is_root:
+        for cfg, folder, result in zip(runs.cfgs, runs.folders, results, strict=True):
+            seed = {"seed": cfg.seed} if runs.group is not None else {}
+            print(json.dumps({"run": str(folder.path), **seed, **result.as_dict()}), flush=True)
+        if stopped:
+            written = "checkpoints" if runs.group is not None else "checkpoint"
+            print(f"fometa train: stopped by {stopped[0].signal} at meta-iteration "
+                  f"{max(r.iteration for r in results)}; {written} written. Continue with: fometa train --resume "
+                  f"{runs.path}", file=sys.stderr)
+    if not stopped:
+        return 0
+    return 130 if stopped[0].signal == "SIGINT" else 143
 
 
 def after_failure(folder: RunFolder, made: bool, resumed: bool) -> str:

@@ -4,7 +4,8 @@ A configuration is built as ``preset -> config file -> flags``: :func:`apply_ove
 dotted setting names (``"inner.lr"``, ``"meta_iters"``) and :func:`load_file` reads the same
 names from TOML (tables for the sections) or JSON. :func:`to_dict` / :func:`from_dict` convert to
 plain dicts for JSON and HDF5; :func:`diff` names the settings in which two configurations
-differ.
+differ; :func:`new_run_config` and :func:`resumed_run_config` make a run's configuration of a preset, a
+settings file and flags.
 
 Every setting's command-line flag is its dotted name with ``.`` and ``_`` written ``-``
 (:func:`flag`: ``inner.lr`` -> ``--inner-lr``, ``meta_iters`` -> ``--meta-iters``); :data:`ALIASES`
@@ -19,12 +20,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fometa.config.presets import PRESETS, preset
-from fometa.config.schema import ConfigError, RunConfig, build, parse_image_spec, setting_type, settings
+from fometa.config.presets import PRESETS, closest_preset, for_images, preset
+from fometa.config.schema import (
+    RESUME_FREE,
+    ConfigError,
+    RunConfig,
+    build,
+    parse_image_spec,
+    setting_type,
+    settings,
+)
 from fometa.data.images import ImageSpec
+from fometa.data.schema import inspect_packed  # h5py loads inside it
 
-__all__ = ["to_dict", "from_dict", "flatten", "parse_value", "apply_overrides", "load_file", "diff", "RETIRED",
-           "flag", "ALIASES", "DEPRECATED"]
+__all__ = ["to_dict", "from_dict", "flatten", "parse_value", "apply_overrides", "load_file", "diff",
+           "new_run_config", "resumed_run_config", "RETIRED", "flag", "ALIASES", "DEPRECATED"]
 
 
 # ------------------------------------------------------------------------------------------
@@ -157,6 +167,53 @@ def diff(a: RunConfig, b: RunConfig, ignore=()) -> list[tuple[str, Any, Any]]:
     """The settings in which ``a`` and ``b`` differ: ``[(dotted name, a's value, b's value), ...]``."""
     fa, fb = flatten(to_dict(a)), flatten(to_dict(b))
     return [(k, fa[k], fb.get(k)) for k in fa if k not in ignore and fa[k] != fb.get(k)]
+
+
+# ------------------------------------------------------------------------------------------
+# a run's configuration: preset, then file, then flags
+# ------------------------------------------------------------------------------------------
+def new_run_config(preset_name: str | None, file_settings: dict[str, Any], flags: dict[str, Any],
+                   config_file: str | Path | None = None) -> RunConfig:
+    """A new run's configuration: the preset ``preset_name`` (or the file's ``preset``; with a data file and
+    neither, the paper's setting closest to its images, :func:`~fometa.config.closest_preset`), fitted to the
+    data file (:func:`~fometa.config.for_images`), then the settings of the file ``config_file``
+    (``file_settings``, as :func:`load_file` reads them), then the flags' (``flags``).
+
+    Raises :class:`~fometa.config.ConfigError`, and :class:`fometa.data.DataError` for a data file that
+    cannot be read."""
+    settings = {**{k: v for k, v in file_settings.items() if k != "preset"}, **flags}
+    name = preset_name or file_settings.get("preset")
+    path = settings.get("data.path")
+    packed = None  # the data file's kind and preprocessing, which the run is fitted to
+    if path is not None and settings.get("data.kind") != "sine" and name != "sine":
+        packed = inspect_packed(path).kind, ImageSpec.for_packed(path)
+    if name is None:
+        if packed is None:
+            raise ConfigError(f"no preset: give --preset NAME (one of {', '.join(PRESETS)}), a --config file "
+                              "with preset = \"NAME\", or a packed data file (--data FILE.h5)")
+        name = closest_preset(packed[1], settings.get("model.ways"), settings.get("eval.shots"))
+    base = preset(name)
+    if preset_name and file_settings.get("preset") not in (None, preset_name):
+        raise ConfigError(f"--preset {preset_name} contradicts preset = {file_settings['preset']!r} in {config_file}")
+    if packed is not None:
+        base = for_images(base, *packed)
+    return apply_overrides(base, settings)
+
+
+def resumed_run_config(saved: RunConfig, file_settings: dict[str, Any], flags: dict[str, Any], force: bool,
+                       where: str = "", keep=("preset",)) -> RunConfig:
+    """A stopped run's configuration ``saved`` with the file's and the flags' settings (the file's ``keep``
+    left out); a changed setting that changes what is learned (any but ``RESUME_FREE``'s) is refused,
+    naming the run by ``where``, unless ``force``. Raises :class:`~fometa.config.ConfigError`."""
+    if file_settings.get("preset") not in (None, saved.preset):
+        raise ConfigError(f"the config file names preset {file_settings['preset']!r}, the run is {saved.preset!r}")
+    cfg = apply_overrides(saved, {**{k: v for k, v in file_settings.items() if k not in keep}, **flags})
+    differences = diff(saved, cfg, ignore=RESUME_FREE)
+    if differences and not force:
+        described = "; ".join(f"{name}: {old!r} in the run, {new!r} now" for name, old, new in differences)
+        raise ConfigError(f"the configuration differs from the run's{where}: {described} "
+                          "(use --force to resume with the new settings anyway)")
+    return cfg
 
 
 # ------------------------------------------------------------------------------------------

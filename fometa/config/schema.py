@@ -98,8 +98,9 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _require(self.kind in DATASETS, f"data.kind must be one of {', '.join(DATASETS)}, got {self.kind!r}")
-        if self.image_spec is not None and not isinstance(self.image_spec, ImageSpec):  # its dict (to_dict's)
-            object.__setattr__(self, "image_spec", parse_image_spec("data.image_spec", self.image_spec))
+        spec: object = self.image_spec  # an ImageSpec, or its dict (to_dict's) as read from a file
+        if spec is not None and not isinstance(spec, ImageSpec):
+            object.__setattr__(self, "image_spec", parse_image_spec("data.image_spec", spec))
         _require(self.kind != "folder" or self.image_spec is not None,
                  "data.kind 'folder' needs data.image_spec, the file's preprocessing (fometa train records it "
                  "from the file)")

@@ -40,13 +40,15 @@ is damaged in a packed file, dataset by dataset.
 
 Importing this package loads neither h5py nor Pillow; they load inside the functions that use them.
 """
+from collections.abc import Callable
+
+from fometa.data import pack_folder, pack_miniimagenet, pack_omniglot  # modules: pack_*.pack_*() and main(argv)
 from fometa.data._io import DataError
 from fometa.data.describe import describe_packed
 from fometa.data.folder import FolderSplit, load_folder
 from fometa.data.images import ImageSpec
 from fometa.data.miniimagenet import MiniImageNetSplit, load_miniimagenet
 from fometa.data.omniglot import load_omniglot, omniglot_paper_split
-from fometa.data import pack_folder, pack_miniimagenet, pack_omniglot  # modules: pack_*.pack_*() and main(argv)
 from fometa.data.pack_folder import FolderPackConfig, pack_arrays
 from fometa.data.pack_miniimagenet import MiniImageNetPackConfig
 from fometa.data.pack_omniglot import OmniglotPackConfig
@@ -61,7 +63,8 @@ __all__ = [
     "open_packed", "inspect_packed", "verify_packed", "check_packed", "describe_packed", "PackedInfo", "SCHEMA_VERSION",
 ]
 
-_LOADERS = {"omniglot": load_omniglot, "miniimagenet": load_miniimagenet, "folder": load_folder}
+_LOADERS: dict[str, Callable[..., dict]] = {"omniglot": load_omniglot, "miniimagenet": load_miniimagenet,
+                                             "folder": load_folder}
 
 
 def load_packed(path, **kwargs) -> dict:

@@ -91,17 +91,22 @@ def atomic_output(out, force: bool = False):
         yield tmp
 
 
-class Progress(ProgressBar):
-    """:class:`fometa.progress.ProgressBar` counting by increments, for packing and download loops.
+class Progress:
+    """A :class:`fometa.progress.ProgressBar` counting by increments, for packing and download loops.
 
     ``Progress(total, label)``; ``update(n)`` advances by ``n``; ``close()`` ends the line.
     """
 
     def __init__(self, total: int, label: str, enabled: bool = True, stream=None):
-        super().__init__(max(int(total), 0), label=label, unit="items", stream=stream, enabled=enabled)
+        self.bar = ProgressBar(max(int(total), 0), label=label, unit="items", stream=stream, enabled=enabled)
 
-    def update(self, n: int = 1) -> None:  # noqa: D102 - see the class docstring
-        super().update(advance=n, force=self.count + n >= self.total)
+    def update(self, n: int = 1) -> None:
+        """Advance by ``n`` items (the last one is always drawn)."""
+        self.bar.update(advance=n, force=self.bar.count + n >= self.bar.total)
+
+    def close(self) -> None:
+        """End the line."""
+        self.bar.close()
 
 
 def sha256_file(path, progress: Progress | None = None) -> str:

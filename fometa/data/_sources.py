@@ -131,7 +131,8 @@ class _Tar(FileTree):
         try:
             with tarfile.open(path, "r|*") as tf:
                 while (member := tf.next()) is not None:
-                    tf.members.clear()  # a stream keeps every TarInfo otherwise
+                    # a stream keeps every TarInfo otherwise (TarFile.members: not in the type stubs)
+                    tf.members.clear()  # type: ignore[attr-defined]
                     name = _member_name(member.name)
                     if member.isdir():
                         dirs.append(name)
@@ -139,7 +140,9 @@ class _Tar(FileTree):
                         names.append(name)
                         if name.lower().endswith(_TEXT_SUFFIXES) and member.size <= _TEXT_MAX:
                             # index files (csv) are kept so reading them needs no second pass
-                            self._text[name] = tf.extractfile(member).read()
+                            reader = tf.extractfile(member)
+                            assert reader is not None  # a regular file's member
+                            self._text[name] = reader.read()
         except _ARCHIVE_ERRORS as exc:
             raise DataError(path, f"not a readable tar archive (truncated or corrupt?): {exc}") from None
         if len(set(names)) != len(names):
@@ -159,11 +162,12 @@ class _Tar(FileTree):
         try:
             with tarfile.open(self.path, "r|*") as tf:
                 while (member := tf.next()) is not None:
-                    tf.members.clear()
+                    tf.members.clear()  # type: ignore[attr-defined]  # as above
                     name = _member_name(member.name)
                     if name in wanted and member.isfile():
                         current = self.display(name)
                         f = tf.extractfile(member)
+                        assert f is not None  # a regular file's member
                         data = f.read()
                         if len(data) != member.size:
                             raise EOFError("unexpected end of data")

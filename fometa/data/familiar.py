@@ -95,7 +95,9 @@ def prepare(spec: ImageSpec, images, model: str, stacklevel: int = 2) -> np.ndar
 
     out = spec.prepare(images, inspect=inspect)
     if found:
-        unlike_what = f"unlike the {trained_on(spec)} {model} was trained on"
+        what = trained_on(spec)
+        assert what is not None  # an image is found unlike only by a spec that says what to measure against
+        unlike_what = f"unlike the {what} {model} was trained on"
         if len(found) == 1:
             (_, where, reason), = found
             message = f"{where} is {unlike_what} ({reason}): what it predicts for it means little"
@@ -104,5 +106,5 @@ def prepare(spec: ImageSpec, images, model: str, stacklevel: int = 2) -> np.ndar
             more = f"; and {len(found) - 5} more" if len(found) > 5 else ""
             message = (f"{len(found)} of {len(out)} images are {unlike_what}, and what it predicts for them means "
                        f"little: {listed}{more}")
-        warnings.warn(UnfamiliarImageWarning(message, found, model, trained_on(spec)), stacklevel=stacklevel + 1)
+        warnings.warn(UnfamiliarImageWarning(message, found, model, what), stacklevel=stacklevel + 1)
     return out

@@ -15,10 +15,10 @@ The recipe, in order (:meth:`ImageSpec.prepare`, for one image):
 
 1. **Decode** a file path or bytes with Pillow (a PIL image or an array is taken as it is; a
    float array is read as values in [0, 1] and rounded to 8 bits, ``round(255 x)``).
-2. **Flatten**: an EXIF orientation (photos from phones and cameras) is applied, transparent pixels are laid over white (a drawing on a transparent canvas is
-   dark ink on white paper), 16-bit grey is scaled to 8 bits, then the image becomes grey
-   (``channels=1``; Pillow's ``convert("L")``, ITU-R 601 luma, exact for grey content) or RGB
-   (``channels=3``; grey is repeated in the three planes).
+2. **Flatten**: an EXIF orientation (photos from phones and cameras) is applied, transparent pixels are laid
+   over white (a drawing on a transparent canvas is dark ink on white paper), 16-bit grey is scaled to 8 bits,
+   then the image becomes grey (``channels=1``; Pillow's ``convert("L")``, ITU-R 601 luma, exact for grey
+   content) or RGB (``channels=3``; grey is repeated in the three planes).
 3. **Bilevel** (``bilevel=True``, Omniglot's way; its raw drawings are black-and-white scans):
    the grey image is thresholded at its own size, without dithering: grey ``>= threshold`` is
    white, darker is ink. A raw Omniglot PNG passes through this step unchanged; an anti-aliased
@@ -113,7 +113,7 @@ class ImageSpec:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d) -> "ImageSpec":
+    def from_dict(cls, d) -> ImageSpec:
         """The spec recorded by :meth:`as_dict` (``ValueError`` for unknown or invalid entries)."""
         if not isinstance(d, dict):
             raise ValueError(f"an image spec must be a mapping, got {type(d).__name__}")
@@ -127,7 +127,7 @@ class ImageSpec:
             raise ValueError(f"incomplete image spec: {exc}") from None
 
     @classmethod
-    def for_packed(cls, path) -> "ImageSpec":
+    def for_packed(cls, path) -> ImageSpec:
         """The recipe by which a packed file's images were made (:class:`~fometa.data.DataError` if
         the file is not a packed file).
 

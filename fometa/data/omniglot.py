@@ -103,7 +103,7 @@ def load_omniglot(path, protocol: str = "paper", seed: int = 0, train_characters
     if images.ndim != 4 or images.shape[0] != n or images.shape[2:] != (28, 28) \
             or len(characters) != n or len(sets) != n:
         raise DataError(path, f"inconsistent shapes: {n} characters but images28 is {images.shape}")
-    names = [f"{a}/{c}" for a, c in zip(alphabets, characters)]
+    names = [f"{a}/{c}" for a, c in zip(alphabets, characters, strict=True)]
     if split_file is not None:
         train, test = _split_from_file(split_file, names)
     elif protocol == "paper":

@@ -106,7 +106,7 @@ def _check_split(split) -> tuple[tuple[str, float], ...]:
         raise ValueError("split fractions must be positive (leave a split out instead of giving it 0)")
     if abs(sum(fractions) - 1) > 1e-6:
         raise ValueError(f"split fractions must add up to 1, got {sum(fractions):g}")
-    return tuple(sorted(zip(names, fractions), key=lambda s: SPLITS.index(s[0])))
+    return tuple(sorted(zip(names, fractions, strict=True), key=lambda s: SPLITS.index(s[0])))
 
 
 def parse_split(text: str) -> tuple[tuple[str, float], ...]:
@@ -123,7 +123,7 @@ def parse_split(text: str) -> tuple[tuple[str, float], ...]:
             names = {1: ("train",), 2: ("train", "test"), 3: SPLITS}.get(len(parts))
             if names is None:
                 raise ValueError
-            split = list(zip(names, map(float, parts)))
+            split = list(zip(names, map(float, parts), strict=True))
     except ValueError:
         raise ValueError(f"cannot read split {text!r}: give 1 to 3 fractions (train[,val],test), e.g. 0.8,0.2, "
                          "or named ones, e.g. train=0.7,val=0.1,test=0.2") from None
@@ -139,7 +139,7 @@ def parse_size(text: str) -> tuple[int, int]:
         values = ()
     if len(values) not in (1, 2) or min(values) < 1:
         raise ValueError(f"cannot read size {text!r}: give H or HxW in pixels, e.g. 28 or 84x84")
-    return values if len(values) == 2 else values * 2
+    return (values[0], values[-1])  # H, or H and W
 
 
 def _split_text(split) -> str:
@@ -158,13 +158,13 @@ def divide_classes(names, split, seed: int, where) -> dict[str, list[str]]:
     by_remainder = sorted(range(len(split)), key=lambda i: (-(quotas[i] - counts[i]), i))
     for i in by_remainder[: n - sum(counts)]:
         counts[i] += 1
-    empty = [name for (name, _), k in zip(split, counts) if k == 0]
+    empty = [name for (name, _), k in zip(split, counts, strict=True) if k == 0]
     if empty:
         raise DataError(where, f"{n} classes cannot be divided {_split_text(split)} with a class in every split "
                                f"({', '.join(empty)} would get none): choose other split fractions (1: every class "
                                "in train)")
     out, start = {}, 0
-    for (name, _), k in zip(split, counts):
+    for (name, _), k in zip(split, counts, strict=True):
         out[name] = sorted(order[start:start + k])
         start += k
     return out
@@ -247,7 +247,7 @@ def _check_folders(tree: FileTree, root: str, layout: str, classes: dict) -> Non
         if layout == "splits" and len(parts) == 2 and parts[1] not in classes.get(parts[0], {}):
             raise DataError(tree.display(root + d), "empty class folder (every class needs at least "
                                                     f"{MIN_IMAGES_PER_CLASS} images)")
-    owner = {}
+    owner: dict[str, str | None] = {}
     for split in SPLITS if layout == "splits" else (None,):
         for c, names in sorted(classes.get(split, {}).items()):
             where = tree.display(root + (f"{split}/{c}" if split else c))
@@ -384,8 +384,8 @@ def pack_arrays(classes, out, config: FolderPackConfig = FolderPackConfig(), *, 
         if config.size not in (None, shape[:2]) or config.channels not in (None, spec.channels):
             raise DataError(where, f"config asks for size {config.size} and {config.channels} channels, "
                                    f"the arrays hold {shape}")
-        config = replace(config, size=spec.shape[:2], channels=spec.channels, resize=spec.resize, bilevel=spec.bilevel,
-                         threshold=spec.threshold, invert=spec.invert)
+        config = replace(config, size=(spec.height, spec.width), channels=spec.channels, resize=spec.resize,
+                         bilevel=spec.bilevel, threshold=spec.threshold, invert=spec.invert)
         dtype = np.float32 if floats else np.uint8
         entries, digest = [], hashlib.sha256()
         for split, cl in arrays.items():
@@ -402,7 +402,10 @@ def pack_arrays(classes, out, config: FolderPackConfig = FolderPackConfig(), *, 
 
 def _check_arrays(given: dict, where: str):
     """``({split: {name: array}}, example shape, any float)``; :class:`DataError` for bad arrays."""
-    out, shapes, floats, owner = {}, {}, False, {}
+    out: dict[str, dict] = {}
+    shapes: dict[tuple, str] = {}
+    owner: dict[str, str] = {}
+    floats = False
     for split, cl in given.items():
         if not isinstance(cl, Mapping) or not cl:
             raise DataError(where, f"split {split!r} holds no classes")
@@ -450,6 +453,7 @@ def _write(path, entries, spec: ImageSpec, config: FolderPackConfig, layout: str
     """Write a schema-version-1 ``folder`` file (``datasets/README.md``). ``entries``: per split
     ``(split, class names, examples per class, file names, examples (N, *shape))``."""
     import h5py
+
     import fometa
 
     strings = h5py.string_dtype("utf-8")

@@ -88,7 +88,7 @@ def _children(names, max_depth: int = 2):
 def find_layout(tree: FileTree, config: MiniImageNetPackConfig) -> tuple[str, str]:
     """``(layout, root prefix)`` of the data in ``tree``, the shallowest match; DataError if none."""
     splits = set(config.splits)
-    candidates = {"folders": [], "csv": []}
+    candidates: dict[str, list[str]] = {"folders": [], "csv": []}
     for prefix, (dirs, files) in _children(tree.names).items():
         if splits <= dirs:
             candidates["folders"].append(prefix)
@@ -104,7 +104,7 @@ def find_layout(tree: FileTree, config: MiniImageNetPackConfig) -> tuple[str, st
             return layout, roots[0]
     want = {"folders": "{" + ",".join(config.splits) + "}/<wnid>/<image>.jpg",
             "csv": "images/ with " + ", ".join(f"{s}.csv" for s in config.splits)}
-    raise DataError(tree.display(), "wrong folder layout: expected " + " or ".join(want[l] for l in order))
+    raise DataError(tree.display(), "wrong folder layout: expected " + " or ".join(want[layout] for layout in order))
 
 
 def _classes_from_folders(tree: FileTree, root: str, split: str) -> dict[str, list[str]]:
@@ -147,7 +147,8 @@ def _classes_from_csv(tree: FileTree, root: str, split: str) -> dict[str, list[s
 def _index(tree: FileTree, layout: str, root: str, config: MiniImageNetPackConfig):
     """``{split: [(wnid, [member names])]}``, classes and images sorted, counts checked."""
     read = _classes_from_folders if layout == "folders" else _classes_from_csv
-    index, owner = {}, {}
+    index: dict[str, list] = {}
+    owner: dict[str, str] = {}
     for split in config.splits:
         classes = read(tree, root, split)
         if not classes:
@@ -230,6 +231,7 @@ def pack_miniimagenet(source, out, config: MiniImageNetPackConfig = MiniImageNet
                       force: bool = False, progress: bool = True) -> Path:
     """Pack Mini-ImageNet from ``source`` (folder, zip or tar) into the HDF5 file ``out``."""
     import h5py
+
     import fometa
 
     out = Path(out)

@@ -109,8 +109,8 @@ def resolve_sources(sources) -> list[tuple[str, FileTree, str]]:
         if inner:
             for top in inner:
                 found.append((_SET_DIRS[top], tree, top + "/"))
-        elif _set_from_name(path.name) is not None:
-            found.append((_set_from_name(path.name), tree, ""))
+        elif (named := _set_from_name(path.name)) is not None:
+            found.append((named, tree, ""))
         else:
             raise DataError(path, "wrong folder layout: no images_background/ or images_evaluation/ inside, "
                                   "and the file name does not say the set")
@@ -206,7 +206,7 @@ def pack_omniglot(sources, out, config: OmniglotPackConfig = OmniglotPackConfig(
             for set_name, tree, prefix in resolved:
                 for alphabet, character, names in _index_set(tree, prefix, config):
                     characters.append((set_name, alphabet, character, names, tree))
-            sets_of = {}
+            sets_of: dict[str, str] = {}
             for set_name, alphabet, *_ in characters:
                 if sets_of.setdefault(alphabet, set_name) != set_name:
                     raise DataError(resolved[0][1].path, f"alphabet {alphabet!r} is in both sets")
@@ -231,7 +231,8 @@ def _read_images(characters, config: OmniglotPackConfig, bar: Progress):
     images105 = np.zeros((n_char, n_draw, size, (size + 7) // 8), dtype=np.uint8)
     images28 = np.zeros((n_char, n_draw, 28, 28), dtype=np.float32)
     resize = reference_resize if config.resize == "reference" else area_resize
-    slot, by_tree = {}, {}
+    slot: dict[tuple[int, str], tuple[int, int]] = {}  # (tree, member) -> (character, drawing)
+    by_tree: dict[int, tuple[FileTree, list[str]]] = {}
     for c, (_, _, _, names, tree) in enumerate(characters):
         for d, name in enumerate(names):
             slot[(id(tree), name)] = (c, d)
@@ -249,6 +250,7 @@ def _read_images(characters, config: OmniglotPackConfig, bar: Progress):
 def _write(path, characters, images105, images28, sources_attr, config: OmniglotPackConfig) -> None:
     """Write the schema-version-1 Omniglot file (``datasets/README.md``)."""
     import h5py
+
     import fometa
 
     n_char, n_draw = images28.shape[:2]

@@ -162,7 +162,9 @@ def check_packed(path, progress: bool = False) -> list[dict]:
         names = required_datasets(info.kind, info.attrs)
         bar = Progress(len(names), f"verify {Path(path).name}", enabled=progress)
         for name in names:
-            expected = computed = None
+            expected: str | None = None
+            computed: str | None = None
+            problem: str | None
             try:
                 ds = f[name]
                 expected = _attr(ds.attrs.get("sha256"))
@@ -174,7 +176,9 @@ def check_packed(path, progress: bool = False) -> list[dict]:
                 if expected is None:
                     problem = f"dataset '{name}' has no sha256 attribute"
                 elif computed != expected:
-                    problem = f"dataset '{name}' fails its checksum (stored {expected[:12]}…, computed {computed[:12]}…)"
+                    assert computed is not None  # digested when there is a checksum to compare with
+                    problem = (f"dataset '{name}' fails its checksum (stored {expected[:12]}…, "
+                               f"computed {computed[:12]}…)")
                 else:
                     problem = None
             if problem is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -67,8 +68,8 @@ class StoredSplit(ClassSplit):
         self.example_shape = tuple(int(n) for n in example_shape)
         self.cache_classes = cache_classes
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
-        self._file = None
-        self._pid = None
+        self._file: Any = None  # the open h5py.File
+        self._pid: int | None = None
         self.hits = self.misses = 0
 
     def _h5(self):

@@ -93,7 +93,7 @@ class Demo:
         if not isinstance(payload, dict) or "image" not in payload:
             raise DemoError('a preview request is {"image": "data:image/...;base64,..."}')
         data = decode_image(payload["image"], "the image")
-        notes = []
+        notes: list[str] = []
         answer = {"preview": self._previews([data], ["the image"], notes)[0]}
         return {**answer, "note": notes[0]} if notes else answer
 
@@ -112,7 +112,7 @@ class Demo:
         if not isinstance(payload.get("query"), str) or not payload["query"]:
             raise DemoError("draw or upload a query image")
         query = decode_image(payload["query"], "the query")
-        unlike = []
+        unlike: list[str] = []
         previews = self._previews(images + [query], wheres + ["the query"], unlike)
         notes = [f"{'; '.join(unlike)}: what {self.name} answers means little"] if unlike else []
         with self._lock, _quiet():  # the previews said it
@@ -141,7 +141,10 @@ class Demo:
         """(names, image bytes, labels 0..k-1, labels of each image for messages) of the request's classes."""
         if not isinstance(payload, dict) or not isinstance(payload.get("classes"), list):
             raise DemoError('an adaptation request is {"classes": [{"name": ..., "images": [...]}, ...], "query": ...}')
-        names, images, labels, wheres = [], [], [], []
+        names: list[str] = []
+        images: list[bytes] = []
+        labels: list[int] = []
+        wheres: list[str] = []
         for i, entry in enumerate(payload["classes"]):
             if not isinstance(entry, dict) or not isinstance(entry.get("images", []), list):
                 raise DemoError(f"class {i + 1}: expected {{\"name\": ..., \"images\": [...]}}")
@@ -168,7 +171,7 @@ class Demo:
         ``notes`` a line for each image unlike the model's training images (the classifier's warning)."""
 
         out = []
-        for data, where in zip(images, wheres):
+        for data, where in zip(images, wheres, strict=True):
             try:
                 with self._lock, warnings.catch_warnings(record=True) as caught:  # the lock: filters are global
                     warnings.simplefilter("always", UnfamiliarImageWarning)

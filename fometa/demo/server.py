@@ -37,14 +37,20 @@ _STATIC = {"/": ("index.html", "text/html; charset=utf-8"),
            "/demo.css": ("demo.css", "text/css; charset=utf-8")}
 
 
-def make_server(demo: Demo, host: str = "127.0.0.1", port: int = 8000, quiet: bool = True) -> ThreadingHTTPServer:
+class DemoServer(ThreadingHTTPServer):
+    """The page's server: ``demo`` answers its requests; ``quiet``: no line per request on stderr."""
+
+    daemon_threads = True
+
+    def __init__(self, address, demo: Demo, quiet: bool = True):
+        super().__init__(address, _Handler)
+        self.demo, self.quiet = demo, quiet
+
+
+def make_server(demo: Demo, host: str = "127.0.0.1", port: int = 8000, quiet: bool = True) -> DemoServer:
     """A server (not yet serving) for ``demo`` on ``host:port`` (port 0: any free port; the chosen
     one is ``server.server_address[1]``). ``quiet``: no line per request on stderr."""
-    server = ThreadingHTTPServer((host, port), _Handler)
-    server.daemon_threads = True
-    server.demo = demo
-    server.quiet = quiet
-    return server
+    return DemoServer((host, port), demo, quiet)
 
 
 def address(server) -> str:
@@ -56,6 +62,7 @@ def address(server) -> str:
 
 
 class _Handler(BaseHTTPRequestHandler):
+    server: DemoServer
     server_version = "fometa-demo"
     protocol_version = "HTTP/1.1"
 
@@ -93,11 +100,11 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get_content_type() != "application/json":
             self.close_connection = True
             raise DemoError("send the request as application/json", status=HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
+        given = self.headers.get("Content-Length")
+        if given is None or not given.isdigit():
             self.close_connection = True
             raise DemoError("the request has no Content-Length", status=HTTPStatus.LENGTH_REQUIRED)
-        length = int(length)
+        length = int(given)
         if length > MAX_BODY_BYTES:
             if length <= _DRAIN_BYTES:
                 self._drain(length)

@@ -16,9 +16,10 @@ curve                  weights         meta-step ``eps``
 
 for ``k = 2, 3, 4``: ten curves. The meta-steps are the issue's reading of the paper's (0.25 for the
 sums and last-only, 0.25/k for the averages), so an average moves ``k^2`` times less per
-meta-iteration than the sum of the same gradients, and ``k`` times less than the last one. The paper's expansion (Section 5) predicts the expected update
-``(sum_i w_i) AvgGrad - alpha (sum_i (i - 1) w_i) AvgGradInner``: ``g1`` has no AvgGradInner
-term at all, and the sum carries ``k (k - 1) / 2`` of it against the last gradient's ``k - 1``.
+meta-iteration than the sum of the same gradients, and ``k`` times less than the last one. The paper's
+expansion (Section 5) predicts the expected update ``(sum_i w_i) AvgGrad - alpha (sum_i (i - 1) w_i)
+AvgGradInner``: ``g1`` has no AvgGradInner term at all, and the sum carries ``k (k - 1) / 2`` of it against
+the last gradient's ``k - 1``.
 Evaluation: 5 inner SGD steps at batch 25 on 5-shot 5-way test tasks, transductive.
 """
 from __future__ import annotations
@@ -97,7 +98,7 @@ def plot(records, path, title: str | None = None) -> None:
     for name, rs in curves_of(records).items():
         x = [r["iteration"] for r in rs]
         colour, style = COLOURS.get(rs[0]["k"], "grey"), STYLE.get(rs[0]["kind"], "-")
-        for ax, key in zip(axes, ("accuracy", "query_loss")):
+        for ax, key in zip(axes, ("accuracy", "query_loss"), strict=True):
             y = [r[key] for r in rs]
             ax.plot(x, y, style, color=colour, lw=1.6, label=name)
     evals = [r for rs in curves_of(records).values() for r in rs]

@@ -16,6 +16,8 @@ generalizing from one batch to another.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from fometa import config as C
 from fometa.experiments.common import Curve, JsonLog, compare, config, curves_of, pyplot, run_curves
 
@@ -26,9 +28,9 @@ TAIL_SHOTS = 5
 META_STEP = 0.25
 ITERS = (2, 4, 8)
 #: the curves' algorithms: outer.algorithm and outer.tail_shots of each
-KINDS = {"reptile": {"outer.algorithm": "reptile"},
-         "fomaml-shared": {"outer.algorithm": "fomaml"},
-         "fomaml-separate": {"outer.algorithm": "fomaml", "outer.tail_shots": TAIL_SHOTS}}
+KINDS: dict[str, dict[str, Any]] = {"reptile": {"outer.algorithm": "reptile"},
+                                     "fomaml-shared": {"outer.algorithm": "fomaml"},
+                                     "fomaml-separate": {"outer.algorithm": "fomaml", "outer.tail_shots": TAIL_SHOTS}}
 
 # reduced from the paper's run so that all nine curves take under 30 minutes on 2 CPU cores
 DEFAULT_BUDGET = {"meta_iters": 1000, "eval_interval": 500, "interval_tasks": 40}
@@ -71,7 +73,8 @@ COLOURS = {"reptile": "tab:green", "fomaml-shared": "tab:red", "fomaml-separate"
 
 
 def plot(records, path, title: str | None = None) -> None:
-    """Final accuracy and query loss against inner iterations per algorithm (the paper's figure), and learning curves."""
+    """Final accuracy and query loss against inner iterations per algorithm (the paper's figure), and learning
+    curves."""
     plt = pyplot()
     curves = curves_of(records)
     fig, (acc_ax, loss_ax, curve_ax) = plt.subplots(1, 3, figsize=(14, 4.2))
@@ -87,7 +90,8 @@ def plot(records, path, title: str | None = None) -> None:
         loss_ax.errorbar(ks, [r["query_loss"] for r in finals], yerr=[r["query_loss_ci95"] for r in finals],
                          marker="o", capsize=3, color=COLOURS.get(alg, "grey"), label=alg)
     final_it = max(r["iteration"] for rs in curves.values() for r in rs)
-    for ax, label in ((acc_ax, "test accuracy (5-shot 5-way, transductive)"), (loss_ax, "test query loss after adaptation")):
+    for ax, label in ((acc_ax, "test accuracy (5-shot 5-way, transductive)"),
+                      (loss_ax, "test query loss after adaptation")):
         ax.set_xscale("log", base=2)
         ax.set_xticks(iters)
         ax.set_xticklabels([str(k) for k in iters])
@@ -96,7 +100,7 @@ def plot(records, path, title: str | None = None) -> None:
         ax.set_title(f"after {final_it} meta-iterations")
         ax.grid(alpha=0.3)
     acc_ax.legend(fontsize=8)
-    styles = {k: s for k, s in zip(iters, ["-", "--", ":", "-."] * 4)}
+    styles = {k: ("-", "--", ":", "-.")[i % 4] for i, k in enumerate(iters)}  # as many as there are curves
     for name, rs in curves.items():
         curve_ax.plot([r["iteration"] for r in rs], [r["accuracy"] for r in rs], styles[rs[0]["k"]],
                       color=COLOURS.get(rs[0]["algorithm"], "grey"), label=name)
@@ -105,7 +109,8 @@ def plot(records, path, title: str | None = None) -> None:
     curve_ax.set_title("learning curves")
     curve_ax.grid(alpha=0.3)
     curve_ax.legend(fontsize=7, ncol=1)
-    fig.suptitle(title or "FOMAML shared vs separate tail, and Reptile (Omniglot 5-shot 5-way, SGD inner loop, lr 0.003)")
+    fig.suptitle(title or "FOMAML shared vs separate tail, and Reptile (Omniglot 5-shot 5-way, SGD inner loop, lr "
+                          "0.003)")
     fig.tight_layout()
     fig.savefig(path, dpi=64)
     plt.close(fig)

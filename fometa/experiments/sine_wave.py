@@ -35,6 +35,7 @@ def run(cfg: C.RunConfig, plot_path=None, progress: bool = False) -> dict:
     learner = build_learner(cfg)  # the one learner: it trains, and both initializations adapt through it
     untrained = learner.model.init(np.random.default_rng(cfg.seed))  # the run's own first draw
     result = train(cfg, None, None, options=TrainOptions(progress=progress, handle_signals=False), learner=learner)
+    assert result.state is not None  # the loop's final state
     trained = tree.to_host(result.state.params)
     train_seconds = time.perf_counter() - start
     problem = SineProblem(cfg)

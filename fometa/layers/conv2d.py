@@ -12,6 +12,7 @@ The sum is one batched matrix product per task over the im2col patch matrix.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -36,7 +37,7 @@ class Conv2D:
     def kernel_hw(self) -> tuple[int, int]:
         """``(kh, kw)``: the kernel's height and width."""
         k = self.kernel_size
-        return (k, k) if isinstance(k, int) else tuple(k)
+        return (k, k) if isinstance(k, int) else cast(tuple[int, int], tuple(k))
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         """``{"kernel": (kh, kw, C_in, C_out), "bias": (C_out,)}``, single-task."""
@@ -138,9 +139,11 @@ class Conv2D:
                 dkernel[t0:t1] += xp.matmul(block.transpose(0, 2, 1), dyb)
             if not need_dx:
                 continue
+            assert dxpad is not None  # made when need_dx
             dcols = xp.matmul(dyb, kmat[t0:t1].transpose(0, 2, 1)).reshape(t1 - t0, b1 - b0, oh, ow, kh * kw, c)
             dxpad[t0:t1, b0:b1] = be.col2im(dcols, (t1 - t0, b1 - b0) + xpad.shape[2:], kh, kw, self.stride)
         grads = {"kernel": dkernel.reshape(params["kernel"].shape), "bias": xp.einsum("tmc->tc", dy2)}
         if not need_dx:
             return None, grads
+        assert dxpad is not None  # made when need_dx
         return dxpad[:, :, top : top + h, left : left + w, :], grads

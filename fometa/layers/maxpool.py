@@ -65,5 +65,6 @@ class MaxPool2D:
         idx, padded_shape, (top, left, h, w) = cache
         window = xp.arange(self.pool * self.pool).reshape(1, 1, 1, 1, -1, 1)
         dcols = (idx[:, :, :, :, None, :] == window) * dy[:, :, :, :, None, :]
-        dxpad = backend_of(dy).col2im(dcols.astype(dy.dtype, copy=False), padded_shape, self.pool, self.pool, self.stride)
+        dxpad = backend_of(dy).col2im(dcols.astype(dy.dtype, copy=False), padded_shape, self.pool, self.pool,
+                                      self.stride)
         return dxpad[:, :, top : top + h, left : left + w, :], {}

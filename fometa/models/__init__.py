@@ -23,6 +23,8 @@ order, kernel layouts, initializers and batch-norm epsilon (1e-3, batch statisti
 """
 from __future__ import annotations
 
+from typing import Any
+
 from fometa.layers import BatchNorm, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Reshape, Tanh
 from fometa.models.sequential import Sequential
 
@@ -37,7 +39,7 @@ def _check_ways(ways):
 def conv_net(
     name: str,
     ways: int,
-    input_shape: tuple[int, int, int],
+    input_shape: tuple[int, ...],
     filters: int,
     blocks: int = 4,
     stride: int = 1,
@@ -51,7 +53,7 @@ def conv_net(
     inputs) serve tests of second-order MAML and theory.
     """
     _check_ways(ways)
-    layers = []
+    layers: list[tuple[str, Any]] = []
     if len(input_shape) == 2:
         layers.append(("reshape", Reshape(tuple(input_shape) + (1,))))
         channels = 1

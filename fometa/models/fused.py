@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from fometa import parallel, tree
 from fometa.backends import array_module, backend_of, kernels
@@ -50,11 +50,11 @@ WINOGRAD_ENV_VAR = "FOMETA_WINOGRAD"
 # a [conv; batch norm; (max-pool); ReLU] block
 # --------------------------------------------------------------------------------------
 class _BlockCache(NamedTuple):
-    x: object  # block input (T, B, H, W, C), to rebuild patches when they were not kept
-    cols: object  # patch matrix (T, B * pix, depth) or its blocks', Winograd's input tiles (T, 16, tiles, C), or None
-    fast: object  # the compiled kernels that ran the batch norm (then ``bn`` is theirs), or None
-    bn: object  # NumPy: (xhat (T, B * pix, C_out), 1 / sqrt(var + eps) (T, C_out), rows, pool, out)
-    u: object = None  # Winograd's transformed kernel (T, 16, C, C_out); None: the conv ran on patches
+    x: Any  # block input (T, B, H, W, C), to rebuild patches when they were not kept
+    cols: Any  # patch matrix (T, B * pix, depth) or its blocks', Winograd's input tiles (T, 16, tiles, C), or None
+    fast: Any  # the compiled kernels that ran the batch norm (then ``bn`` is theirs), or None
+    bn: Any  # NumPy: (xhat (T, B * pix, C_out), 1 / sqrt(var + eps) (T, C_out), rows, pool, out)
+    u: Any = None  # Winograd's transformed kernel (T, 16, C, C_out); None: the conv ran on patches
 
 
 def winograd_enabled() -> bool:
@@ -101,7 +101,8 @@ class ConvBlock:
         kernel = p[self.param_keys[0]]
         pix = oh * ow
         whole = be.chunk_bytes is None
-        cols = u = None
+        cols: Any = None
+        u: Any = None
         if self.winograd and winograd_enabled():
             z, cols, u = self._winograd_forward(be, x, kernel, geo, whole)
         elif len(blocks := self._conv_blocks(geo, self._patch_bytes(geo, x.itemsize), whole)) == 1:
@@ -163,7 +164,8 @@ class ConvBlock:
             xhat, inv, rows, pool, out = cache.bn
             d = dy * (out > 0)
             if self.pool is not None:
-                d = _pool_backward(*pool, d)
+                winner, pooled_shape = pool
+                d = _pool_backward(winner, pooled_shape, d)
             # batch norm's own backward pass (fometa/layers/batchnorm.py) on the cached statistics
             dz, bn_grads = self.bn.backward({"scale": p[self.param_keys[2]]}, (xhat, inv, rows), d)
             dz = dz.reshape(xhat.shape)
@@ -191,7 +193,7 @@ class ConvBlock:
             dcols = xp.matmul(dz, kmat.transpose(0, 2, 1)).reshape(t, b, oh, ow, kh * kw, c)
             return be.col2im_unpadded(dcols, cache.x.shape, kh, kw, self.conv.stride, top, left), grads
         dkernel = xp.empty((t, depth, co), dtype=dz.dtype) if kernel_out is None else kernel_out
-        dx = xp.empty(cache.x.shape, dtype=dz.dtype) if need_dx else None
+        dx: Any = xp.empty(cache.x.shape, dtype=dz.dtype) if need_dx else None
         blocks = self._conv_blocks(geo, self._patch_bytes(geo, cache.x.itemsize), be.chunk_bytes is None)
         for i, (t0, t1, b0, b1) in enumerate(blocks):
             cb = cache.cols[i] if cache.cols is not None else self._patches(be, cache.x[t0:t1, b0:b1], geo)
@@ -250,8 +252,8 @@ class ConvBlock:
         th, tw = self._winograd_geometry(geo)
         co, pix = self.conv.out_channels, oh * ow
         du = xp.empty((t, 16, c, co), dtype=dz.dtype)
-        ut = xp.ascontiguousarray(cache.u.transpose(0, 1, 3, 2)) if need_dx else None
-        dx = xp.empty(cache.x.shape, dtype=dz.dtype) if need_dx else None
+        ut: Any = xp.ascontiguousarray(cache.u.transpose(0, 1, 3, 2)) if need_dx else None
+        dx: Any = xp.empty(cache.x.shape, dtype=dz.dtype) if need_dx else None
         ops = be.kernels()
         for t0, t1, b0, b1 in self._conv_blocks(geo, self._winograd_bytes(geo, cache.x.itemsize), whole):
             v = cache.cols if cache.cols is not None else ops.winograd_input(cache.x[t0:t1, b0:b1], top, left, th, tw)
@@ -367,7 +369,8 @@ class LayerOp:
 
 
 def _compile(layers):
-    ops, i = [], 0
+    ops: list[ConvBlock | LayerOp] = []
+    i = 0
     while i < len(layers):
         name, layer = layers[i]
         if isinstance(layer, Conv2D) and i + 2 < len(layers) and isinstance(layers[i + 1][1], BatchNorm):

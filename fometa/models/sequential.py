@@ -15,7 +15,7 @@ path is tested against.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -36,6 +36,8 @@ class Sequential:
     input_shape: tuple[int, ...]
     loss: str = "softmax_cross_entropy"
     fused: bool = True  # False: the layer-by-layer reference passes
+    #: the shape of one example's outputs, from the layers (set at construction)
+    output_shape: tuple[int, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         if self.loss not in _LOSSES:

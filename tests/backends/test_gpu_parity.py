@@ -15,7 +15,8 @@ def assert_close32(gpu, cpu, what, rtol=1e-4, atol_scale=1e-5):
     """Host copy of a CuPy array vs a NumPy array, float32 tolerance relative to the data's scale."""
     assert array_module(gpu).__name__ == "cupy", f"{what}: expected a CuPy array, got {type(gpu)}"
     got = gpu.get()
-    assert got.shape == cpu.shape and got.dtype == cpu.dtype, f"{what}: {got.shape}/{got.dtype} vs {cpu.shape}/{cpu.dtype}"
+    assert got.shape == cpu.shape and got.dtype == cpu.dtype, \
+        f"{what}: {got.shape}/{got.dtype} vs {cpu.shape}/{cpu.dtype}"
     np.testing.assert_allclose(got, cpu, rtol=rtol, atol=atol_scale * (np.abs(cpu).max() + 1e-30), err_msg=what)
 
 
@@ -60,7 +61,10 @@ def test_loss_matches_numpy(loss, gpu_backend):
     mod = {"softmax_cross_entropy": softmax_cross_entropy, "mse": mse}[loss]
     rng = np.random.default_rng(1)
     pred = (3 * rng.standard_normal((3, 5, 4))).astype(np.float32)
-    target = rng.integers(0, 4, (3, 5)) if loss == "softmax_cross_entropy" else rng.standard_normal((3, 5, 4)).astype(np.float32)
+    if loss == "softmax_cross_entropy":
+        target = rng.integers(0, 4, (3, 5))
+    else:
+        target = rng.standard_normal((3, 5, 4)).astype(np.float32)
     w = rng.standard_normal(3).astype(np.float32)
     value, cache = mod.forward(pred, target)
     dpred = mod.backward(cache, w.copy())
@@ -126,4 +130,5 @@ def test_im2col_col2im_match_numpy(gpu_backend):
     gcols = gpu_backend.im2col(gpu_backend.asarray(x), 3, 2, 2, 3, 3)
     np.testing.assert_array_equal(gcols.get(), cols, err_msg="im2col on the GPU")
     c = rng.standard_normal(cols.shape).astype(np.float32)
-    assert_close32(gpu_backend.col2im(gpu_backend.asarray(c), x.shape, 3, 2, 2), kernels.col2im(c, x.shape, 3, 2, 2), "col2im")
+    assert_close32(gpu_backend.col2im(gpu_backend.asarray(c), x.shape, 3, 2, 2), kernels.col2im(c, x.shape, 3, 2, 2),
+                   "col2im")

@@ -40,7 +40,7 @@ def assert_same(a, b, what, exact=True, rtol=0.0):
             assert_same(a[k], b[k], f"{what}: {k}", exact, rtol)
         return
     if isinstance(a, (tuple, list)):
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
             assert_same(x, y, f"{what}[{i}]", exact, rtol)
         return
     a, b = np.asarray(a), np.asarray(b)
@@ -50,7 +50,8 @@ def assert_same(a, b, what, exact=True, rtol=0.0):
     else:
         scale = max(np.abs(b).max(), 1e-30)
         err = np.abs(a.astype(np.float64) - b).max() / scale
-        assert err <= rtol, f"{what}: compiled and NumPy paths differ by {err:.3g} of the largest entry ({rtol} allowed)"
+        assert err <= rtol, \
+        f"{what}: compiled and NumPy paths differ by {err:.3g} of the largest entry ({rtol} allowed)"
 
 
 def perturbed(model, rng, tasks, dtype):
@@ -202,7 +203,8 @@ def test_small_random_nets_equal_the_numpy_path(ways, h, w, c, filters, blocks, 
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("opt", [optim.Adam(1e-2), optim.Adam(1e-2, beta1=0.5), optim.SGD(0.1)], ids=["adam", "adam-b1", "sgd"])
+@pytest.mark.parametrize("opt", [optim.Adam(1e-2), optim.Adam(1e-2, beta1=0.5), optim.SGD(0.1)],
+                         ids=["adam", "adam-b1", "sgd"])
 def test_inner_loop_equals_the_numpy_path(monkeypatch, threads, opt):
     model = models.conv_net("s2", 3, (9, 9), filters=4, blocks=3, stride=2)
     rng = np.random.default_rng(7)
@@ -288,10 +290,12 @@ def test_gradients_of_the_paper_nets_through_the_compiled_path(monkeypatch, whic
 
 def test_bench_times_both_kernels_in_one_run():
     out = subprocess.run([sys.executable, "-m", "fometa", "bench", "--tasks", "1", "--repeat", "1", "--warmup", "0",
-                          "--kernels", "numba,numpy", "--json"], capture_output=True, text=True, timeout=600, check=True)
+                          "--kernels", "numba,numpy", "--json"], capture_output=True, text=True, timeout=600,
+                         check=True)
     figures = [json.loads(line) for line in out.stdout.splitlines()]
     assert [f["kernels"] for f in figures] == ["numba", "numpy"], out.stdout
-    bad = subprocess.run([sys.executable, "-m", "fometa", "bench", "--kernels", "fortran"], capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, "-m", "fometa", "bench", "--kernels", "fortran"], capture_output=True,
+                         text=True)
     assert bad.returncode == 2 and "unknown kernels 'fortran'" in bad.stderr
 
 

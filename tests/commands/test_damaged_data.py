@@ -111,8 +111,8 @@ def test_eval_on_a_damaged_file(capsys, tiny_omniglot, damaged_omniglot, grey_im
     for data, damaged in ((tiny_omniglot, damaged_omniglot), (grey_images, tmp_path / "g.h5")):
         run = tmp_path / f"run-{data.stem}"
         args = (*FAST, "--meta-iters", "2", "--quiet") if data == tiny_omniglot else SMALL
-        rc, _, err = fometa_cli(capsys, "train", *(("--preset", "omniglot-5way-1shot") if data == tiny_omniglot else ()),
-                                "--data", data, "--out", run, *args)
+        preset = ("--preset", "omniglot-5way-1shot") if data == tiny_omniglot else ()
+        rc, _, err = fometa_cli(capsys, "train", *preset, "--data", data, "--out", run, *args)
         assert rc == 0, err
         if data == grey_images:
             shutil.copy(grey_images, damaged)

@@ -25,7 +25,8 @@ def test_eval_prints_one_json_object(capsys, trained_run):
     (line,) = out.strip().splitlines()
     res = json.loads(line)
     assert KEYS <= set(res)
-    assert (res["tasks"], res["mode"], res["split"], res["shots"], res["inner_iters"]) == (30, "transductive", "test", 1, 3)
+    assert (res["tasks"], res["mode"], res["split"], res["shots"], res["inner_iters"]) == \
+        (30, "transductive", "test", 1, 3)
     assert 0.0 <= res["accuracy"] <= 1.0 and res["ci95"] > 0 and res["seconds"] > 0
     assert "30/30" in err  # the progress bar, on stderr
 

@@ -5,8 +5,8 @@ import pytest
 from cli_helpers import FAST, fometa_cli
 
 from fometa import config as C
-from fometa.layers import Conv2D, Dense
 from fometa.build import build_model
+from fometa.layers import Conv2D, Dense
 from fometa.runfolder import RunFolder
 
 

@@ -51,8 +51,10 @@ def registry(tmp_path, monkeypatch, tiny_run, results):
 def test_ship_writes_the_file_and_its_entry(registry, tiny_run, results):
     index = json.loads((registry / "index.json").read_text())
     e = index["models"]["tiny-3way"]
-    assert e["file"] == "tiny-3way.h5" and (registry / "tiny-3way.h5").read_bytes() == (tiny_run / "checkpoint.h5").read_bytes()
-    assert e["sha256"] == pretrained.file_sha256(registry / "tiny-3way.h5") and e["bytes"] == (registry / "tiny-3way.h5").stat().st_size
+    assert e["file"] == "tiny-3way.h5" and \
+        (registry / "tiny-3way.h5").read_bytes() == (tiny_run / "checkpoint.h5").read_bytes()
+    assert e["sha256"] == pretrained.file_sha256(registry / "tiny-3way.h5") and \
+        e["bytes"] == (registry / "tiny-3way.h5").stat().st_size
     assert (e["meta_iterations"], e["ways"], e["data"], e["preset"]) == (30, 3, "folder", "omniglot-5way-1shot")
     evals = [json.loads(line) for line in (results / "eval-1shot.jsonl").read_text().splitlines()]
     assert [(a["mode"], a["accuracy"], a["tasks"]) for a in e["accuracies"]] == [
@@ -99,7 +101,8 @@ def test_the_package_models_are_listed_and_load_only_when_shipped(capsys, name, 
     log = REPO / model.entry["results"] / "log.jsonl"
     if log.is_file():
         seconds = json.loads(log.read_text().splitlines()[-1])["seconds"]
-        assert model.entry["seconds"] == round(seconds, 1), f"{name}: {model.entry['seconds']} s, its run's log {seconds}"
+        assert model.entry["seconds"] == round(seconds, 1), \
+            f"{name}: {model.entry['seconds']} s, its run's log {seconds}"
         rc, out, _ = fometa_cli(capsys, "models")
         assert f"{seconds:,.0f} s of training" in out.split(f"\n{name}")[-1].split("\n\n")[0]
 

@@ -47,7 +47,7 @@ def test_one_json_line_per_query_in_order(capsys, tiny_run, task):
         assert list(r["probabilities"]) == ["alpha", "beta", "gamma"]
         assert abs(sum(r["probabilities"].values()) - 1) < 1e-9
         assert r["class"] == max(r["probabilities"], key=r["probabilities"].get)
-    right = np.mean([r["class"] == t for r, t in zip(lines, truth)])
+    right = np.mean([r["class"] == t for r, t in zip(lines, truth, strict=True)])
     assert right > 0.5, f"{right:.0%} right on well-separated classes (chance 33%)"
 
 

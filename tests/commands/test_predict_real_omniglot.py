@@ -75,7 +75,7 @@ def test_fometa_predict_labels_raw_test_characters(capsys, tasks):
     for support, queries in tasks:
         rc, out, err = fometa_cli(capsys, "predict", MODEL, "--support", support, "--query", *[q for q, _ in queries])
         assert rc == 0 and err == "", err  # raw scans are like the model's training images: no warning
-        for line, (_, label) in zip(out.strip().splitlines(), queries):
+        for line, (_, label) in zip(out.strip().splitlines(), queries, strict=True):
             right += json.loads(line)["class"] == label
             total += 1
     print(f"fometa predict: {right} of {total} queries right")
@@ -89,7 +89,7 @@ def test_the_classifier_labels_raw_test_characters(tasks):
         files = sorted(support.rglob("*.png"))
         clf.fit(files, [f.parent.name for f in files])
         predicted = clf.predict([q for q, _ in queries])
-        right += sum(p == label for p, (_, label) in zip(predicted, queries))
+        right += sum(p == label for p, (_, label) in zip(predicted, queries, strict=True))
         total += len(queries)
     print(f"FewShotClassifier: {right} of {total} queries right")
     assert right / total >= 0.9, f"{right} of {total} queries right"

@@ -112,13 +112,15 @@ def _error(capsys, *args):
 
 
 def test_missing_data_file(capsys, tmp_path):
-    err = _error(capsys, "train", "--preset", "omniglot-5way-1shot", "--data", tmp_path / "none.h5", "--out", tmp_path / "r")
+    err = _error(capsys, "train", "--preset", "omniglot-5way-1shot", "--data", tmp_path / "none.h5", "--out",
+                 tmp_path / "r")
     assert "none.h5: no such file" in err
     assert not (tmp_path / "r").exists(), "a failed start left a run folder"
 
 
 def test_data_file_of_the_wrong_kind(capsys, tiny_omniglot, tmp_path):
-    err = _error(capsys, "train", "--preset", "miniimagenet-5way-1shot", "--data", tiny_omniglot, "--out", tmp_path / "r")
+    err = _error(capsys, "train", "--preset", "miniimagenet-5way-1shot", "--data", tiny_omniglot, "--out",
+                 tmp_path / "r")
     assert "holds omniglot, expected miniimagenet" in err
 
 
@@ -140,7 +142,8 @@ def test_no_preset(capsys, tmp_path):
 
 @pytest.mark.parametrize("flags, message", [
     (["--shots", "20"], "evaluation needs 20 shots + 1 query per class, but a class of the train split has only 20"),
-    (["--train-shots", "21"], "training tasks need 21 train shots per class, but a class of the train split has only 20"),
+    (["--train-shots", "21"],
+     "training tasks need 21 train shots per class, but a class of the train split has only 20"),
     (["--ways", "7"], "a 7-way task needs 7 classes, but the test split has 6"),
     (["--eval-batch", "9"], r"eval.inner_batch \(9\) is larger than the support set \(5 ways x 1 shots"),
     (["--inner-batch", "60"], r"inner.batch \(60\) is larger than a training task"),
@@ -240,7 +243,8 @@ def test_miniimagenet_preset_trains_and_evaluates(capsys, tiny_miniimagenet, tmp
 
 
 def test_omniglot_preset_refuses_a_miniimagenet_file(capsys, tiny_miniimagenet, tmp_path):
-    err = _error(capsys, "train", "--preset", "omniglot-20way-5shot", "--data", tiny_miniimagenet, "--out", tmp_path / "r")
+    err = _error(capsys, "train", "--preset", "omniglot-20way-5shot", "--data", tiny_miniimagenet, "--out",
+                 tmp_path / "r")
     assert "holds miniimagenet, expected omniglot" in err
 
 

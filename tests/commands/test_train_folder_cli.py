@@ -34,15 +34,16 @@ def rgb_images(tmp_path_factory):
 
 
 SMALL = ["--filters", "2", "--meta-iters", "2", "--inner-iters", "1", "--eval-iters", "1", "--interval-tasks", "2",
-         "--eval-interval", "2", "--train-shots", "3", "--inner-batch", "4", "--ways", "2", "--shots", "2", "--eval-batch", "2",
-         "--quiet"]
+         "--eval-interval", "2", "--train-shots", "3", "--inner-batch", "4", "--ways", "2", "--shots", "2",
+         "--eval-batch", "2", "--quiet"]
 
 
 def test_colour_images_take_the_miniimagenet_network_and_preset(capsys, rgb_images, tmp_path):
     rc, out, err = fometa_cli(capsys, "train", "--data", rgb_images, "--out", tmp_path / "r", *SMALL)
     assert rc == 0, err
     saved = C.from_dict(json.loads((tmp_path / "r" / "config.json").read_text()))
-    assert (saved.preset, saved.model.arch, saved.data.kind) == ("miniimagenet-5way-1shot", "miniimagenet_cnn", "folder")
+    assert (saved.preset, saved.model.arch, saved.data.kind) == \
+        ("miniimagenet-5way-1shot", "miniimagenet_cnn", "folder")
     assert build.build_learner(saved).model.input_shape == (20, 20, 3)
     rc, out, err = fometa_cli(capsys, "eval", tmp_path / "r", "--tasks", "3", "--quiet")
     assert rc == 0 and json.loads(out)["tasks"] == 3, err
@@ -53,7 +54,8 @@ def test_model_and_depth_flags_and_an_explicit_preset_decide(capsys, rgb_images,
                             "--out", tmp_path / "r", *SMALL, "--model", "omniglot_cnn", "--depth", "2")
     assert rc == 0, err
     cfg = C.from_dict(json.loads((tmp_path / "r" / "config.json").read_text()))
-    assert (cfg.preset, cfg.inner.lr, cfg.model.arch, cfg.model.depth) == ("omniglot-20way-5shot", 5e-4, "omniglot_cnn", 2)
+    assert (cfg.preset, cfg.inner.lr, cfg.model.arch, cfg.model.depth) == \
+        ("omniglot-20way-5shot", 5e-4, "omniglot_cnn", 2)
     model = build.build_learner(cfg).model
     assert [name for name, _ in model.layers if name.startswith("conv")] == ["conv0", "conv1"]
 

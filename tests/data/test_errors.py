@@ -109,7 +109,8 @@ def test_omniglot_unreadable_png(capsys, out_dir, no_output_left, omni_src, gen)
     bad = next((omni_src / "images_background" / "Beta" / "character01").iterdir())
     bad.write_bytes(b"\x89PNG\r\n\x1a\n not really")
     # packed from zips: the error names the member inside the archive
-    zips = [gen.zip_folder(omni_src / f"images_{s}", omni_src / f"images_{s}.zip") for s in ("background", "evaluation")]
+    zips = [gen.zip_folder(omni_src / f"images_{s}", omni_src / f"images_{s}.zip")
+            for s in ("background", "evaluation")]
     member = f"images_background/Beta/character01/{bad.name}"
     _omniglot_error(capsys, out_dir, no_output_left, zips, f"{zips[0]}/{member}", "not a readable image")
 

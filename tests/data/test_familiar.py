@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 pytest.importorskip("PIL")
-from PIL import Image, ImageDraw  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402 - after the skip without Pillow
 
-from fometa.data import ImageSpec  # noqa: E402
-from fometa.data.familiar import UnfamiliarImageWarning, prepare, trained_on, unlike  # noqa: E402
+from fometa.data import ImageSpec  # noqa: E402 - after the skip without Pillow
+from fometa.data.familiar import UnfamiliarImageWarning, prepare, trained_on, unlike  # noqa: E402 - after the skip without Pillow
 
 DRAWINGS = ImageSpec(28, 28, 1, resize="nearest", bilevel=True)  # Omniglot's
 COLOUR = ImageSpec(84, 84, 3)  # Mini-ImageNet's

@@ -39,7 +39,7 @@ def _omniglot_pngs(zip_path):
 
 def _images28(path):
     with h5py.File(path, "r") as f:
-        names = [f"{a}/{c}" for a, c in zip(f["alphabet"].asstr()[()], f["character"].asstr()[()])]
+        names = [f"{a}/{c}" for a, c in zip(f["alphabet"].asstr()[()], f["character"].asstr()[()], strict=True)]
         drawings = f["drawing"].asstr()[()]
         images = f["images28"][()]
     return {(names[i], drawings[i, d]): images[i, d] for i in range(len(names)) for d in range(drawings.shape[1])}
@@ -110,7 +110,7 @@ def test_prepare_of_omniglot_pngs_equals_the_packed_images(resize, omniglot_zips
     pngs = [p for z in omniglot_zips for p in _omniglot_pngs(z)]
     got = spec.prepare([png for *_, png in pngs])
     assert got.dtype == np.float32 and got.shape == (len(pngs), 28, 28)
-    for (character, drawing, _), x in zip(pngs, got):
+    for (character, drawing, _), x in zip(pngs, got, strict=True):
         np.testing.assert_array_equal(x, expected[(character, drawing)], err_msg=f"{character} {drawing}")
 
 
@@ -125,7 +125,7 @@ def test_prepare_of_real_omniglot_pngs_equals_the_packed_images(real_omniglot_pa
         for start in range(0, len(pngs), 2000):
             chunk = pngs[start:start + 2000]
             got = spec.prepare([png for *_, png in chunk])
-            for (character, drawing, _), x in zip(chunk, got):
+            for (character, drawing, _), x in zip(chunk, got, strict=True):
                 np.testing.assert_array_equal(x, expected[(character, drawing)], err_msg=f"{character} {drawing}")
                 checked += 1
     assert checked == len(expected) == 32460
@@ -206,7 +206,7 @@ def test_transparent_parts_are_white_and_sixteen_bit_grey_is_scaled():
     on_white[10:20, 5:25] = 0
     spec = ImageSpec(30, 30, 1)
     np.testing.assert_array_equal(spec.prepare([ink]), spec.prepare([on_white]))
-    wide = Image.fromarray((on_white.astype(np.uint16) * 257))
+    wide = Image.fromarray(on_white.astype(np.uint16) * 257)
     assert wide.mode.startswith("I")
     np.testing.assert_array_equal(spec.prepare([wide]), spec.prepare([on_white]))
 

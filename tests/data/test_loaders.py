@@ -13,8 +13,18 @@ import pytest
 from PIL import Image
 
 from fometa.data import (
-    ArraySplit, ClassSplit, DataError, MiniImageNetSplit, OmniglotSplit, as_class_split, inspect_packed,
-    load_miniimagenet, load_omniglot, load_packed, omniglot_paper_split, verify_packed,
+    ArraySplit,
+    ClassSplit,
+    DataError,
+    MiniImageNetSplit,
+    OmniglotSplit,
+    as_class_split,
+    inspect_packed,
+    load_miniimagenet,
+    load_omniglot,
+    load_packed,
+    omniglot_paper_split,
+    verify_packed,
 )
 
 

@@ -18,7 +18,14 @@ from PIL import Image
 
 from fometa.cli import main
 from fometa.data import (
-    DataError, FolderPackConfig, FolderSplit, ImageSpec, load_folder, load_packed, pack_arrays, verify_packed,
+    DataError,
+    FolderPackConfig,
+    FolderSplit,
+    ImageSpec,
+    load_folder,
+    load_packed,
+    pack_arrays,
+    verify_packed,
 )
 from fometa.data import pack_folder as pf
 from fometa.data._io import sha256_tree
@@ -73,7 +80,7 @@ def test_class_folders_pack_every_image_exactly(class_folder, class_packed):
         assert list(arrays[f"{split}/filenames"]) == [p.name for p in files]
         images = arrays[f"{split}/images"]
         assert images.dtype == np.uint8 and images.shape == (len(files), 10, 12, 3)
-        for x, path in zip(images, files):
+        for x, path in zip(images, files, strict=True):
             np.testing.assert_array_equal(x, decoded(path), err_msg=path.name)
     assert ImageSpec.from_dict(json.loads(attrs["image_spec"])) == ImageSpec(10, 12, 3)
     options = json.loads(attrs["packing_options"])
@@ -97,7 +104,7 @@ def test_split_folders_are_the_splits(tmp_path):
         images = arrays[f"{split}/images"]
         assert images.shape == (sum(classes.values()), 10, 12), "grey images pack to one channel"
         files = [p for c in sorted(classes) for p in sorted((src / split / c).iterdir())]
-        for x, path in zip(images, files):
+        for x, path in zip(images, files, strict=True):
             np.testing.assert_array_equal(x, decoded(path))
     # any subset of the three split folders
     shutil.rmtree(src / "val")
@@ -223,7 +230,7 @@ def test_size_resizes_with_the_chosen_filter(tmp_path):
         arrays, attrs = _read(pack_folder(src, tmp_path / f"{resize}.h5", cfg, progress=False))
         images = arrays["train/images"]
         assert images.shape == ((6, 8, 6, 3) if channels == 3 else (6, 8, 6))
-        for x, path in zip(images, sorted(src.rglob("*.png"))):
+        for x, path in zip(images, sorted(src.rglob("*.png")), strict=True):
             with Image.open(path) as img:
                 img = img.convert("RGB" if channels == 3 else "L")
                 if img.size != (6, 8):
@@ -264,7 +271,7 @@ def test_bilevel_folder_of_omniglot_drawings_equals_omniglot_packing(gen, omnigl
     assert ImageSpec.for_packed(out) == ImageSpec.for_packed(omniglot_packed)
     splits = load_packed(out)["train"]
     with h5py.File(omniglot_packed, "r") as f:
-        names = [f"{a}_{c}" for a, c in zip(f["alphabet"].asstr()[()], f["character"].asstr()[()])]
+        names = [f"{a}_{c}" for a, c in zip(f["alphabet"].asstr()[()], f["character"].asstr()[()], strict=True)]
         images28 = f["images28"][()]
     assert sorted(splits.names) == sorted(names)
     for c, name in enumerate(splits.names):

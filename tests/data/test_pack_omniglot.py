@@ -53,7 +53,7 @@ def test_packed_contents_equal_pngs_and_reference(omniglot_zips, omniglot_packed
     assert arrays["images28"].shape == (5, 20, 28, 28) and arrays["images28"].dtype == np.float32
     pngs = _zip_pngs(omniglot_zips)
     images105 = unpack_images105(arrays["images105"])
-    for c, key in enumerate(zip(arrays["alphabet"], arrays["character"])):
+    for c, key in enumerate(zip(arrays["alphabet"], arrays["character"], strict=True)):
         drawings = pngs[key]
         assert list(arrays["drawing"][c]) == [d for d, _ in drawings]
         for d, (_, img) in enumerate(drawings):
@@ -67,7 +67,7 @@ def test_packed_contents_equal_pngs_and_reference(omniglot_zips, omniglot_packed
         ("images_background.zip", "zip", ["background"]), ("images_evaluation.zip", "zip", ["evaluation"])]
     import hashlib
 
-    for s, zp in zip(sources, omniglot_zips):
+    for s, zp in zip(sources, omniglot_zips, strict=True):
         assert s["sha256"] == hashlib.sha256(zp.read_bytes()).hexdigest()
     assert json.loads(attrs["packing_options"])["resize"] == "reference"
 
@@ -139,7 +139,7 @@ def test_real_omniglot_counts_and_checksums(real_omniglot_packed, gen):
 
 def test_real_omniglot_pixels_equal_pngs_and_reference(real_omniglot_packed, gen):
     arrays, _, _ = _read(real_omniglot_packed)
-    index = {key: c for c, key in enumerate(zip(arrays["alphabet"], arrays["character"]))}
+    index = {key: c for c, key in enumerate(zip(arrays["alphabet"], arrays["character"], strict=True))}
     checked = 0
     for zp in (gen.REAL_OMNIGLOT / "images_background.zip", gen.REAL_OMNIGLOT / "images_evaluation.zip"):
         with zipfile.ZipFile(zp) as z:

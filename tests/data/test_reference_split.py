@@ -47,7 +47,7 @@ def _reference_split(folders: dict, seed: int = 0, num_train: int = 1200):
 
 
 def _ours(names, seed=0, train_characters=1200):
-    alphabets, characters = zip(*(n.split("/") for n in names))
+    alphabets, characters = zip(*(n.split("/") for n in names), strict=True)
     train, test = omniglot_paper_split(alphabets, characters, seed, train_characters)
     return {names[i] for i in train}, {names[i] for i in test}
 

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("PIL")
 
-from demo_helpers import Client, NearestMean, Page, find_browser, start_browser  # noqa: E402
+from demo_helpers import Client, NearestMean, Page, find_browser, start_browser  # noqa: E402 - after the skip without Pillow
 
 REPO = Path(__file__).resolve().parents[2]
 #: a run folder, checkpoint file or shipped name to use instead of the shipped omniglot-5way model
@@ -59,7 +59,7 @@ def served(classifier):
 def browser(tmp_path_factory):
     """A headless Chromium driven by Selenium (skips, saying what to install, where none can be had)."""
     try:
-        import selenium  # noqa: F401
+        import selenium  # noqa: F401 - imported to see that it is installed
     except ImportError:
         pytest.skip("the browser tests need Selenium (pip install selenium) and Chromium with chromedriver")
     try:

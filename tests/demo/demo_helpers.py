@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import json
 import re
 import urllib.error
@@ -17,7 +18,6 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-
 
 STATIC = Path(__file__).resolve().parents[2] / "fometa" / "demo"
 
@@ -214,7 +214,7 @@ class Page:
         side = canvas.size["width"]
         for stroke in strokes:
             points = [stroke[0]]
-            for (x0, y0), (x1, y1) in zip(stroke, stroke[1:]):
+            for (x0, y0), (x1, y1) in itertools.pairwise(stroke):
                 n = max(1, int(np.hypot(x1 - x0, y1 - y0) * side / step))
                 points += [(x0 + (x1 - x0) * t / n, y0 + (y1 - y0) * t / n) for t in range(1, n + 1)]
             offsets = [(round((x - 0.5) * side), round((y - 0.5) * side)) for x, y in points]

@@ -18,7 +18,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-
 from demo_helpers import GLYPHS, Page, glyph, png_pixels
 
 NAMES = list(GLYPHS)
@@ -32,7 +31,6 @@ NEAR_COPY = ("vee", (0.01, 0.01), 1.0)
 def _drawing_widths(url: str) -> float:
     """Median stroke width (pixels) of a drawing as the page sends it, after the black-and-white step."""
     from PIL import Image
-
     from test_server import _ink_widths
 
     img = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("L")

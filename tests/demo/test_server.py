@@ -7,8 +7,7 @@ import socket
 
 import numpy as np
 import pytest
-
-from demo_helpers import STATIC, GLYPHS, data_url, glyph, page_constant, png_pixels, stroke_png
+from demo_helpers import GLYPHS, STATIC, data_url, glyph, page_constant, png_pixels, stroke_png
 
 
 def _good_request(names=("bar", "dash", "cross", "box", "vee"), query="cross"):
@@ -26,7 +25,7 @@ def _ink_widths(white: np.ndarray) -> np.ndarray:
         out = np.zeros(a.shape, dtype=float)
         for i, row in enumerate(a):
             edges = np.flatnonzero(np.diff(np.concatenate([[0], row.astype(int), [0]])))
-            for start, stop in zip(edges[::2], edges[1::2]):
+            for start, stop in zip(edges[::2], edges[1::2], strict=True):
                 out[i, start:stop] = stop - start
         return out
 

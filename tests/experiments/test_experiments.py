@@ -81,7 +81,10 @@ def test_fomaml_tail_batches_are_shared_or_separate():
 @pytest.mark.parametrize("module", [combinations, fomaml_tail])
 def test_experiment_runs_on_synthetic_data(module, tmp_path):
     splits = synthetic_splits()
-    curves = combinations.select((2,)) if module is combinations else fomaml_tail.select((2,), ["reptile", "fomaml-separate"])
+    if module is combinations:
+        curves = combinations.select((2,))
+    else:
+        curves = fomaml_tail.select((2,), ["reptile", "fomaml-separate"])
     with common.JsonLog(tmp_path / "log.jsonl") as log:
         records = module.run(splits, log, TINY, curves)
     lines = common.read_log(tmp_path / "log.jsonl")
@@ -141,7 +144,8 @@ def test_combinations_command_on_real_omniglot(real_omniglot, tmp_path, capsys):
     folder, cache = real_omniglot
     # --data is the folder of the archives; --out already holds their packed copy, which is reused
     rc = cli.main(["experiment", "combinations", "--data", str(folder), "--out", str(cache), "--quiet",
-                   "--meta-iters", "1", "--eval-interval", "1", "--interval-tasks", "2", "--ks", "2", "--curves", "g1+g2,g2"])
+                   "--meta-iters", "1", "--eval-interval", "1", "--interval-tasks", "2", "--ks", "2", "--curves",
+                   "g1+g2,g2"])
     assert rc == 0
     summary = _last_json(capsys.readouterr().out)
     assert [r["curve"] for r in summary["final"]] and {r["curve"] for r in summary["final"]} == {"g1+g2", "g2"}

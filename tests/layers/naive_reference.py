@@ -112,7 +112,7 @@ def flatten(x):
 def softmax_cross_entropy(logits, labels) -> float:
     """Mean over examples of ``logsumexp(logits[b]) - logits[b, labels[b]]``."""
     total = []
-    for row, lab in zip(logits, labels):
+    for row, lab in zip(logits, labels, strict=True):
         m = max(float(v) for v in row)
         lse = m + math.log(math.fsum(math.exp(float(v) - m) for v in row))
         total.append(lse - float(row[int(lab)]))
@@ -120,7 +120,7 @@ def softmax_cross_entropy(logits, labels) -> float:
 
 
 def mse(pred, target) -> float:
-    diffs = [(float(p) - float(t)) ** 2 for p, t in zip(np.ravel(pred), np.ravel(target))]
+    diffs = [(float(p) - float(t)) ** 2 for p, t in zip(np.ravel(pred), np.ravel(target), strict=True)]
     return math.fsum(diffs) / len(diffs)
 
 

@@ -9,7 +9,14 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from layer_harness import (
-    batches, check_layer_gradients, check_task_batching, chunk_budgets, numpy_chunk_bytes, random_params, seeds, tasks,
+    batches,
+    check_layer_gradients,
+    check_task_batching,
+    chunk_budgets,
+    numpy_chunk_bytes,
+    random_params,
+    seeds,
+    tasks,
 )
 
 from fometa.layers import Conv2D

@@ -76,7 +76,7 @@ def test_reshape_rejects_a_size_change():
         Reshape((28, 28, 1)).output_shape((28, 27))
 
 
-@pytest.mark.parametrize("layer", [ReLU(), Tanh(), Flatten(), Reshape((6,))], ids=lambda l: type(l).__name__)
+@pytest.mark.parametrize("layer", [ReLU(), Tanh(), Flatten(), Reshape((6,))], ids=lambda layer: type(layer).__name__)
 def test_float32_stays_float32_and_no_params(layer):
     x = np.random.default_rng(0).standard_normal((2, 3, 2, 3)).astype(np.float32)
     y, cache = layer.forward({}, x)

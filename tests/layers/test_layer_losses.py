@@ -32,7 +32,7 @@ def _inputs(case, seed):
 def test_forward_matches_naive_loops(case, seed):
     mod, name, pred, target, _ = _inputs(case, seed)
     loss, _ = mod.forward(pred, target)
-    want = np.array([getattr(naive, name)(p, y) for p, y in zip(pred, target)])
+    want = np.array([getattr(naive, name)(p, y) for p, y in zip(pred, target, strict=True)])
     assert loss.shape == (pred.shape[0],), f"{name}: loss shape {loss.shape}, want one per task"
     np.testing.assert_allclose(loss, want, rtol=1e-12, atol=1e-13, err_msg=f"{name} vs naive loops")
 

@@ -15,9 +15,9 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from fometa import inner, meta, models, optim, parallel, tree
-from fometa.models import fused
 from fometa.backends import kernels
 from fometa.layers.padding import out_size_and_pads
+from fometa.models import fused
 
 
 @pytest.fixture(params=["numpy", "compiled"])
@@ -42,7 +42,8 @@ def batch(model, rng, tasks, size, dtype):
 def params_for(model, rng, tasks, dtype):
     """Perturbed parameters, so that biases, scales and offsets all matter."""
     base = model.init(rng, dtype=dtype)
-    return {k: (np.repeat(v[None], tasks, 0) + 0.3 * rng.standard_normal((tasks,) + v.shape)).astype(dtype) for k, v in base.items()}
+    return {k: (np.repeat(v[None], tasks, 0) + 0.3 * rng.standard_normal((tasks,) + v.shape)).astype(dtype)
+            for k, v in base.items()}
 
 
 def assert_trees_close(a, b, rtol, what, global_scale=False):
@@ -142,14 +143,14 @@ def test_flat_inner_loop_equals_plain_loop(fast_path, opt, keep):
     phi_f, st_f, tr_f = meta.adapt(model, p, steps, opt, state, keep=keep)
     phi_r, st_r, tr_r = meta.adapt(reference(model), p, steps, opt, state, keep=keep)
     assert_trees_close(phi_f, phi_r, 1e-10, "adapted parameters")
-    for lf, lr in zip(tr_f.losses, tr_r.losses):
+    for lf, lr in zip(tr_f.losses, tr_r.losses, strict=True):
         np.testing.assert_allclose(lf, lr, rtol=1e-10)
     if isinstance(opt, optim.Adam):
         assert_trees_close(st_f.nu, st_r.nu, 1e-9, "second moment")
         np.testing.assert_array_equal(st_f.count, st_r.count)
     if keep:
         assert len(tr_f.params) == len(tr_r.params) == 5 and len(tr_f.directions) == 4
-        for a, b in zip(tr_f.directions, tr_r.directions):
+        for a, b in zip(tr_f.directions, tr_r.directions, strict=True):
             assert_trees_close(a, b, 1e-9, "direction", global_scale=True)
     # the inputs are never modified
     assert_trees_close(p, params_for(model, np.random.default_rng(7), 3, np.float64), 0.0, "input parameters")
@@ -174,7 +175,7 @@ def test_thread_count_does_not_change_results(fast_path, threads):
     for k in one[0]:
         assert np.array_equal(one[0][k], many[0][k]), f"{k}: {threads} threads changed the adapted parameters"
         assert np.array_equal(one[1].nu[k], many[1].nu[k])
-    for a, b in zip(one[2].losses, many[2].losses):
+    for a, b in zip(one[2].losses, many[2].losses, strict=True):
         assert np.array_equal(a, b)
 
 
@@ -189,10 +190,12 @@ def test_unpadded_kernels_equal_padded_ones(tasks, batch_, h, w, c, k, stride, p
     rng = np.random.default_rng(h * 100 + w)
     x = rng.standard_normal((tasks, batch_, h, w, c))
     xpad = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right), (0, 0)))
-    assert np.array_equal(kernels.im2col_unpadded(x, k, k, stride, top, left, oh, ow), kernels.im2col(xpad, k, k, stride, oh, ow))
+    assert np.array_equal(kernels.im2col_unpadded(x, k, k, stride, top, left, oh, ow),
+                          kernels.im2col(xpad, k, k, stride, oh, ow))
     cols = rng.standard_normal((tasks, batch_, oh, ow, k * k, c))
     want = kernels.col2im(cols, xpad.shape, k, k, stride)[:, :, top : top + h, left : left + w]
-    np.testing.assert_allclose(kernels.col2im_unpadded(cols, x.shape, k, k, stride, top, left), want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(kernels.col2im_unpadded(cols, x.shape, k, k, stride, top, left), want, rtol=1e-12,
+                               atol=1e-12)
 
 
 def test_flat_layout_round_trip():

@@ -36,7 +36,8 @@ def test_conv2d_torch_init_uses_fan_in_kh_kw_cin_for_kernel_and_bias():
         Conv2D(1, 1, init_scheme="he").init(np.random.default_rng(0))
 
 
-@pytest.mark.parametrize("factory", [lambda i: models.omniglot_cnn(5, init=i), lambda i: models.miniimagenet_cnn(5, init=i),
+@pytest.mark.parametrize("factory", [lambda i: models.omniglot_cnn(5, init=i),
+                                     lambda i: models.miniimagenet_cnn(5, init=i),
                                      lambda i: models.conv_net("small", 3, (9, 9, 2), filters=4, init=i)])
 def test_every_layer_of_a_network_follows_its_init(factory):
     torch, glorot = factory("torch"), factory("glorot")

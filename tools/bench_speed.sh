@@ -71,3 +71,6 @@ if [ -n "${OLD_PYTHON:-}" ]; then
             | tee -a "$OUT/previous.jsonl"
     done
 fi
+
+echo "== the tables of docs/performance.md"
+"$PY" tools/speed_table.py "$OUT" | tee "$OUT/tables.md"

@@ -6,7 +6,7 @@ Reads the run's JSON lines (``meta.jsonl``, ``eval.jsonl``, ``torch.jsonl``, ``m
 ``previous.jsonl``, ``sgemm.jsonl``) and prints markdown: each network's meta-iteration against its
 FLOP limit (the work counted from its shapes at the rate of a 2048 x 2048 sgemm measured in the same
 run) beside the previous installation's; the Mini-ImageNet evaluation's tasks/s; fometa against
-PyTorch; and the peak memory of a Mini-ImageNet meta-iteration. Only the public bench outputs are read:
+PyTorch; the peak memory of a Mini-ImageNet meta-iteration; and where a meta-iteration's time goes. Only the public bench outputs are read:
 every figure printed is one of theirs, or a ratio of two of them.
 """
 from __future__ import annotations
@@ -108,6 +108,27 @@ def torch_table(torch) -> list[str]:
     return out
 
 
+def profile_table(profile) -> list[str]:
+    models = [m for m in ("omniglot", "omniglot-20way", "miniimagenet") if pick(profile, model=m, kernels="numba")]
+    if not models:
+        return []
+    names = {"omniglot": "Omniglot 5-way", "omniglot-20way": "Omniglot 20-way", "miniimagenet": "Mini-ImageNet 5-way"}
+    rows = {m: pick(profile, model=m, kernels="numba") for m in models}
+    parts = []
+    for m in models:
+        parts += [k for k in rows[m]["parts_ms"] if k not in parts]
+    out = ["| ms a meta-iteration, 1 thread | " + " | ".join(names[m] for m in models) + " |",
+           "|---|" + "---|" * len(models)]
+    for part in parts:
+        cells = []
+        for m in models:
+            v = rows[m]["parts_ms"].get(part)
+            cells.append("-" if v is None else f"{v:,.1f} ({100 * v / rows[m]['mean_ms']:.0f}%)")
+        out.append(f"| {part} | " + " | ".join(cells) + " |")
+    out.append("| total | " + " | ".join(f"{rows[m]['mean_ms']:,.1f}" for m in models) + " |")
+    return out
+
+
 def memory_table(memory, previous) -> list[str]:
     out = ["| peak memory of a Mini-ImageNet meta-iteration | this release | previous release | ratio |",
            "|---|---|---|---|"]
@@ -134,7 +155,8 @@ def main(argv=None):
     print(f"sgemm (2048 x 2048, float32) in this run: {', '.join(map(str, rates))} GFLOP/s"
           + (f"; one core, tools/bench_sgemm.py: {peak[0]['gflops']:.1f}" if peak else ""))
     for table in (limit_table(meta, previous), conv_table(meta), eval_table(evals, previous),
-                  torch_table(read(f, "torch.jsonl")), memory_table(read(f, "memory.jsonl"), previous)):
+                  torch_table(read(f, "torch.jsonl")), memory_table(read(f, "memory.jsonl"), previous),
+                  profile_table(read(f, "profile.jsonl"))):
         print()
         print("\n".join(line for line in table if line))
 

@@ -7,7 +7,7 @@
 #                                              PyTorch for the comparison: pip install torch)
 #        OLD_PYTHON=/path/to/old/venv/bin/python bash tools/bench_speed.sh
 #                                             (adds the previous fometa installation, timed with
-#                                              the same commands right after the new one)
+#                                              the same commands, each right after the new one's)
 #
 # Runs on an otherwise idle machine. Every comparison inside one process alternates its sides
 # run by run (fometa on its compiled kernels, fometa on its NumPy code, PyTorch), so that a
@@ -17,6 +17,7 @@ cd "$(dirname "$0")/.."
 OUT="${OUT:-bench-speed}"
 PY="${PYTHON:-python}"
 mkdir -p "$OUT"
+rm -f "$OUT"/*.jsonl "$OUT"/tables.md  # one run's figures, never mixed with an earlier run's
 export OPENBLAS_NUM_THREADS=1  # fometa's --threads sets its own; PyTorch gets torch.set_num_threads
 
 echo "== sgemm peak and the conv products (1 core)"
@@ -36,38 +37,41 @@ for threads in 1 2; do
         | tee -a "$OUT/torch.jsonl"
 done
 
+# this installation and (with OLD_PYTHON) the previous one take turns command by command, so that a change
+# in the machine's load falls on both
+here="$(pwd)"
+old() { (cd "${TMPDIR:-/tmp}" && "$OLD_PYTHON" "$@") | sed 's/^{/{"side": "previous", /' | tee -a "$OUT/previous.jsonl"; }
 for threads in 1 2; do
-    echo "== fometa bench meta against the FLOP limit, $threads thread(s)"
-    "$PY" -m fometa bench meta --json --threads "$threads" --repeat 10 --algorithm reptile --mode batched \
-        --preset omniglot-5way-1shot,omniglot-20way-1shot | tee -a "$OUT/meta.jsonl"
-    "$PY" -m fometa bench meta --json --threads "$threads" --repeat 7 --algorithm reptile --mode batched \
-        --conv winograd,im2col --preset miniimagenet-5way-1shot | tee -a "$OUT/meta.jsonl"
-    echo "== fometa bench eval, $threads thread(s)"
-    "$PY" -m fometa bench eval --json --threads "$threads" --repeat 2 --preset omniglot-5way-1shot \
+    echo "== meta-iterations against the FLOP limit, $threads thread(s)"
+    for preset in omniglot-5way-1shot omniglot-20way-1shot miniimagenet-5way-1shot; do
+        repeat=$([ "$preset" = miniimagenet-5way-1shot ] && echo 7 || echo 30)
+        conv=$([ "$preset" = miniimagenet-5way-1shot ] && echo "--conv winograd,im2col" || echo "")
+        # shellcheck disable=SC2086
+        "$PY" -m fometa bench meta --json --threads "$threads" --repeat "$repeat" --algorithm reptile \
+            --mode batched $conv --preset "$preset" | tee -a "$OUT/meta.jsonl"
+        if [ -n "${OLD_PYTHON:-}" ]; then
+            old -m fometa bench meta --json --threads "$threads" --repeat "$repeat" --algorithm reptile \
+                --mode batched --preset "$preset"
+        fi
+    done
+    echo "== evaluation, $threads thread(s)"
+    "$PY" -m fometa bench eval --json --threads "$threads" --repeat 3 --preset omniglot-5way-1shot \
         | tee -a "$OUT/eval.jsonl"
+    [ -n "${OLD_PYTHON:-}" ] && old -m fometa bench eval --json --threads "$threads" --repeat 3 \
+        --preset omniglot-5way-1shot
     "$PY" -m fometa bench eval --json --threads "$threads" --repeat 3 --chunk 10 --conv winograd,im2col \
         --preset miniimagenet-5way-1shot | tee -a "$OUT/eval.jsonl"
+    [ -n "${OLD_PYTHON:-}" ] && old -m fometa bench eval --json --threads "$threads" --repeat 3 --chunk 10 \
+        --preset miniimagenet-5way-1shot
     echo "== peak memory of a Mini-ImageNet meta-iteration, $threads thread(s)"
     "$PY" tools/bench_memory.py --threads "$threads" | tee -a "$OUT/memory.jsonl"
+    [ -n "${OLD_PYTHON:-}" ] && old "$here/tools/bench_memory.py" --threads "$threads"
 done
 
-if [ -n "${OLD_PYTHON:-}" ]; then
-    echo "== the previous installation, same commands (run outside the repository, which would shadow it)"
-    here="$(pwd)"
-    old() { (cd "${TMPDIR:-/tmp}" && "$OLD_PYTHON" "$@"); }
-    for threads in 1 2; do
-        old -m fometa bench meta --json --threads "$threads" --repeat 10 --algorithm reptile \
-            --mode batched --preset omniglot-5way-1shot,omniglot-20way-1shot \
-            | sed 's/^{/{"side": "previous", /' | tee -a "$OUT/previous.jsonl"
-        old -m fometa bench meta --json --threads "$threads" --repeat 7 --algorithm reptile \
-            --mode batched --preset miniimagenet-5way-1shot \
-            | sed 's/^{/{"side": "previous", /' | tee -a "$OUT/previous.jsonl"
-        old -m fometa bench eval --json --threads "$threads" --repeat 2 \
-            --preset omniglot-5way-1shot | sed 's/^{/{"side": "previous", /' \
-            | tee -a "$OUT/previous.jsonl"
-        old -m fometa bench eval --json --threads "$threads" --repeat 3 --chunk 10 \
-            --preset miniimagenet-5way-1shot | sed 's/^{/{"side": "previous", /' | tee -a "$OUT/previous.jsonl"
-        old "$here/tools/bench_memory.py" --threads "$threads" | sed 's/^{/{"side": "previous", /' \
-            | tee -a "$OUT/previous.jsonl"
-    done
-fi
+echo "== where a meta-iteration's time goes (1 thread, compiled kernels)"
+for model in omniglot omniglot-20way miniimagenet; do
+    "$PY" tools/bench_profile.py --model "$model" --kernels numba --repeat 10 | tee -a "$OUT/profile.jsonl"
+done
+
+echo "== the tables of docs/performance.md"
+"$PY" tools/speed_table.py "$OUT" | tee "$OUT/tables.md"

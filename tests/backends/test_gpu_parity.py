@@ -1,6 +1,7 @@
 """CuPy parity (marked ``gpu``; skipped with the reason where CuPy or a GPU is missing): every
 layer's forward and backward, both losses, and the Omniglot model's loss and gradients on the
-GPU equal NumPy's within float32 tolerance; trees move to the GPU and back unchanged."""
+GPU equal NumPy's within float32 tolerance, Winograd's transforms and the Mini-ImageNet model included;
+trees move to the GPU and back unchanged."""
 import numpy as np
 import pytest
 
@@ -132,3 +133,42 @@ def test_im2col_col2im_match_numpy(gpu_backend):
     c = rng.standard_normal(cols.shape).astype(np.float32)
     assert_close32(gpu_backend.col2im(gpu_backend.asarray(c), x.shape, 3, 2, 2), kernels.col2im(c, x.shape, 3, 2, 2),
                    "col2im")
+
+
+def test_miniimagenet_model_with_winograd_matches_numpy(gpu_backend):
+    """Mini-ImageNet's network runs its stride-1 layers as Winograd F(2x2, 3x3) on both sides: the generic
+    transforms (whole task axis in one launch) on the GPU, the compiled or generic ones on the CPU."""
+    model = models.miniimagenet_cnn(5)
+    rng = np.random.default_rng(4)
+    params = tree.stack([model.init(rng) for _ in range(2)])
+    x = rng.random((2, 4, 84, 84, 3), dtype=np.float32)
+    y = rng.integers(0, 5, (2, 4))
+    loss, grads = model.loss_and_grad(params, x, y)
+    gloss, ggrads = model.loss_and_grad(tree.to_backend(params, gpu_backend), gpu_backend.asarray(x),
+                                        gpu_backend.asarray(y))
+    assert_close32(gloss, loss, "miniimagenet: losses", rtol=1e-4)
+    scale = max(np.abs(g).max() for g in grads.values())
+    for k in grads:
+        np.testing.assert_allclose(ggrads[k].get(), grads[k], rtol=1e-3, atol=1e-4 * scale,
+                                   err_msg=f"miniimagenet: grad {k!r}")
+
+
+def test_winograd_transforms_match_numpy(gpu_backend):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 3, 7, 6, 4)).astype(np.float32)
+    g = rng.standard_normal((2, 3, 3, 4, 5)).astype(np.float32)
+    th, tw = kernels.winograd_tiles(7, 6)
+    gx, gg = gpu_backend.asarray(x), gpu_backend.asarray(g)
+    v, u = kernels.winograd_input(x, 1, 1, th, tw), kernels.winograd_kernel(g)
+    gv, gu = kernels.winograd_input(gx, 1, 1, th, tw), kernels.winograd_kernel(gg)
+    assert_close32(gv, v, "input transform")
+    assert_close32(gu, u, "kernel transform")
+    m = np.matmul(v, u)
+    z = kernels.winograd_output(m, 3, 7, 6)
+    assert_close32(kernels.winograd_output(gpu_backend.asarray(m), 3, 7, 6), z, "output transform")
+    dm = kernels.winograd_output_grad(z, 3, 7, 6)
+    assert_close32(kernels.winograd_output_grad(gpu_backend.asarray(z), 3, 7, 6), dm, "output gradient")
+    assert_close32(kernels.winograd_input_grad(gpu_backend.asarray(v), x.shape, 1, 1, th, tw),
+                   kernels.winograd_input_grad(v, x.shape, 1, 1, th, tw), "input gradient")
+    assert_close32(kernels.winograd_kernel_grad(gpu_backend.asarray(u)), kernels.winograd_kernel_grad(u),
+                   "kernel gradient")

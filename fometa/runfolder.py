@@ -46,7 +46,7 @@ from fometa import config as C
 from fometa.data import DataError
 
 __all__ = ["RunFolder", "find_data", "CONFIG_FILE", "LOG_FILE", "CHECKPOINT_FILE", "PREVIOUS_CHECKPOINT_FILE",
-           "DAMAGED_CHECKPOINT_FILE", "SEGMENTS_FILE", "GROUP_FILE", "SeedGroup", "run_name", "code_version"]
+           "DAMAGED_CHECKPOINT_FILE", "SEGMENTS_FILE", "code_version"]
 
 CONFIG_FILE = "config.json"
 LOG_FILE = "log.jsonl"
@@ -54,7 +54,6 @@ CHECKPOINT_FILE = "checkpoint.h5"
 PREVIOUS_CHECKPOINT_FILE = "checkpoint.prev.h5"
 DAMAGED_CHECKPOINT_FILE = "checkpoint.damaged.h5"
 SEGMENTS_FILE = "segments.jsonl"
-GROUP_FILE = "seeds.json"
 
 
 class RunFolder:
@@ -206,54 +205,6 @@ class RunFolder:
                   "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **code_version()}
         with open(self.segments_path, "a") as f:
             f.write(json.dumps(record) + "\n")
-
-
-# ------------------------------------------------------------------------------------------
-# a group of seeds: one run folder per seed
-# ------------------------------------------------------------------------------------------
-def run_name(seed: int) -> str:
-    """The folder of seed ``seed``'s run inside its group's folder."""
-    return f"seed{seed}"
-
-
-class SeedGroup:
-    """The folder of a group of runs: ``seeds.json`` (``{"seeds": [...], "runs": [...]}``) and one run folder per
-    seed."""
-
-    def __init__(self, path):
-        self.path = Path(path)
-
-    @property
-    def file(self) -> Path:
-        """``GROUP/seeds.json``."""
-        return self.path / GROUP_FILE
-
-    def holds_group(self) -> bool:
-        """Whether the folder holds a seed group."""
-        return self.file.exists()
-
-    def run_dirs(self, seeds) -> list[Path]:
-        """The run folder of each seed: ``GROUP/seed<N>``."""
-        return [self.path / run_name(s) for s in seeds]
-
-    def write(self, seeds) -> None:
-        """Write ``seeds.json`` (the seeds and their run folders), creating the folder."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        record = {"seeds": list(seeds), "runs": [run_name(s) for s in seeds]}
-        atomic.write_text(self.file, json.dumps(record, indent=2) + "\n")
-
-    def read(self) -> list[tuple[int, Path]]:
-        """``[(seed, run folder), ...]``; :class:`~fometa.config.ConfigError` for an unreadable file."""
-        try:
-            record = json.loads(self.file.read_text())
-            pairs = [(int(s), self.path / str(r)) for s, r in zip(record["seeds"], record["runs"], strict=True)]
-        except OSError as exc:
-            raise C.ConfigError(f"{self.file}: cannot read the group of seeds: {exc.strerror or exc}") from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise C.ConfigError(f"{self.file}: not a valid group of seeds ({exc})") from None
-        if not pairs:
-            raise C.ConfigError(f"{self.file}: names no runs")
-        return pairs
 
 
 def find_data(data: C.DataConfig, run_dir=None) -> C.DataConfig:

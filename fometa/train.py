@@ -188,7 +188,7 @@ class RunProgress:
         extra: dict = {}
         if resume is not None:
             self.rng = ckpt_io.make_rng(resume.rng_state)
-            self.state = build.restore_state(resume, learner.backend)
+            self.state = learner.init(resume.params, resume.inner_state, resume.outer_state, resume.iteration)
             extra = dict(resume.extra)
         elif start is not None:
             self.state, self.rng = start
@@ -371,8 +371,9 @@ def prepare(cfgs: Sequence[C.RunConfig], splits: dict | None = None, *, comm: di
     cfg = cfgs[0]
     check_group(cfgs)
     distributed.check_training(comm, cfg.inner, cfg.outer)
-    if learner is None:  # the backend first: one this machine lacks is refused before the data is read
-        learner = build.build_learner(cfg, backend=comm.backend_name(cfg.backend))
+    if learner is None:  # on this rank's backend, first: one this machine lacks is refused before the data is read
+        backend = comm.backend_name(cfg.backend)
+        learner = build.build_learner(cfg, backend=backend)
     if splits is None:
         splits = build.load_splits(data if data is not None else cfg.data)
     build.check_data(cfg, splits)

@@ -1,14 +1,12 @@
 """The run folder: the checkpoint rotation's rule (the fallback is only ever a checkpoint that was written and
 read back whole) and finding a run's data file from any working folder."""
-import json
-
 import numpy as np
 import pytest
 
 from fometa import checkpoint, models, optim
 from fometa import config as C
 from fometa.data import DataError
-from fometa.runfolder import RunFolder, SeedGroup, find_data
+from fometa.runfolder import RunFolder, find_data
 
 
 def _checkpoint(iteration: int) -> checkpoint.Checkpoint:
@@ -117,15 +115,3 @@ def test_a_data_file_found_nowhere_is_one_line_naming_the_option_that_gives_it(t
     with pytest.raises(DataError, match="not found here; give it with --data"):
         find_data(_data("datasets/x.h5"))
     assert find_data(C.DataConfig(kind="sine")) == C.DataConfig(kind="sine")
-
-
-def test_seed_group_file_round_trips(tmp_path):
-    group = SeedGroup(tmp_path / "g")
-    assert not group.holds_group()
-    group.write([3, 1])
-    assert group.holds_group()
-    assert group.read() == [(3, tmp_path / "g" / "seed3"), (1, tmp_path / "g" / "seed1")]
-    assert json.loads(group.file.read_text())["runs"] == ["seed3", "seed1"]
-    group.file.write_text("{not json")
-    with pytest.raises(C.ConfigError, match="not a valid group of seeds"):
-        group.read()

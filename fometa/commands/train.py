@@ -44,7 +44,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fometa import checkpoint, config, distributed, seeds
+from fometa import atomic, checkpoint, config, distributed, seeds
 from fometa.backends import BackendError, UnknownBackendError
 from fometa.commands.options import (
     FLAGS,
@@ -57,7 +57,7 @@ from fometa.commands.options import (
 from fometa.data import DataError
 from fometa.lock import LOCK_FILE, LockedError, RunLock
 from fometa.lock import hold as hold_folder
-from fometa.runfolder import RunFolder, SeedGroup
+from fometa.runfolder import RunFolder
 from fometa.train import TrainingError, TrainOptions, TrainResult, prepare, train, train_runs
 
 #: the errors of a start that are the user's to mend: one line, exit status 2, nothing written
@@ -79,6 +79,58 @@ def add_arguments(p):
                    help="train several seeds together on the task axis, e.g. 0,1,2,3 or 0-3: one run folder "
                         "RUN_DIR/seed<N> each; --resume RUN_DIR continues them all")
     add_setting_arguments(p.add_argument_group("settings (override the preset)"), FLAGS.values())
+
+
+# ------------------------------------------------------------------------------------------
+# a group of seeds on disk: one run folder per seed
+# ------------------------------------------------------------------------------------------
+#: the file naming a group's seeds and their run folders
+GROUP_FILE = "seeds.json"
+
+
+def run_name(seed: int) -> str:
+    """The folder of seed ``seed``'s run inside its group's folder."""
+    return f"seed{seed}"
+
+
+class SeedGroup:
+    """The folder of a group of runs: ``seeds.json`` (``{"seeds": [...], "runs": [...]}``) and one run folder per
+    seed."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    @property
+    def file(self) -> Path:
+        """``GROUP/seeds.json``."""
+        return self.path / GROUP_FILE
+
+    def holds_group(self) -> bool:
+        """Whether the folder holds a seed group."""
+        return self.file.exists()
+
+    def run_dirs(self, seeds) -> list[Path]:
+        """The run folder of each seed: ``GROUP/seed<N>``."""
+        return [self.path / run_name(s) for s in seeds]
+
+    def write(self, seeds) -> None:
+        """Write ``seeds.json`` (the seeds and their run folders), creating the folder."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        record = {"seeds": list(seeds), "runs": [run_name(s) for s in seeds]}
+        atomic.write_text(self.file, json.dumps(record, indent=2) + "\n")
+
+    def read(self) -> list[tuple[int, Path]]:
+        """``[(seed, run folder), ...]``; :class:`~fometa.config.ConfigError` for an unreadable file."""
+        try:
+            record = json.loads(self.file.read_text())
+            pairs = [(int(s), self.path / str(r)) for s, r in zip(record["seeds"], record["runs"], strict=True)]
+        except OSError as exc:
+            raise config.ConfigError(f"{self.file}: cannot read the group of seeds: {exc.strerror or exc}") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise config.ConfigError(f"{self.file}: not a valid group of seeds ({exc})") from None
+        if not pairs:
+            raise config.ConfigError(f"{self.file}: names no runs")
+        return pairs
 
 
 # ------------------------------------------------------------------------------------------

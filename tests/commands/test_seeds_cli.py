@@ -7,7 +7,8 @@ import pytest
 from cli_helpers import FAST, fometa_cli
 
 from fometa import checkpoint
-from fometa.commands.train import parse_seeds
+from fometa import config as C
+from fometa.commands.train import SeedGroup, parse_seeds
 
 
 def _train(capsys, tiny_omniglot, *extra):
@@ -103,3 +104,15 @@ def test_parse_seeds(text, expected):
 def test_parse_seeds_errors(text, message):
     with pytest.raises(ValueError, match=message):
         parse_seeds(text)
+
+
+def test_seed_group_file_round_trips(tmp_path):
+    group = SeedGroup(tmp_path / "g")
+    assert not group.holds_group()
+    group.write([3, 1])
+    assert group.holds_group()
+    assert group.read() == [(3, tmp_path / "g" / "seed3"), (1, tmp_path / "g" / "seed1")]
+    assert json.loads(group.file.read_text())["runs"] == ["seed3", "seed1"]
+    group.file.write_text("{not json")
+    with pytest.raises(C.ConfigError, match="not a valid group of seeds"):
+        group.read()

@@ -186,15 +186,18 @@ class RunProgress:
                  start: tuple[meta.MetaState, np.random.Generator] | None = None, label: str = ""):
         self.cfg, self.problem, self.learner, self.writer, self.label = cfg, problem, learner, writer, label
         extra: dict = {}
-        if resume is not None:
-            self.rng = ckpt_io.make_rng(resume.rng_state)
-            self.state = learner.init(resume.params, resume.inner_state, resume.outer_state, resume.iteration)
-            extra = dict(resume.extra)
-        elif start is not None:
+        if resume is None and start is not None:
             self.state, self.rng = start
-        else:
-            self.rng = np.random.default_rng(cfg.seed)
-            self.state = learner.init(learner.model.init(self.rng))
+        else:  # the meta-state on the learner's backend, from the checkpoint or from a fresh initialization
+            held: tuple
+            if resume is not None:
+                self.rng = ckpt_io.make_rng(resume.rng_state)
+                held = (resume.params, resume.inner_state, resume.outer_state, resume.iteration)
+                extra = dict(resume.extra)
+            else:
+                self.rng = np.random.default_rng(cfg.seed)
+                held = (learner.model.init(self.rng),)
+            self.state = learner.init(*held)
         self.last = writer.start(cfg, resume.iteration if resume is not None else None)
         self.start_iteration = self.state.iteration
         self.seconds0 = float(extra.get("seconds", 0.0))

@@ -44,8 +44,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fometa import atomic, checkpoint, config, distributed, seeds
+from fometa import atomic, config, distributed, seeds
 from fometa.backends import BackendError, UnknownBackendError
+from fometa.checkpoint import Checkpoint, CheckpointError
 from fometa.commands.options import (
     FLAGS,
     CLIError,
@@ -61,7 +62,7 @@ from fometa.runfolder import RunFolder
 from fometa.train import TrainingError, TrainOptions, TrainResult, prepare, train, train_runs
 
 #: the errors of a start that are the user's to mend: one line, exit status 2, nothing written
-USER_ERRORS = (config.ConfigError, checkpoint.CheckpointError, DataError, BackendError, LockedError)
+USER_ERRORS = (config.ConfigError, CheckpointError, DataError, BackendError, LockedError)
 
 
 def add_arguments(p):
@@ -145,7 +146,7 @@ class Runs:
 
     cfgs: list[config.RunConfig] = field(default_factory=list)
     folders: list[RunFolder] = field(default_factory=list)
-    resumes: list[checkpoint.Checkpoint | None] = field(default_factory=list)
+    resumes: list[Checkpoint | None] = field(default_factory=list)
     group: SeedGroup | None = None
     made: bool = False
     locks: list[RunLock] = field(default_factory=list)
@@ -267,7 +268,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def saved_run(folder: RunFolder, quiet: bool = False,
-              set_aside: bool = False) -> tuple[config.RunConfig, checkpoint.Checkpoint | None]:
+              set_aside: bool = False) -> tuple[config.RunConfig, Checkpoint | None]:
     """A stopped run's configuration and the checkpoint to continue it from: the latest, or the previous one
     if the latest is damaged (said on stderr unless ``quiet``; with ``set_aside``, by a caller holding the
     folder, the damaged file is also moved aside: :meth:`fometa.runfolder.RunFolder.load_checkpoint`);
@@ -317,7 +318,7 @@ def run(args) -> int:
         else:  # one run, on every rank of an mpiexec job (fometa.distributed)
             results = [train(runs.cfgs[0], runs.folders[0].path, splits, resume=runs.resumes[0], options=options,
                              learner=learner)]
-    except (TrainingError, DataError, checkpoint.CheckpointError) as exc:  # a TrainingError: the same on every rank
+    except (TrainingError, DataError, CheckpointError) as exc:  # a TrainingError: the same on every rank
         if comm.is_root:
             after = "" if runs.group is not None else after_failure(runs.folders[0], runs.made, bool(args.resume))
             print(f"fometa: error: {exc}{after}", file=sys.stderr, flush=True)

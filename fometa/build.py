@@ -1,5 +1,6 @@
 """From settings to objects: the one place a resolved :class:`~fometa.config.RunConfig` becomes
-the network, the inner and outer optimizers, the meta-learner, the data and the meta-state.
+the network, the inner and outer optimizers, the meta-learner and the data (the meta-state, fresh or
+a checkpoint's, is :meth:`fometa.meta.MetaLearner.init`'s).
 
 Every network, optimizer and learner that a run, an evaluation, an experiment, the sine problem
 or the classifier uses is made here (a test holds every other module to it). Everything

@@ -27,7 +27,7 @@ than one.
 
 On disk (:func:`train_group`) every run is an ordinary run folder (``config.json`` with its own
 seed, ``log.jsonl``, ``checkpoint.h5``) that ``fometa eval``, ``fometa plot`` and
-``fometa train --resume`` take alone; the group's folder (:class:`fometa.runfolder.SeedGroup`)
+``fometa train --resume`` take alone; the group's folder (:class:`fometa.commands.train.SeedGroup`)
 holds them as ``seed<N>/`` and a ``seeds.json`` naming them, so ``fometa train --resume GROUP``
 continues all of them together.
 """

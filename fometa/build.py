@@ -1,5 +1,6 @@
 """From settings to objects: the one place a resolved :class:`~fometa.config.RunConfig` becomes
-the network, the inner and outer optimizers, the meta-learner, the data and the meta-state.
+the network, the inner and outer optimizers, the meta-learner and the data (the meta-state, fresh or
+a checkpoint's, is :meth:`fometa.meta.MetaLearner.init`'s).
 
 Every network, optimizer and learner that a run, an evaluation, an experiment, the sine problem
 or the classifier uses is made here (a test holds every other module to it). Everything
@@ -11,18 +12,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from fometa import checkpoint as ckpt_io
 from fometa import config as C
 from fometa import (
     data,  # h5py and Pillow load inside its functions
     meta,
     models,
     optim,
-    tree,
 )
 
 __all__ = ["build_model", "input_shape", "inner_optimizer", "outer_optimizer", "build_algorithm", "build_learner",
-           "load_splits", "check_data", "restore_state", "image_classifier"]
+           "load_splits", "check_data", "image_classifier"]
 
 
 #: each image network's paper input shape, filters and blocks
@@ -149,12 +148,6 @@ def check_data(cfg: C.RunConfig, splits, eval_splits=("train", "test"), *, train
             raise C.ConfigError(f"evaluation needs {cfg.eval.shots} shots + {cfg.eval.queries_per_class} "
                                 f"quer{'y' if cfg.eval.queries_per_class == 1 else 'ies'} per class, but a class "
                                 f"of the {name} split has only {have} examples")
-
-
-def restore_state(ckpt: ckpt_io.Checkpoint, backend) -> meta.MetaState:
-    """The :class:`~fometa.meta.MetaState` a checkpoint holds, on ``backend`` (a name or a Backend)."""
-    return meta.MetaState(tree.to_backend(ckpt.params, backend), optim.state_to_backend(ckpt.inner_state, backend),
-                          optim.state_to_backend(ckpt.outer_state, backend), ckpt.iteration)
 
 
 def image_classifier(cfg: C.RunConfig, params=None):

@@ -369,7 +369,7 @@ def _adaptation(run: _Run, support, stops, seed: int, be):
     assert run.init is not None  # read with the checkpoint (_loaded)
     phi, state = run.init
     params = tree.broadcast(tree.to_backend(phi, be), 1)
-    state = optim.state_broadcast(optim.state_to_backend(state, be), 1)
+    state = optim.state_broadcast(tree.to_backend(state, be), 1)
     out, done = [], 0
     for k in stops:
         if k > done:

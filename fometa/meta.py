@@ -246,11 +246,15 @@ class MetaLearner:
     def __post_init__(self):
         self.backend = get_backend(self.backend)
 
-    def init(self, params) -> MetaState:
-        """The meta-state at iteration 0 for the initialization ``params``: the parameters on the learner's
-        backend and fresh inner and outer optimizer states."""
-        params = tree.to_backend(params, self.backend)
-        return MetaState(params, self.inner_opt.init(params), self.outer_opt.init(params), 0)
+    def init(self, params, inner_state=None, outer_state=None, iteration: int = 0) -> MetaState:
+        """The meta-state on the learner's backend for the initialization ``params``: at iteration 0 with
+        fresh inner and outer optimizer states, or with the states given (a checkpoint's, on the host) at
+        ``iteration``."""
+        be = self.backend
+        params = tree.to_backend(params, be)
+        inner = self.inner_opt.init(params) if inner_state is None else tree.to_backend(inner_state, be)
+        outer = self.outer_opt.init(params) if outer_state is None else tree.to_backend(outer_state, be)
+        return MetaState(params, inner, outer, iteration)
 
     def sample(self, ds, rng: np.random.Generator):
         """Draw the meta-batch: a list of ``outer.meta_batch`` tasks, each a list of inner ``(x, y)`` steps, of as
@@ -344,5 +348,4 @@ def results_to_host(results: TaskResults) -> TaskResults:
 
 def results_to_backend(results: TaskResults, backend) -> TaskResults:
     """``results`` on ``backend``."""
-    return TaskResults(tree.to_backend(results.g, backend), optim.state_to_backend(results.inner, backend),
-                       results.losses)
+    return TaskResults(tree.to_backend(results.g, backend), tree.to_backend(results.inner, backend), results.losses)

@@ -172,14 +172,6 @@ def state_concat_tasks(states):
     return first
 
 
-def state_to_backend(state, backend):
-    """The state with its arrays on ``backend`` (a name or a :class:`~fometa.backends.Backend`)."""
-    if isinstance(state, AdamState):
-        return AdamState(tree.to_backend({"count": state.count}, backend)["count"], tree.to_backend(state.mu, backend),
-                         tree.to_backend(state.nu, backend))
-    return state
-
-
 def state_to_host(state):
     """The state as plain host arrays (for checkpoints and save/restore)."""
     if isinstance(state, AdamState):

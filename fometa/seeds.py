@@ -27,24 +27,17 @@ than one.
 
 On disk (:func:`train_group`) every run is an ordinary run folder (``config.json`` with its own
 seed, ``log.jsonl``, ``checkpoint.h5``) that ``fometa eval``, ``fometa plot`` and
-``fometa train --resume`` take alone; the group's folder holds them as ``seed<N>/`` and a
-``seeds.json`` naming them, so ``fometa train --resume GROUP`` continues all of them together.
+``fometa train --resume`` take alone; the group's folder (:class:`fometa.commands.train.SeedGroup`)
+holds them as ``seed<N>/`` and a ``seeds.json`` naming them, so ``fometa train --resume GROUP``
+continues all of them together.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import replace
-from pathlib import Path
-
-from fometa import atomic, meta, optim, tree
-from fometa import config as C
+from fometa import meta, optim, tree
 from fometa import train as T
 from fometa.tasks import stack_tasks
 
-__all__ = ["task_results", "step", "GROUP_FILE", "run_name", "parse_seeds", "SeedGroup", "check_group", "train_group"]
-
-GROUP_FILE = "seeds.json"
-
+__all__ = ["task_results", "step", "train_group"]
 
 # ------------------------------------------------------------------------------------------
 # one meta-iteration of R runs
@@ -93,85 +86,6 @@ def step(learner: meta.MetaLearner, states, task_lists):
 
 
 # ------------------------------------------------------------------------------------------
-# the group on disk
-# ------------------------------------------------------------------------------------------
-def run_name(seed: int) -> str:
-    """The folder of seed ``seed``'s run inside its group's folder."""
-    return f"seed{seed}"
-
-
-def parse_seeds(text: str) -> list[int]:
-    """``"0,1,2,3"`` or ``"0-3"`` (or a mix, ``"0-2,7"``) as a list of distinct non-negative seeds."""
-    seeds: list[int] = []
-    for part in str(text).split(","):
-        part = part.strip()
-        lo, dash, hi = part.partition("-")
-        try:
-            values = range(int(lo), int(hi) + 1) if dash else [int(part)]
-        except ValueError:
-            raise ValueError("seeds are non-negative integers or ranges a-b separated by commas, got "
-                             f"{text!r}") from None
-        if dash and int(hi) < int(lo):
-            raise ValueError(f"empty seed range {part!r}")
-        seeds.extend(values)
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be distinct, got {text!r}")
-    return seeds
-
-
-class SeedGroup:
-    """The folder of a group of runs: ``seeds.json`` (``{"seeds": [...], "runs": [...]}``) and one run folder per
-    seed."""
-
-    def __init__(self, path):
-        self.path = Path(path)
-
-    @property
-    def file(self) -> Path:
-        """``GROUP/seeds.json``."""
-        return self.path / GROUP_FILE
-
-    def holds_group(self) -> bool:
-        """Whether the folder holds a seed group."""
-        return self.file.exists()
-
-    def run_dirs(self, seeds) -> list[Path]:
-        """The run folder of each seed: ``GROUP/seed<N>``."""
-        return [self.path / run_name(s) for s in seeds]
-
-    def write(self, seeds) -> None:
-        """Write ``seeds.json`` (the seeds and their run folders), creating the folder."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        record = {"seeds": list(seeds), "runs": [run_name(s) for s in seeds]}
-        atomic.write_text(self.file, json.dumps(record, indent=2) + "\n")
-
-    def read(self) -> list[tuple[int, Path]]:
-        """``[(seed, run folder), ...]``; :class:`~fometa.config.ConfigError` for an unreadable file."""
-        try:
-            record = json.loads(self.file.read_text())
-            pairs = [(int(s), self.path / str(r)) for s, r in zip(record["seeds"], record["runs"], strict=True)]
-        except OSError as exc:
-            raise C.ConfigError(f"{self.file}: cannot read the group of seeds: {exc.strerror or exc}") from None
-        except (ValueError, KeyError, TypeError) as exc:
-            raise C.ConfigError(f"{self.file}: not a valid group of seeds ({exc})") from None
-        if not pairs:
-            raise C.ConfigError(f"{self.file}: names no runs")
-        return pairs
-
-
-def check_group(cfgs) -> None:
-    """Raise :class:`~fometa.config.ConfigError` unless the configurations differ in their seed only."""
-    for cfg in cfgs[1:]:
-        differences = C.diff(cfgs[0], cfg, ignore={"seed"})
-        if differences:
-            raise C.ConfigError("the runs of a group must differ only in their seed; "
-                                + "; ".join(f"{n}: {a!r} vs {b!r}" for n, a, b in differences))
-    seeds = [c.seed for c in cfgs]
-    if len(set(seeds)) != len(seeds):
-        raise C.ConfigError(f"the runs of a group need distinct seeds, got {seeds}")
-
-
-# ------------------------------------------------------------------------------------------
 # training
 # ------------------------------------------------------------------------------------------
 def train_group(cfgs, run_dirs, splits=None, *, resumes=None, options: T.TrainOptions | None = None) -> list:
@@ -186,9 +100,5 @@ def train_group(cfgs, run_dirs, splits=None, *, resumes=None, options: T.TrainOp
     keeps its last checkpoint). The progress bar says how many seeds train unless ``options``
     labels it otherwise.
     """
-    cfgs = list(cfgs)
-    check_group(cfgs)
-    options = options or T.TrainOptions()
-    if options.label == T.TrainOptions.label:
-        options = replace(options, label=f"meta-iteration ({len(cfgs)} seeds)")
-    return T.train_runs(cfgs, run_dirs, splits, resumes=resumes, provider=task_results, options=options)
+    return T.train_runs(list(cfgs), run_dirs, splits, resumes=resumes, provider=task_results,
+                        options=options or T.TrainOptions())

@@ -33,7 +33,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -48,7 +48,7 @@ from fometa.runfolder import RunFolder, code_version
 from fometa.signals import StopSignals
 
 __all__ = ["TrainingError", "TrainResult", "Schedule", "TrainOptions", "RunWriter", "RunProgress", "Provider",
-           "local_task_results", "run_loop", "train_runs", "train"]
+           "local_task_results", "run_loop", "check_group", "prepare", "train_runs", "train"]
 
 _SINGLE = distributed.Single()
 
@@ -186,15 +186,18 @@ class RunProgress:
                  start: tuple[meta.MetaState, np.random.Generator] | None = None, label: str = ""):
         self.cfg, self.problem, self.learner, self.writer, self.label = cfg, problem, learner, writer, label
         extra: dict = {}
-        if resume is not None:
-            self.rng = ckpt_io.make_rng(resume.rng_state)
-            self.state = build.restore_state(resume, learner.backend)
-            extra = dict(resume.extra)
-        elif start is not None:
+        if resume is None and start is not None:
             self.state, self.rng = start
-        else:
-            self.rng = np.random.default_rng(cfg.seed)
-            self.state = learner.init(learner.model.init(self.rng))
+        else:  # the meta-state on the learner's backend, from the checkpoint or from a fresh initialization
+            held: tuple
+            if resume is not None:
+                self.rng = ckpt_io.make_rng(resume.rng_state)
+                held = (resume.params, resume.inner_state, resume.outer_state, resume.iteration)
+                extra = dict(resume.extra)
+            else:
+                self.rng = np.random.default_rng(cfg.seed)
+                held = (learner.model.init(self.rng),)
+            self.state = learner.init(*held)
         self.last = writer.start(cfg, resume.iteration if resume is not None else None)
         self.start_iteration = self.state.iteration
         self.seconds0 = float(extra.get("seconds", 0.0))
@@ -343,6 +346,43 @@ def run_loop(learner: meta.MetaLearner, members: list[RunProgress], schedule: Sc
     return finish(lambda m: "finished" if m.state.iteration >= schedule.meta_iters else "stopped")
 
 
+# ------------------------------------------------------------------------------------------
+# the runs: checked and built before anything is written, then trained
+# ------------------------------------------------------------------------------------------
+def check_group(cfgs) -> None:
+    """Raise :class:`~fometa.config.ConfigError` unless the configurations differ in their seed only."""
+    for cfg in cfgs[1:]:
+        differences = C.diff(cfgs[0], cfg, ignore={"seed"})
+        if differences:
+            raise C.ConfigError("the runs of a group must differ only in their seed; "
+                                + "; ".join(f"{n}: {a!r} vs {b!r}" for n, a, b in differences))
+    seeds = [c.seed for c in cfgs]
+    if len(set(seeds)) != len(seeds):
+        raise C.ConfigError(f"the runs of a group need distinct seeds, got {seeds}")
+
+
+def prepare(cfgs: Sequence[C.RunConfig], splits: dict | None = None, *, comm: distributed.Single = _SINGLE,
+            learner: meta.MetaLearner | None = None,
+            data: C.DataConfig | None = None) -> tuple[meta.MetaLearner, dict | None]:
+    """``(learner, splits)`` of the runs ``cfgs``, checked before anything is written: they may differ in
+    their seed only (:func:`check_group`), their meta-batch can be split over ``comm``'s ranks
+    (:func:`fometa.distributed.check_training`), the learner is :func:`fometa.build.build_learner`'s on this
+    rank's backend (``learner``: one made of ``cfgs[0]`` already), and the data (``splits``, or else loaded
+    from ``data``, by default ``cfgs[0].data``) holds what the settings ask of it. Raises
+    :class:`~fometa.config.ConfigError`, ``fometa.data.DataError`` and
+    :class:`~fometa.backends.BackendError`."""
+    cfg = cfgs[0]
+    check_group(cfgs)
+    distributed.check_training(comm, cfg.inner, cfg.outer)
+    if learner is None:  # on this rank's backend, first: one this machine lacks is refused before the data is read
+        backend = comm.backend_name(cfg.backend)
+        learner = build.build_learner(cfg, backend=backend)
+    if splits is None:
+        splits = build.load_splits(data if data is not None else cfg.data)
+    build.check_data(cfg, splits)
+    return learner, splits
+
+
 def train_runs(cfgs: Sequence[C.RunConfig], run_dirs: Sequence[str | Path | None], splits: dict | None = None, *,
                resumes: Sequence[ckpt_io.Checkpoint | None] | None = None, provider: Provider = local_task_results,
                comm: distributed.Single | None = None, options: TrainOptions = TrainOptions(),
@@ -352,9 +392,11 @@ def train_runs(cfgs: Sequence[C.RunConfig], run_dirs: Sequence[str | Path | None
     ``run_dirs[r]`` is run ``r``'s folder (``None``: nothing is written, the log records stay in
     memory); ``resumes[r]`` a checkpoint to continue from or ``None``; ``splits`` the data
     (``None`` loads ``cfgs[0].data``); ``learner`` the one :func:`fometa.build.build_learner` makes
-    of ``cfgs[0]``, when the caller has it already. Each run's :class:`RunWriter` writes its folder's
-    ``config.json`` before it trains. Returns a :class:`TrainResult` per run, or raises
-    :class:`TrainingError`.
+    of ``cfgs[0]``, when the caller has it already (:func:`prepare` checks and builds what is not
+    given); ``provider`` gives the per-task results. Several runs label the progress bar with their
+    number unless ``options`` labels it otherwise. Each run's
+    :class:`RunWriter` writes its folder's ``config.json`` before it trains. Returns a
+    :class:`TrainResult` per run, or raises :class:`TrainingError`.
     """
     cfgs = list(cfgs)
     run_dirs = list(run_dirs)
@@ -362,18 +404,15 @@ def train_runs(cfgs: Sequence[C.RunConfig], run_dirs: Sequence[str | Path | None
     if not (len(cfgs) == len(run_dirs) == len(resumes)) or not cfgs:
         raise ValueError(f"{len(cfgs)} configurations, {len(run_dirs)} run folders, {len(resumes)} checkpoints")
     comm = comm if comm is not None else _SINGLE
-    cfg = cfgs[0]
-    if splits is None:
-        splits = build.load_splits(cfg.data)
-    build.check_data(cfg, splits)
-    if learner is None:
-        learner = build.build_learner(cfg, backend=comm.backend_name(cfg.backend))
+    learner, splits = prepare(cfgs, splits, comm=comm, learner=learner)
     several = len(cfgs) > 1
+    if several and options.label == TrainOptions.label:
+        options = replace(options, label=f"meta-iteration ({len(cfgs)} seeds)")
     members = [RunProgress(c, make_problem(c, splits, comm), learner,
                            RunWriter(RunFolder(d) if d is not None else None, comm), r,
                            label=f"seed {c.seed} ({d})" if several else "")
                for c, d, r in zip(cfgs, run_dirs, resumes, strict=True)]
-    return run_loop(learner, members, Schedule.of(cfg), provider=provider, comm=comm, options=options)
+    return run_loop(learner, members, Schedule.of(cfgs[0]), provider=provider, comm=comm, options=options)
 
 
 def train(cfg: C.RunConfig, run_dir: str | Path | None, splits: dict | None = None, *,
@@ -389,7 +428,6 @@ def train(cfg: C.RunConfig, run_dir: str | Path | None, splits: dict | None = No
     :class:`TrainingError` on a non-finite loss.
     """
     comm = distributed.world()
-    distributed.check_training(comm, cfg.inner, cfg.outer)
     provider = distributed.ranks_provider(comm) if comm.size > 1 else local_task_results
     return train_runs([cfg], [Path(run_dir) if run_dir is not None else None], splits, resumes=[resume],
                       provider=provider, comm=comm, options=options, learner=learner)[0]

@@ -141,9 +141,12 @@ def size(a: Mapping) -> int:
     return int(sum(int(np.prod(v.shape)) for v in a.values()))
 
 
-def to_backend(a: Mapping, backend) -> Tree:
-    """Move every leaf to ``backend`` (a name or a Backend)."""
+def to_backend(a, backend):
+    """Move every leaf to ``backend`` (a name or a Backend): of a tree, or of an optimizer state (a named
+    tuple of arrays and trees, :mod:`fometa.optim`), which comes back as the same type."""
     be = get_backend(backend)
+    if isinstance(a, tuple):
+        return type(a)(*(to_backend(v, be) if isinstance(v, Mapping) else be.asarray(v) for v in a))
     return {k: be.asarray(v) for k, v in a.items()}
 
 

@@ -1,5 +1,4 @@
 """Several seeds on one task axis (:mod:`fometa.seeds`): each run bit for bit the same seed trained alone."""
-import json
 import os
 import signal
 
@@ -124,20 +123,6 @@ def test_step_checks_its_arguments():
         seeds.step(learner, [state, state], [learner.sample(ds, rng)])
     with pytest.raises(ValueError, match="meta-batch size"):
         seeds.step(learner, [state, state], [learner.sample(ds, rng), learner.sample(ds, rng)[:2]])
-
-
-@pytest.mark.parametrize("text, expected", [("0,1,2,3", [0, 1, 2, 3]), ("0-3", [0, 1, 2, 3]), ("5", [5]),
-                                            ("0-2, 7", [0, 1, 2, 7])])
-def test_parse_seeds(text, expected):
-    assert seeds.parse_seeds(text) == expected
-
-
-@pytest.mark.parametrize("text, message", [("a,b", "non-negative integers"), ("1,1", "distinct"),
-                                           ("3-1", "empty seed range"), ("", "non-negative integers"),
-                                           ("-1", "non-negative integers")])
-def test_parse_seeds_errors(text, message):
-    with pytest.raises(ValueError, match=message):
-        seeds.parse_seeds(text)
 
 
 # ------------------------------------------------------------------------------------------
@@ -271,21 +256,9 @@ def test_signal_finishes_the_iteration_checkpoints_every_run_and_returns(tmp_pat
 
 def test_a_group_must_differ_in_its_seeds_only(tmp_path):
     with pytest.raises(C.ConfigError, match=r"differ only in their seed; inner.lr"):
-        seeds.check_group([_cfg(seed=0), _cfg(seed=1, **{"inner.lr": 0.01})])
+        T.check_group([_cfg(seed=0), _cfg(seed=1, **{"inner.lr": 0.01})])
     with pytest.raises(C.ConfigError, match="distinct seeds"):
-        seeds.check_group([_cfg(seed=0), _cfg(seed=0)])
-
-
-def test_seed_group_file_round_trips(tmp_path):
-    group = seeds.SeedGroup(tmp_path / "g")
-    assert not group.holds_group()
-    group.write([3, 1])
-    assert group.holds_group()
-    assert group.read() == [(3, tmp_path / "g" / "seed3"), (1, tmp_path / "g" / "seed1")]
-    assert json.loads(group.file.read_text())["runs"] == ["seed3", "seed1"]
-    group.file.write_text("{not json")
-    with pytest.raises(C.ConfigError, match="not a valid group of seeds"):
-        group.read()
+        T.check_group([_cfg(seed=0), _cfg(seed=0)])
 
 
 

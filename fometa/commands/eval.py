@@ -25,7 +25,7 @@ import numpy as np
 
 from fometa import checkpoint, config, distributed, pretrained
 from fometa.backends import BackendError
-from fometa.build import build_learner, check_data, load_splits, restore_state
+from fometa.build import build_learner, check_data, load_splits
 from fometa.commands.options import (
     CLIError,
     add_moved_flag,
@@ -113,7 +113,7 @@ def run(args) -> int:
         raise user_error(exc, args) from None
     learner = build_learner(cfg, backend=comm.backend_name(cfg.backend))
     problem = make_problem(cfg, splits, comm)
-    state = restore_state(ckpt, learner.backend)
+    state = learner.init(ckpt.params, ckpt.inner_state, ckpt.outer_state, ckpt.iteration)
     ev = cfg.eval
     keep = None
     if args.partial is not None:

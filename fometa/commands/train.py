@@ -30,8 +30,10 @@ removed if this command made it.
 ``fometa train --resume RUN_DIR`` continues all of them.
 
 The command parses, resolves what to train in one place (:func:`resolve`: the runs' configurations,
-folders and checkpoints), checks the data, and hands the runs over to the one training loop
-(:func:`fometa.train.train`, or :func:`fometa.seeds.train_group` for several seeds).
+folders and checkpoints), checks the runs and builds what they share before anything is written
+(:func:`fometa.train.prepare`: the learner on this machine's backend, the data), and hands the runs
+over to the one training loop (:func:`fometa.train.train`, or :func:`fometa.train.train_runs` with
+:func:`fometa.seeds.task_results` for several seeds on one task axis).
 """
 from __future__ import annotations
 
@@ -42,15 +44,14 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fometa import checkpoint, config, distributed, seeds
-from fometa.backends import BackendError
-from fometa.build import check_data, load_splits
+from fometa import atomic, config, distributed, seeds
+from fometa.backends import BackendError, UnknownBackendError
+from fometa.checkpoint import Checkpoint, CheckpointError
 from fometa.commands.options import (
     FLAGS,
     CLIError,
     add_setting_arguments,
     add_threads_argument,
-    check_backend,
     overrides_from_args,
     user_error,
 )
@@ -58,10 +59,10 @@ from fometa.data import DataError
 from fometa.lock import LOCK_FILE, LockedError, RunLock
 from fometa.lock import hold as hold_folder
 from fometa.runfolder import RunFolder
-from fometa.train import TrainingError, TrainOptions, TrainResult, train
+from fometa.train import TrainingError, TrainOptions, TrainResult, prepare, train, train_runs
 
 #: the errors of a start that are the user's to mend: one line, exit status 2, nothing written
-USER_ERRORS = (config.ConfigError, checkpoint.CheckpointError, DataError, BackendError, LockedError)
+USER_ERRORS = (config.ConfigError, CheckpointError, DataError, BackendError, LockedError)
 
 
 def add_arguments(p):
@@ -82,6 +83,58 @@ def add_arguments(p):
 
 
 # ------------------------------------------------------------------------------------------
+# a group of seeds on disk: one run folder per seed
+# ------------------------------------------------------------------------------------------
+#: the file naming a group's seeds and their run folders
+GROUP_FILE = "seeds.json"
+
+
+def run_name(seed: int) -> str:
+    """The folder of seed ``seed``'s run inside its group's folder."""
+    return f"seed{seed}"
+
+
+class SeedGroup:
+    """The folder of a group of runs: ``seeds.json`` (``{"seeds": [...], "runs": [...]}``) and one run folder per
+    seed."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    @property
+    def file(self) -> Path:
+        """``GROUP/seeds.json``."""
+        return self.path / GROUP_FILE
+
+    def holds_group(self) -> bool:
+        """Whether the folder holds a seed group."""
+        return self.file.exists()
+
+    def run_dirs(self, seeds) -> list[Path]:
+        """The run folder of each seed: ``GROUP/seed<N>``."""
+        return [self.path / run_name(s) for s in seeds]
+
+    def write(self, seeds) -> None:
+        """Write ``seeds.json`` (the seeds and their run folders), creating the folder."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        record = {"seeds": list(seeds), "runs": [run_name(s) for s in seeds]}
+        atomic.write_text(self.file, json.dumps(record, indent=2) + "\n")
+
+    def read(self) -> list[tuple[int, Path]]:
+        """``[(seed, run folder), ...]``; :class:`~fometa.config.ConfigError` for an unreadable file."""
+        try:
+            record = json.loads(self.file.read_text())
+            pairs = [(int(s), self.path / str(r)) for s, r in zip(record["seeds"], record["runs"], strict=True)]
+        except OSError as exc:
+            raise config.ConfigError(f"{self.file}: cannot read the group of seeds: {exc.strerror or exc}") from None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise config.ConfigError(f"{self.file}: not a valid group of seeds ({exc})") from None
+        if not pairs:
+            raise config.ConfigError(f"{self.file}: names no runs")
+        return pairs
+
+
+# ------------------------------------------------------------------------------------------
 # what to train, resolved in one place
 # ------------------------------------------------------------------------------------------
 @dataclass
@@ -93,8 +146,8 @@ class Runs:
 
     cfgs: list[config.RunConfig] = field(default_factory=list)
     folders: list[RunFolder] = field(default_factory=list)
-    resumes: list[checkpoint.Checkpoint | None] = field(default_factory=list)
-    group: seeds.SeedGroup | None = None
+    resumes: list[Checkpoint | None] = field(default_factory=list)
+    group: SeedGroup | None = None
     made: bool = False
     locks: list[RunLock] = field(default_factory=list)
 
@@ -120,35 +173,28 @@ def resolve(args, comm: distributed.Single) -> Runs:
     ``--config`` and flags, refused where they change what it learns unless ``--force``
     (:func:`fometa.config.resumed_run_config`); each run's
     folder, checked to be free or to hold the run to continue, and held (:mod:`fometa.lock`) while it
-    exists, before anything in it is read; and the checkpoints to continue from. Then what the settings
-    ask of this machine (the backend) and of ``comm``'s ranks. Raises :class:`CLIError` and the errors of
-    :data:`USER_ERRORS`."""
+    exists, before anything in it is read; and the checkpoints to continue from. Raises :class:`CLIError`
+    and the errors of :data:`USER_ERRORS`."""
     several = args.seeds is not None or is_group(args.resume)
     if several and comm.size > 1:
         raise CLIError("--seeds trains its runs in one process; run it without mpiexec")
     file_settings = config.load_file(args.config) if args.config else {}
     flags = overrides_from_args(args)
     if args.resume:
-        runs = _resumed(args, file_settings, flags, several, comm)
-    else:
-        runs = _new(args, file_settings, flags, several, comm)
-    seeds.check_group(runs.cfgs)
-    cfg = runs.cfgs[0]
-    check_backend(comm.backend_name(cfg.backend))  # before the run folder is made
-    distributed.check_training(comm, cfg.inner, cfg.outer)
-    return runs
+        return _resumed(args, file_settings, flags, several, comm)
+    return _new(args, file_settings, flags, several, comm)
 
 
 def is_group(path) -> bool:
     """Whether ``path`` is the folder of a group of seeds (it holds ``seeds.json``)."""
-    return path is not None and seeds.SeedGroup(path).holds_group()
+    return path is not None and SeedGroup(path).holds_group()
 
 
 def _new(args, file_settings: dict, flags: dict, several: bool, comm: distributed.Single) -> Runs:
     seed_list: list[int] = []
     if several:
         try:
-            seed_list = seeds.parse_seeds(args.seeds)
+            seed_list = parse_seeds(args.seeds)
         except ValueError as exc:
             raise CLIError(f"--seeds: {exc}") from None
         if "seed" in flags:
@@ -157,7 +203,7 @@ def _new(args, file_settings: dict, flags: dict, several: bool, comm: distribute
     path = Path(args.out or default_run_folder(base))
     if path.exists() and not path.is_dir():
         raise CLIError(f"{path}: exists and is not a folder")
-    group = seeds.SeedGroup(path) if several else None
+    group = SeedGroup(path) if several else None
     if group is not None:
         cfgs = [config.apply_overrides(base, {"seed": seed}) for seed in seed_list]
         folders = [RunFolder(run_dir) for run_dir in group.run_dirs(seed_list)]
@@ -172,7 +218,7 @@ def _new(args, file_settings: dict, flags: dict, several: bool, comm: distribute
 
 
 def _resumed(args, file_settings: dict, flags: dict, several: bool, comm: distributed.Single) -> Runs:
-    group = seeds.SeedGroup(args.resume) if several else None
+    group = SeedGroup(args.resume) if several else None
     if group is not None:
         if args.preset or args.out or args.seeds:
             raise CLIError("--resume continues a group of seeds with its own configuration; it takes neither "
@@ -202,8 +248,27 @@ def _resumed(args, file_settings: dict, flags: dict, several: bool, comm: distri
     return runs
 
 
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2,3"`` or ``"0-3"`` (or a mix, ``"0-2,7"``) as a list of distinct non-negative seeds."""
+    seeds: list[int] = []
+    for part in str(text).split(","):
+        part = part.strip()
+        lo, dash, hi = part.partition("-")
+        try:
+            values = range(int(lo), int(hi) + 1) if dash else [int(part)]
+        except ValueError:
+            raise ValueError("seeds are non-negative integers or ranges a-b separated by commas, got "
+                             f"{text!r}") from None
+        if dash and int(hi) < int(lo):
+            raise ValueError(f"empty seed range {part!r}")
+        seeds.extend(values)
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {text!r}")
+    return seeds
+
+
 def saved_run(folder: RunFolder, quiet: bool = False,
-              set_aside: bool = False) -> tuple[config.RunConfig, checkpoint.Checkpoint | None]:
+              set_aside: bool = False) -> tuple[config.RunConfig, Checkpoint | None]:
     """A stopped run's configuration and the checkpoint to continue it from: the latest, or the previous one
     if the latest is damaged (said on stderr unless ``quiet``; with ``set_aside``, by a caller holding the
     folder, the damaged file is also moved aside: :meth:`fometa.runfolder.RunFolder.load_checkpoint`);
@@ -231,13 +296,16 @@ def run(args) -> int:
     comm = distributed.world()  # mpiexec -n N: N ranks run this same command; rank 0 alone writes and prints
     try:
         runs = resolve(args, comm)
-        cfg = runs.cfgs[0]
-        splits = load_splits(runs.folders[0].find_data(cfg) if args.resume else cfg.data)
-        check_data(cfg, splits)
+        # what the settings ask of this machine (the backend), of comm's ranks and of the data, before the
+        # run folders are made
+        data = runs.folders[0].find_data(runs.cfgs[0]) if args.resume else None
+        learner, splits = prepare(runs.cfgs, comm=comm, data=data)
         comm.barrier()  # every rank has checked the folders before rank 0 writes to them (train's RunWriter)
         runs.hold(comm, *([runs.path] if runs.group is not None else []), *(f.path for f in runs.folders))
         if runs.group is not None and not args.resume:
             runs.group.write([c.seed for c in runs.cfgs])  # each run's config.json: its RunWriter (fometa.train)
+    except UnknownBackendError as exc:
+        raise CLIError(f"--backend: {exc}") from None
     except USER_ERRORS as exc:
         raise user_error(exc, args) from None
     if not args.quiet and comm.is_root:
@@ -245,11 +313,12 @@ def run(args) -> int:
     options = TrainOptions(progress=not args.quiet)
     try:
         if runs.group is not None:  # the seeds share one task axis (fometa.seeds)
-            results = seeds.train_group(runs.cfgs, [f.path for f in runs.folders], splits, resumes=runs.resumes,
-                                        options=options)
+            results = train_runs(runs.cfgs, [f.path for f in runs.folders], splits, resumes=runs.resumes,
+                                 provider=seeds.task_results, options=options, learner=learner)
         else:  # one run, on every rank of an mpiexec job (fometa.distributed)
-            results = [train(runs.cfgs[0], runs.folders[0].path, splits, resume=runs.resumes[0], options=options)]
-    except (TrainingError, DataError, checkpoint.CheckpointError) as exc:  # a TrainingError: the same on every rank
+            results = [train(runs.cfgs[0], runs.folders[0].path, splits, resume=runs.resumes[0], options=options,
+                             learner=learner)]
+    except (TrainingError, DataError, CheckpointError) as exc:  # a TrainingError: the same on every rank
         if comm.is_root:
             after = "" if runs.group is not None else after_failure(runs.folders[0], runs.made, bool(args.resume))
             print(f"fometa: error: {exc}{after}", file=sys.stderr, flush=True)

@@ -7,6 +7,8 @@ import pytest
 from cli_helpers import FAST, fometa_cli
 
 from fometa import checkpoint
+from fometa import config as C
+from fometa.commands.train import SeedGroup, parse_seeds
 
 
 def _train(capsys, tiny_omniglot, *extra):
@@ -88,3 +90,29 @@ def test_a_locked_seed_folder_refuses_the_group(capsys, tiny_omniglot, tmp_path)
         rc, out, err = _train(capsys, tiny_omniglot, "--out", group, "--seeds", "0,1")
     assert rc == 2 and "Traceback" not in err
     assert f"is in use by process {os.getpid()}" in err
+
+
+@pytest.mark.parametrize("text, expected", [("0,1,2,3", [0, 1, 2, 3]), ("0-3", [0, 1, 2, 3]), ("5", [5]),
+                                            ("0-2, 7", [0, 1, 2, 7])])
+def test_parse_seeds(text, expected):
+    assert parse_seeds(text) == expected
+
+
+@pytest.mark.parametrize("text, message", [("a,b", "non-negative integers"), ("1,1", "distinct"),
+                                           ("3-1", "empty seed range"), ("", "non-negative integers"),
+                                           ("-1", "non-negative integers")])
+def test_parse_seeds_errors(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_seeds(text)
+
+
+def test_seed_group_file_round_trips(tmp_path):
+    group = SeedGroup(tmp_path / "g")
+    assert not group.holds_group()
+    group.write([3, 1])
+    assert group.holds_group()
+    assert group.read() == [(3, tmp_path / "g" / "seed3"), (1, tmp_path / "g" / "seed1")]
+    assert json.loads(group.file.read_text())["runs"] == ["seed3", "seed1"]
+    group.file.write_text("{not json")
+    with pytest.raises(C.ConfigError, match="not a valid group of seeds"):
+        group.read()

@@ -18,6 +18,10 @@ is learned. ``--pending`` writes the entry from DIR alone (RUN is then the resul
 checkpoint yet): ``fometa models`` lists it as not shipped yet until the run is added.
 ``--registry`` names another registry folder (default: the package's ``fometa/pretrained``);
 ``--force`` replaces an entry whose checkpoint is already shipped.
+
+Keep the model's 1-shot evaluation task by task in DIR too: ``DIR/eval-1shot.partial.json`` (``fometa eval NAME
+--mode transductive,per-query --partial ...``) or ``DIR/eval-1shot-first100.json``. The tests hold every shipped
+model to it, and replay its first tasks on the real data (``tests/commands/test_shipped_*.py``).
 """
 from __future__ import annotations
 

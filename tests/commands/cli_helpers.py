@@ -36,6 +36,19 @@ def fometa_process(*args, **kwargs) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
+#: the committed per-task 1-shot evaluation of a shipped model, in its results folder (the registry's ``results``):
+#: the paper-budget evaluation kept with ``--partial``, else a shorter one kept for this check
+KEPT_NAMES = ("eval-1shot.partial.json", "eval-1shot-first100.json")
+
+
+def kept_evaluation(name: str) -> Path | None:
+    """The committed per-task 1-shot evaluation of the package's shipped model ``name`` (``None`` if there is none)."""
+    from fometa import pretrained
+
+    folder = REPO / pretrained.get(name).entry["results"]
+    return next((folder / f for f in KEPT_NAMES if (folder / f).is_file()), None)
+
+
 def assert_first_tasks_as_kept(capsys, model, data, kept_file, tasks: int, tmp_path) -> dict:
     """Evaluate ``model`` on the first ``tasks`` tasks of ``data`` in both modes (``--partial``) and assert that
     the parameters and the per-task accuracies are those of the committed partial evaluation ``kept_file``

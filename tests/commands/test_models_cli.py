@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import REPO, fometa_cli
+from cli_helpers import REPO, fometa_cli, kept_evaluation
 
 from fometa import checkpoint, pretrained
 from fometa.cli import main
@@ -105,6 +105,25 @@ def test_the_package_models_are_listed_and_load_only_when_shipped(capsys, name, 
             f"{name}: {model.entry['seconds']} s, its run's log {seconds}"
         rc, out, _ = fometa_cli(capsys, "models")
         assert f"{seconds:,.0f} s of training" in out.split(f"\n{name}")[-1].split("\n\n")[0]
+
+
+@pytest.mark.parametrize("name", ["omniglot-5way", "omniglot-20way", "miniimagenet-5way"])
+def test_a_shipped_model_has_its_per_task_evaluation_committed(name):
+    """What tests/commands/test_shipped_*.py replay on the real data: a 1-shot evaluation kept task by task
+    (``--partial``) from this very checkpoint, in both modes, in the model's results folder."""
+    model = pretrained.get(name)
+    if not model.available:
+        pytest.skip(f"{name} is not shipped here ({model.status()})")
+    kept = kept_evaluation(name)
+    assert kept is not None, f"{name}: no per-task 1-shot evaluation in {model.entry['results']}"
+    record = json.loads(kept.read_text())
+    shipped = pretrained.load(name)
+    assert record["settings"]["params_sha256"] == checkpoint.tree_digest(shipped.params), \
+        f"{kept} was kept from another checkpoint than the shipped {name}"
+    assert record["settings"]["iteration"] == shipped.iteration == model.entry["meta_iterations"]
+    assert record["settings"]["eval"]["shots"] == 1 and record["settings"]["ways"] == model.entry["ways"]
+    assert set(record["accuracies"]) == {"transductive", "per-query"}
+    assert all(len(a) == record["done"] >= 20 for a in record["accuracies"].values())
 
 
 def test_eval_predict_and_the_classifier_take_the_name(capsys, registry, tiny_run, tiny_images, tiny_classes):

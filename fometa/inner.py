@@ -10,6 +10,7 @@ task axis cut into blocks that run on several threads (:func:`fometa.parallel.ma
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from fometa import optim, parallel, tree
@@ -17,7 +18,8 @@ from fometa.backends import array_module, backend_of
 from fometa.models.fused import net_for
 from fometa.models.sequential import Sequential
 
-__all__ = ["Trajectory", "adapt", "adapt_flat", "supports_flat", "flat_state", "tree_state"]
+__all__ = ["Trajectory", "IndexedSteps", "adapt", "adapt_flat", "supports_flat", "flat_state", "tree_state",
+           "tasks_per_block"]
 
 
 class Trajectory(NamedTuple):
@@ -28,6 +30,37 @@ class Trajectory(NamedTuple):
     directions: list  # u_1 .. u_k in gradient units (only kept when asked)
     states: list  # optimizer state after each step (only kept when asked)
     losses: list  # L_i(phi_i), each (T,)
+
+
+class IndexedSteps(Sequence):
+    """Mini-batches drawn by index from each task's examples, gathered only when a step runs: step ``i`` is
+    ``(x[t, idx[t, i]], y[t, idx[t, i]])`` for every task ``t`` (``x`` ``(T, N, ...)``, ``y`` ``(T, N)``,
+    ``idx`` ``(T, steps, batch)``). The same numbers as the list of gathered steps, without holding every
+    step's images at once (50 evaluation steps of 15 Mini-ImageNet images are 64 MB a task);
+    :func:`adapt_flat` gathers each block's steps from :meth:`take`'s tasks."""
+
+    def __init__(self, x, y, idx):
+        self.x, self.y, self.idx = x, y, idx
+
+    def __len__(self) -> int:
+        return int(self.idx.shape[1])
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return IndexedSteps(self.x, self.y, self.idx[:, i])
+        rows = array_module(self.idx).arange(self.idx.shape[0])[:, None]
+        return self.x[rows, self.idx[:, i]], self.y[rows, self.idx[:, i]]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def take(self, s) -> IndexedSteps:
+        """The steps of the tasks ``s`` (a slice of the task axis)."""
+        return IndexedSteps(self.x[s], self.y[s], self.idx[s])
+
+    def task_batch_bytes(self) -> int:
+        """Bytes of one task's mini-batch of inputs."""
+        return int(self.x[0, :1].nbytes) * int(self.idx.shape[2])
 
 
 def adapt(model, params, steps, opt, state, keep: bool = False):
@@ -148,7 +181,8 @@ def adapt_flat(model, params, steps, opt, state, keep: bool = False):
     fstate = flat_state(state, layout)
 
     def block(s):
-        return _adapt_block(net, opt, flat[s], [(x[s], y[s]) for x, y in steps], _state_take(fstate, s), keep)
+        mine = steps.take(s) if isinstance(steps, IndexedSteps) else [(x[s], y[s]) for x, y in steps]
+        return _adapt_block(net, opt, flat[s], mine, _state_take(fstate, s), keep)
 
     host = backend_of(flat).chunk_bytes is not None  # a GPU takes the whole task axis at once
     parts = parallel.map_blocks(block, flat.shape[0], max_block=_max_block(net, steps) if host else None, host=host)
@@ -183,8 +217,12 @@ ACTIVATION_FACTOR = 200
 
 
 def _max_block(net, steps) -> int | None:
-    if not steps:
+    if not len(steps):
         return None
-    x = steps[0][0]
-    per_task = x[0].nbytes
-    return max(1, int(BLOCK_BYTES // max(1, per_task * ACTIVATION_FACTOR)))
+    return tasks_per_block(steps.task_batch_bytes() if isinstance(steps, IndexedSteps) else steps[0][0][0].nbytes)
+
+
+def tasks_per_block(input_bytes: int) -> int:
+    """How many tasks go through the network together on the CPU (:data:`BLOCK_BYTES`), for ``input_bytes``
+    of inputs a task."""
+    return max(1, int(BLOCK_BYTES // max(1, input_bytes * ACTIVATION_FACTOR)))

@@ -146,9 +146,10 @@ def _adapt_block(net, opt, flat, steps, fstate, keep):
     ``(flat, state, losses, params_i, directions_i, states_i)``."""
     layout = net.layout
     fast = None if keep else backend_of(flat).compiled()
+    patches = _reused_patches(net, steps)
     losses, params_i, directions, states = [], [], [], []
-    for x, y in steps:
-        loss, g = net.loss_and_grad(layout.views(flat), x, y)
+    for i, (x, y) in enumerate(steps):
+        loss, g = net.loss_and_grad(layout.views(flat), x, y, first_patches=None if patches is None else patches(i))
         stepped = _step_in_place(fast, opt, flat, g, fstate)
         if stepped is not None:
             fstate = stepped
@@ -164,6 +165,33 @@ def _adapt_block(net, opt, flat, steps, fstate, keep):
             flat += updates["flat"]
         losses.append(loss)
     return flat, fstate, losses, params_i, directions, states
+
+
+#: The first layer's patches of a block's examples are built once for all its steps up to this many bytes.
+REUSED_PATCH_BYTES = 64 << 20
+
+
+def _reused_patches(net, steps):
+    """Where the steps draw their mini-batches from the same examples again and again (:class:`IndexedSteps`
+    picking more than there are examples, on the CPU): ``i -> step i's first-layer patches`` (a function of a
+    run ``(t0, t1, b0, b1)`` of tasks and images, gathered from those of every example, built once, when the
+    run's product needs them); else ``None``. The patches are copies of the examples' values, so
+    the numbers are those of patches built at every step."""
+    if not isinstance(steps, IndexedSteps) or backend_of(steps.x).chunk_bytes is None:
+        return None
+    if len(steps) * steps.idx.shape[2] <= steps.x.shape[1]:
+        return None
+    every = net.first_patches(steps.x, max_bytes=REUSED_PATCH_BYTES)
+    if every is None:
+        return None
+    rows = array_module(steps.idx).arange(steps.idx.shape[0])[:, None]
+    depth = every.shape[-1]
+
+    def step(i):
+        picked = steps.idx[:, i]
+        return lambda t0, t1, b0, b1: every[t0:t1][rows[: t1 - t0], picked[t0:t1, b0:b1]].reshape(t1 - t0, -1, depth)
+
+    return step
 
 
 def adapt_flat(model, params, steps, opt, state, keep: bool = False):

@@ -5,13 +5,19 @@ import pytest
 
 from fometa import inner, models, optim, parallel
 from fometa.evaluate import support_steps
+from fometa.models import fused
 
 NET = models.conv_net("pool", 4, (11, 10, 3), filters=3, blocks=2, pool=True)
+#: nets whose first layer runs on patches, which the steps reuse (a Winograd first layer has none)
+PATCH_NETS = {
+    "pool": models.conv_net("wide-pool", 4, (11, 10, 3), filters=8, blocks=2, pool=True),
+    "stride2": models.conv_net("s2", 3, (9, 9), filters=4, blocks=3, stride=2),  # a reshape before the first layer
+}
 
 
-def _support(rng, tasks=5, n=6, iters=7, batch=4):
-    x = rng.random((tasks, n) + tuple(NET.input_shape)).astype(np.float32)
-    y = rng.integers(0, 4, size=(tasks, n))
+def _support(rng, tasks=5, n=6, iters=7, batch=4, net=NET):
+    x = rng.random((tasks, n) + tuple(net.input_shape)).astype(np.float32)
+    y = rng.integers(0, net.output_shape[0], size=(tasks, n))
     idx = np.stack([np.stack([rng.permutation(n)[:batch] for _ in range(iters)]) for _ in range(tasks)])
     return x, y, idx
 
@@ -67,3 +73,35 @@ def test_tasks_per_block_keeps_a_block_within_its_budget():
     omniglot = 28 * 28 * 4 * 6  # an Omniglot 5-way per-query forward pass: 5 support images and the query
     assert inner.tasks_per_block(omniglot) == inner.BLOCK_BYTES // (omniglot * inner.ACTIVATION_FACTOR) > 1
     assert inner.tasks_per_block(84 * 84 * 3 * 4 * 26) == 1  # Mini-ImageNet 5-shot: a task a block
+
+
+@pytest.mark.parametrize("name", sorted(PATCH_NETS))
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("patch_block", [1, fused.PATCH_BLOCK_BYTES])
+def test_first_layer_patches_built_once_give_the_numbers_of_patches_built_each_step(name, threads, patch_block,
+                                                                                    monkeypatch):
+    """An evaluation's steps draw from the same support images again and again: the first layer's patches of
+    every image are built once and gathered at each step, with the numbers of patches built at each step
+    (``patch_block`` 1: a run of one image at a time, as Mini-ImageNet's first layer)."""
+    net = PATCH_NETS[name]
+    monkeypatch.setattr(fused, "PATCH_BLOCK_BYTES", patch_block)
+    built = []
+    first_patches = fused.FusedNet.first_patches
+    monkeypatch.setattr(fused.FusedNet, "first_patches",
+                        lambda self, x, max_bytes=None: built.append(first_patches(self, x, max_bytes)) or built[-1])
+    rng = np.random.default_rng(2)
+    x, y, idx = _support(rng, net=net)
+    p = {k: np.repeat(v[None], 5, 0) for k, v in net.init(rng).items()}
+    opt = optim.Adam(1e-2)
+    before = parallel.get_threads()
+    try:
+        parallel.set_threads(threads)
+        a = inner.adapt(net, p, support_steps(x, y, idx), opt, opt.init(p, tasks=5))
+        assert built and all(b is not None for b in built), "the patches were not built once"
+        b = inner.adapt(net, p, _gathered(x, y, idx), opt, opt.init(p, tasks=5))
+    finally:
+        parallel.set_threads(before)
+    for k in a[0]:
+        assert np.array_equal(a[0][k], b[0][k]), f"{k}: the reused patches changed the adapted parameters"
+    for la, lb in zip(a[2].losses, b[2].losses, strict=True):
+        assert np.array_equal(la, lb)

@@ -35,7 +35,7 @@ from fometa.backends import array_module, get_backend
 from fometa.checkpoint import make_rng, rng_state
 from fometa.config import EVAL_MODES as MODES
 from fometa.config import EvaluationConfig
-from fometa.inner import adapt
+from fometa.inner import IndexedSteps, adapt, tasks_per_block
 from fometa.layers.softmax_cross_entropy import accuracy as _accuracy
 from fometa.parallel import share
 from fometa.tasks import mini_batches, sample_task, split_support_query
@@ -96,11 +96,10 @@ def draw_tasks(ds, rng: np.random.Generator, n: int, cfg: EvaluationConfig, ways
     return np.stack(sx), np.stack(sy), np.stack(qx), np.stack(qy), np.stack(idx)
 
 
-def support_steps(sx, sy, idx) -> list:
-    """The inner loop's mini-batches ``[(x (T, batch, ...), y (T, batch)), ...]``: step ``i`` takes the
-    support examples ``idx[:, i]`` (``idx`` ``(T, iters, batch)``) of each task."""
-    task_rows = array_module(idx).arange(idx.shape[0])[:, None]
-    return [(sx[task_rows, idx[:, i]], sy[task_rows, idx[:, i]]) for i in range(idx.shape[1])]
+def support_steps(sx, sy, idx) -> IndexedSteps:
+    """The inner loop's mini-batches, a sequence of ``(x (T, batch, ...), y (T, batch))``: step ``i`` takes the
+    support examples ``idx[:, i]`` (``idx`` ``(T, iters, batch)``) of each task, gathered when it runs."""
+    return IndexedSteps(sx, sy, idx)
 
 
 def adapt_on_support(model, params_t, inner_opt, inner_state_t, sx, sy, idx):
@@ -227,7 +226,10 @@ def _chunk_accuracies(model, params, inner_opt, inner_state, drawn, lo: int, hi:
         def block(s, mode=mode):
             return predict(model, tree.take_task(params_t, s), sx[s], qx[s], mode)
 
-        logits = parallel.map_blocks(block, n, host=be.chunk_bytes is not None)
+        host = be.chunk_bytes is not None  # on the CPU, blocks of tasks whose activations stay small
+        largest = {"transductive": qx[0].nbytes, "per-query": sx[0].nbytes + qx[0, :1].nbytes}.get(
+            mode, sx[0].nbytes + qx[0].nbytes)  # a task's inputs in one forward pass
+        logits = parallel.map_blocks(block, n, max_block=tasks_per_block(largest) if host else None, host=host)
         logits = logits[0] if len(logits) == 1 else be.xp.concatenate(logits, axis=0)
         out[mode] = be.to_host(_accuracy(logits, qy))
     return out

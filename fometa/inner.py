@@ -10,6 +10,7 @@ task axis cut into blocks that run on several threads (:func:`fometa.parallel.ma
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from fometa import optim, parallel, tree
@@ -17,7 +18,8 @@ from fometa.backends import array_module, backend_of
 from fometa.models.fused import net_for
 from fometa.models.sequential import Sequential
 
-__all__ = ["Trajectory", "adapt", "adapt_flat", "supports_flat", "flat_state", "tree_state"]
+__all__ = ["Trajectory", "IndexedSteps", "adapt", "adapt_flat", "supports_flat", "flat_state", "tree_state",
+           "tasks_per_block"]
 
 
 class Trajectory(NamedTuple):
@@ -28,6 +30,37 @@ class Trajectory(NamedTuple):
     directions: list  # u_1 .. u_k in gradient units (only kept when asked)
     states: list  # optimizer state after each step (only kept when asked)
     losses: list  # L_i(phi_i), each (T,)
+
+
+class IndexedSteps(Sequence):
+    """Mini-batches drawn by index from each task's examples, gathered only when a step runs: step ``i`` is
+    ``(x[t, idx[t, i]], y[t, idx[t, i]])`` for every task ``t`` (``x`` ``(T, N, ...)``, ``y`` ``(T, N)``,
+    ``idx`` ``(T, steps, batch)``). The same numbers as the list of gathered steps, without holding every
+    step's images at once (50 evaluation steps of 15 Mini-ImageNet images are 64 MB a task);
+    :func:`adapt_flat` gathers each block's steps from :meth:`take`'s tasks."""
+
+    def __init__(self, x, y, idx):
+        self.x, self.y, self.idx = x, y, idx
+
+    def __len__(self) -> int:
+        return int(self.idx.shape[1])
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return IndexedSteps(self.x, self.y, self.idx[:, i])
+        rows = array_module(self.idx).arange(self.idx.shape[0])[:, None]
+        return self.x[rows, self.idx[:, i]], self.y[rows, self.idx[:, i]]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def take(self, s) -> IndexedSteps:
+        """The steps of the tasks ``s`` (a slice of the task axis)."""
+        return IndexedSteps(self.x[s], self.y[s], self.idx[s])
+
+    def task_batch_bytes(self) -> int:
+        """Bytes of one task's mini-batch of inputs."""
+        return int(self.x[0, :1].nbytes) * int(self.idx.shape[2])
 
 
 def adapt(model, params, steps, opt, state, keep: bool = False):
@@ -113,9 +146,10 @@ def _adapt_block(net, opt, flat, steps, fstate, keep):
     ``(flat, state, losses, params_i, directions_i, states_i)``."""
     layout = net.layout
     fast = None if keep else backend_of(flat).compiled()
+    patches = _reused_patches(net, steps)
     losses, params_i, directions, states = [], [], [], []
-    for x, y in steps:
-        loss, g = net.loss_and_grad(layout.views(flat), x, y)
+    for i, (x, y) in enumerate(steps):
+        loss, g = net.loss_and_grad(layout.views(flat), x, y, first_patches=None if patches is None else patches(i))
         stepped = _step_in_place(fast, opt, flat, g, fstate)
         if stepped is not None:
             fstate = stepped
@@ -133,6 +167,33 @@ def _adapt_block(net, opt, flat, steps, fstate, keep):
     return flat, fstate, losses, params_i, directions, states
 
 
+#: The first layer's patches of a block's examples are built once for all its steps up to this many bytes.
+REUSED_PATCH_BYTES = 64 << 20
+
+
+def _reused_patches(net, steps):
+    """Where the steps draw their mini-batches from the same examples again and again (:class:`IndexedSteps`
+    picking more than there are examples, on the CPU): ``i -> step i's first-layer patches`` (a function of a
+    run ``(t0, t1, b0, b1)`` of tasks and images, gathered from those of every example, built once, when the
+    run's product needs them); else ``None``. The patches are copies of the examples' values, so
+    the numbers are those of patches built at every step."""
+    if not isinstance(steps, IndexedSteps) or backend_of(steps.x).chunk_bytes is None:
+        return None
+    if len(steps) * steps.idx.shape[2] <= steps.x.shape[1]:
+        return None
+    every = net.first_patches(steps.x, max_bytes=REUSED_PATCH_BYTES)
+    if every is None:
+        return None
+    rows = array_module(steps.idx).arange(steps.idx.shape[0])[:, None]
+    depth = every.shape[-1]
+
+    def step(i):
+        picked = steps.idx[:, i]
+        return lambda t0, t1, b0, b1: every[t0:t1][rows[: t1 - t0], picked[t0:t1, b0:b1]].reshape(t1 - t0, -1, depth)
+
+    return step
+
+
 def adapt_flat(model, params, steps, opt, state, keep: bool = False):
     """:func:`adapt` on flat buffers: one ``(T, P)`` array for the parameters and
     for each optimizer moment, so that every inner step's update is a few array calls.
@@ -148,7 +209,8 @@ def adapt_flat(model, params, steps, opt, state, keep: bool = False):
     fstate = flat_state(state, layout)
 
     def block(s):
-        return _adapt_block(net, opt, flat[s], [(x[s], y[s]) for x, y in steps], _state_take(fstate, s), keep)
+        mine = steps.take(s) if isinstance(steps, IndexedSteps) else [(x[s], y[s]) for x, y in steps]
+        return _adapt_block(net, opt, flat[s], mine, _state_take(fstate, s), keep)
 
     host = backend_of(flat).chunk_bytes is not None  # a GPU takes the whole task axis at once
     parts = parallel.map_blocks(block, flat.shape[0], max_block=_max_block(net, steps) if host else None, host=host)
@@ -183,8 +245,12 @@ ACTIVATION_FACTOR = 200
 
 
 def _max_block(net, steps) -> int | None:
-    if not steps:
+    if not len(steps):
         return None
-    x = steps[0][0]
-    per_task = x[0].nbytes
-    return max(1, int(BLOCK_BYTES // max(1, per_task * ACTIVATION_FACTOR)))
+    return tasks_per_block(steps.task_batch_bytes() if isinstance(steps, IndexedSteps) else steps[0][0][0].nbytes)
+
+
+def tasks_per_block(input_bytes: int) -> int:
+    """How many tasks go through the network together on the CPU (:data:`BLOCK_BYTES`), for ``input_bytes``
+    of inputs a task."""
+    return max(1, int(BLOCK_BYTES // max(1, input_bytes * ACTIVATION_FACTOR)))

@@ -134,3 +134,23 @@ def test_config_errors():
     with pytest.raises(ValueError, match="unknown evaluation mode"):
         E.evaluate(NET, NET.init(rng), _separable(rng), rng, E.EvaluationConfig(shots=1, inner_batch=3, inner_iters=1),
                    optim.SGD(0.1), tasks=1, modes=["x"])
+
+
+@pytest.mark.parametrize("mode", ["transductive", "per-query", "support-stats"])
+def test_predictions_do_not_depend_on_their_blocks(mode, monkeypatch):
+    """The queries are predicted in blocks of tasks sized like the inner loop's (a block per task when tasks are
+    large): every task's logits are the same in any block."""
+    from fometa import inner
+
+    rng = np.random.default_rng(4)
+    ds = _separable(rng)
+    params = tree.astype(NET.init(rng), np.float32)
+    cfg = E.EvaluationConfig(shots=2, inner_batch=4, inner_iters=3, mode=mode)
+    logits = {}
+    for budget in (1, inner.BLOCK_BYTES):
+        seen = []
+        monkeypatch.setattr(inner, "BLOCK_BYTES", budget)
+        monkeypatch.setattr(E, "_accuracy", lambda z, y, seen=seen: (seen.append(z), (z.argmax(-1) == y).mean(-1))[1])
+        E.evaluate(NET, params, ds, np.random.default_rng(6), cfg, optim.Adam(0.01), tasks=7, chunk=7)
+        (logits[budget],) = seen
+    assert logits[1].shape[0] == 7 and np.array_equal(logits[1], logits[inner.BLOCK_BYTES])

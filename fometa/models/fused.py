@@ -92,7 +92,10 @@ class ConvBlock:
         cols = be.im2col_unpadded(x, kh, kw, self.conv.stride, top, left, oh, ow)
         return cols.reshape(x.shape[0], x.shape[1] * oh * ow, kh * kw * c)
 
-    def forward(self, p, x, stats_batch=None, train=True):
+    def forward(self, p, x, stats_batch=None, train=True, patches=None):
+        """``(y, cache)``; ``patches``: a function giving the patch matrix ``(t1 - t0, (b1 - b0) * pix, depth)``
+        of the tasks ``t0:t1`` and images ``b0:b1`` of ``x``, gathered from patches built beforehand
+        (:meth:`FusedNet.first_patches`), used instead of building them (the same numbers)."""
         xp, be = array_module(x), backend_of(x)
         fast = be.compiled()
         geo = self._geometry(x)
@@ -103,19 +106,26 @@ class ConvBlock:
         whole = be.chunk_bytes is None
         cols: Any = None
         u: Any = None
-        if self.winograd and winograd_enabled():
+
+        def patches_of(t0, t1, b0, b1):
+            if patches is not None:
+                return patches(t0, t1, b0, b1)
+            return self._patches(be, x[t0:t1, b0:b1], geo)
+
+        if patches is None and self.winograd and winograd_enabled():
             z, cols, u = self._winograd_forward(be, x, kernel, geo, whole)
         elif len(blocks := self._conv_blocks(geo, self._patch_bytes(geo, x.itemsize), whole)) == 1:
-            cols = self._patches(be, x, geo)
+            cols = patches_of(0, t, 0, b)
             z = xp.matmul(cols, kernel.reshape(t, kh * kw * c, co))
         else:
             kmat = kernel.reshape(t, kh * kw * c, co)
             z = xp.empty((t, b * pix, co), dtype=xp.result_type(x.dtype, kmat.dtype))
             # the first layer keeps its blocks' patches for its kernel gradient (its only product back)
-            keep = self.first and train and t * b * self._patch_bytes(geo, x.itemsize) <= FIRST_PATCH_BYTES
+            keep = self.first and train and (patches is not None
+                                             or t * b * self._patch_bytes(geo, x.itemsize) <= FIRST_PATCH_BYTES)
             cols = [] if keep else None
             for t0, t1, b0, b1 in blocks:
-                cb = self._patches(be, x[t0:t1, b0:b1], geo)
+                cb = patches_of(t0, t1, b0, b1)
                 xp.matmul(cb, kmat[t0:t1], out=z[t0:t1, b0 * pix : b1 * pix])
                 if keep:
                     cols.append(cb)
@@ -407,12 +417,32 @@ class FusedNet:
         if isinstance(self.ops[first], ConvBlock):
             self.ops[first].first = True
 
-    def _forward(self, p, x, stats_batch, train):
+    def _forward(self, p, x, stats_batch, train, first_patches=None):
         caches = []
-        for op in self.ops:
-            x, cache = op.forward(p, x, stats_batch, train)
+        for i, op in enumerate(self.ops):
+            if first_patches is not None and i == self._first_with_params:
+                x, cache = op.forward(p, x, stats_batch, train, patches=first_patches)
+            else:
+                x, cache = op.forward(p, x, stats_batch, train)
             caches.append(cache)
         return x, caches
+
+    def first_patches(self, x, max_bytes: int | None = None):
+        """The first layer's patch matrices of every image of ``x`` ``(T, N, ...)``: ``(T, N, pix, depth)``, for
+        inner steps that draw their mini-batches from the same images again and again (an evaluation's 50 steps
+        on its support set: :func:`fometa.inner.adapt_flat`), to pass on as :meth:`loss_and_grad`'s
+        ``first_patches``. ``None`` where the first layer runs on no patches (a Winograd layer, not a conv
+        block) or they would hold more than ``max_bytes``."""
+        first = self.ops[self._first_with_params]
+        if not isinstance(first, ConvBlock) or (first.winograd and winograd_enabled()):
+            return None
+        for op in self.ops[: self._first_with_params]:  # layers without parameters, such as a reshape
+            x, _ = op.forward({}, x, None, False)
+        geo = first._geometry(x)
+        t, b = geo[0], geo[1]
+        if max_bytes is not None and t * b * first._patch_bytes(geo, x.itemsize) > max_bytes:
+            return None
+        return first._patches(backend_of(x), x, geo).reshape(t, b, geo[7] * geo[8], -1)
 
     def forward(self, p, x, stats_batch=None):
         """Outputs ``(T, B, out)`` of task-batched ``x`` ``(T, B, ...)``."""
@@ -422,10 +452,12 @@ class FusedNet:
         out = self.forward(p, x)
         return self.loss.forward(out, y)[0]
 
-    def loss_and_grad(self, p, x, y):
-        """Losses ``(T,)`` and the gradient as one ``(T, P)`` buffer in :attr:`layout` order."""
+    def loss_and_grad(self, p, x, y, first_patches=None):
+        """Losses ``(T,)`` and the gradient as one ``(T, P)`` buffer in :attr:`layout` order; ``first_patches``:
+        the first layer's patches of ``x``'s images, gathered from :meth:`first_patches` (see
+        :meth:`ConvBlock.forward`; the same numbers)."""
         xp = array_module(x)
-        out, caches = self._forward(p, x, None, train=True)
+        out, caches = self._forward(p, x, None, train=True, first_patches=first_patches)
         loss, lcache = self.loss.forward(out, y)
         d = self.loss.backward(lcache, xp.ones_like(loss))
         t = x.shape[0]

@@ -27,6 +27,20 @@ def _gathered(x, y, idx):
     return [(x[rows, idx[:, i]], y[rows, idx[:, i]]) for i in range(idx.shape[1])]
 
 
+def _adapt_both(net, rng, threads):
+    """The inner loop of 5 tasks on ``threads`` threads: ``(on IndexedSteps, on the gathered list)``."""
+    x, y, idx = _support(rng, net=net)
+    p = {k: np.repeat(v[None], 5, 0) for k, v in net.init(rng).items()}
+    opt = optim.Adam(1e-2)
+    before = parallel.get_threads()
+    try:
+        parallel.set_threads(threads)
+        return tuple(inner.adapt(net, p, steps, opt, opt.init(p, tasks=5))
+                     for steps in (support_steps(x, y, idx), _gathered(x, y, idx)))
+    finally:
+        parallel.set_threads(before)
+
+
 def test_a_step_is_gathered_as_the_list_holds_it():
     x, y, idx = _support(np.random.default_rng(0))
     steps, listed = support_steps(x, y, idx), _gathered(x, y, idx)
@@ -49,17 +63,7 @@ def test_a_step_is_gathered_as_the_list_holds_it():
 @pytest.mark.parametrize("block_bytes", [1, inner.BLOCK_BYTES])
 def test_the_inner_loop_on_indexed_steps_equals_it_on_the_list(threads, block_bytes, monkeypatch):
     monkeypatch.setattr(inner, "BLOCK_BYTES", block_bytes)  # 1: a block per task
-    rng = np.random.default_rng(1)
-    x, y, idx = _support(rng)
-    p = {k: np.repeat(v[None], 5, 0) for k, v in NET.init(rng).items()}
-    opt = optim.Adam(1e-2)
-    before = parallel.get_threads()
-    try:
-        parallel.set_threads(threads)
-        a = inner.adapt(NET, p, support_steps(x, y, idx), opt, opt.init(p, tasks=5))
-        b = inner.adapt(NET, p, _gathered(x, y, idx), opt, opt.init(p, tasks=5))
-    finally:
-        parallel.set_threads(before)
+    a, b = _adapt_both(NET, np.random.default_rng(1), threads)
     for k in a[0]:
         assert np.array_equal(a[0][k], b[0][k]), f"{k}: the indexed steps changed the adapted parameters"
         assert np.array_equal(a[1].nu[k], b[1].nu[k])
@@ -89,18 +93,8 @@ def test_first_layer_patches_built_once_give_the_numbers_of_patches_built_each_s
     first_patches = fused.FusedNet.first_patches
     monkeypatch.setattr(fused.FusedNet, "first_patches",
                         lambda self, x, max_bytes=None: built.append(first_patches(self, x, max_bytes)) or built[-1])
-    rng = np.random.default_rng(2)
-    x, y, idx = _support(rng, net=net)
-    p = {k: np.repeat(v[None], 5, 0) for k, v in net.init(rng).items()}
-    opt = optim.Adam(1e-2)
-    before = parallel.get_threads()
-    try:
-        parallel.set_threads(threads)
-        a = inner.adapt(net, p, support_steps(x, y, idx), opt, opt.init(p, tasks=5))
-        assert built and all(b is not None for b in built), "the patches were not built once"
-        b = inner.adapt(net, p, _gathered(x, y, idx), opt, opt.init(p, tasks=5))
-    finally:
-        parallel.set_threads(before)
+    a, b = _adapt_both(net, np.random.default_rng(2), threads)
+    assert built and all(patches is not None for patches in built), "the patches were not built once"
     for k in a[0]:
         assert np.array_equal(a[0][k], b[0][k]), f"{k}: the reused patches changed the adapted parameters"
     for la, lb in zip(a[2].losses, b[2].losses, strict=True):

@@ -21,7 +21,6 @@ The pages are read as they are on disk, generated parts included, as GitHub and 
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shlex
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from load_by_path import load_module
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -37,14 +37,7 @@ HOW = ("set FOMETA_DATA_DIR to the folder holding omniglot/images_background.zip
        "omniglot/images_evaluation.zip (or pack datasets/omniglot.h5 with fometa data omniglot) to run it")
 
 
-def _hook():
-    spec = importlib.util.spec_from_file_location("fometa_docs", ROOT / "docs" / "_hooks" / "fometa_docs.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-HOOK = _hook()
+HOOK = load_module("docs/_hooks/fometa_docs.py", "fometa_docs")
 
 
 def _text(page: Path) -> str:

@@ -1,7 +1,6 @@
 """Shipped models: ``fometa models``, loading by name (SHA-256 checked) in eval, predict and the classifier,
 and ``tools/ship_model.py`` adding a finished run (the tiny run of tests/conftest.py, in a registry of the test's)."""
 import contextlib
-import importlib.util
 import io
 import json
 import shutil
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_helpers import REPO, fometa_cli, kept_evaluation
+from load_by_path import load_module
 
 from fometa import checkpoint, pretrained
 from fometa.cli import main
@@ -17,10 +17,7 @@ from fometa.fewshot import FewShotClassifier
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("ship_model", REPO / "tools" / "ship_model.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_module("tools/ship_model.py", "ship_model")
 
 
 @pytest.fixture(scope="module")

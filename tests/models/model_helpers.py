@@ -3,19 +3,13 @@
 The naive layer references and the gradient-check helper of ``tests/layers`` are loaded by
 path (the test folders are not packages) and re-exported: ``naive`` and ``assert_gradients``.
 """
-import importlib.util
-from pathlib import Path
 
 import numpy as np
-
-_LAYER_TESTS = Path(__file__).resolve().parents[1] / "layers"
+from load_by_path import load_module
 
 
 def _load(name):
-    spec = importlib.util.spec_from_file_location(f"fometa_tests_{name}", _LAYER_TESTS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(f"tests/layers/{name}.py", f"fometa_tests_{name}")
 
 
 naive = _load("naive_reference")

@@ -1,19 +1,13 @@
 """tools/photo_trials.py: a model tried on image files as a user tries it, from an archive or a folder."""
-import importlib.util
 import json
 import tarfile
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
+from load_by_path import load_module
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("photo_trials", ROOT / "tools" / "photo_trials.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_module("tools/photo_trials.py", "photo_trials")
 
 
 @pytest.fixture(scope="module")

@@ -1,18 +1,15 @@
 """tools/results_table.py: the README's Results rows come from the committed files, number for number."""
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from load_by_path import load_module
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("results_table", ROOT / "tools" / "results_table.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_module("tools/results_table.py", "results_table")
 
 
 def _run_folder(path, *, ways=5, shots=1, kind="omniglot", seconds=4000.0):

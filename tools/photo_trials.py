@@ -75,6 +75,7 @@ def run_trials(classifier, classes: dict, trials: int, shots: int, queries: int,
     from PIL import Image
 
     from fometa.data.familiar import UnfamiliarImageWarning
+    from fometa.evaluate import mean_ci95
 
     ways = classifier.ways
     names = sorted(classes)
@@ -100,10 +101,9 @@ def run_trials(classifier, classes: dict, trials: int, shots: int, queries: int,
             predicted = classifier.fit(support, support_y).predict(query)
         unlike += sum(issubclass(w.category, UnfamiliarImageWarning) for w in caught)
         right.append(int(np.sum(predicted == np.asarray(query_y))))
-    per_trial = np.asarray(right, dtype=np.float64) / (ways * queries)
-    half = 1.96 * per_trial.std(ddof=1) / np.sqrt(trials) if trials > 1 else float("nan")
-    return {"right": int(sum(right)), "queries": trials * ways * queries, "accuracy": float(per_trial.mean()),
-            "ci95": float(half), "chance": 1.0 / ways, "trials": trials, "ways": ways, "shots": shots,
+    accuracy, half = mean_ci95(np.asarray(right, dtype=np.float64) / (ways * queries))
+    return {"right": int(sum(right)), "queries": trials * ways * queries, "accuracy": accuracy,
+            "ci95": half, "chance": 1.0 / ways, "trials": trials, "ways": ways, "shots": shots,
             "queries_per_class": queries, "unfamiliar_warnings": unlike}
 
 

@@ -55,7 +55,7 @@ def test_trials_label_the_queries_and_repeat_exactly(sources, tiny_run, capsys):
     assert first["accuracy"] == pytest.approx(first["right"] / first["queries"])
     assert first["accuracy"] > 0.6  # the tiny model tells its test classes apart (chance 1/3)
     assert first["unfamiliar_warnings"] == 0  # drawn black-and-white like its training images
-    # trial t draws from (seed, t): the first trials are those of a longer session
+    # --trials sets how many tasks are drawn
     assert tool.main([str(folder), *args[:3], "3", *args[4:]]) == 0
     assert json.loads(capsys.readouterr().out)["queries"] == 3 * 3 * 2
 

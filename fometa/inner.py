@@ -18,7 +18,7 @@ from fometa.backends import array_module, backend_of
 from fometa.models.fused import net_for
 from fometa.models.sequential import Sequential
 
-__all__ = ["Trajectory", "IndexedSteps", "adapt", "adapt_flat", "supports_flat", "flat_state", "tree_state",
+__all__ = ["Trajectory", "IndexedSteps", "StepList", "adapt", "adapt_flat", "supports_flat", "flat_state", "tree_state",
            "tasks_per_block"]
 
 
@@ -61,6 +61,40 @@ class IndexedSteps(Sequence):
     def task_batch_bytes(self) -> int:
         """Bytes of one task's mini-batch of inputs."""
         return int(self.x[0, :1].nbytes) * int(self.idx.shape[2])
+
+    def examples(self):
+        """``(x, idx)``: the examples the steps draw from and which ones each step picks."""
+        return self.x, self.idx
+
+
+class StepList(Sequence):
+    """Mini-batches given as they are, a sequence of ``(x (T, batch, ...), y (T, batch))`` pairs, with the methods
+    of :class:`IndexedSteps` that :func:`adapt_flat` uses."""
+
+    def __init__(self, steps):
+        self.steps = list(steps)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __getitem__(self, i):
+        return StepList(self.steps[i]) if isinstance(i, slice) else self.steps[i]
+
+    def take(self, s) -> StepList:
+        """The steps of the tasks ``s`` (a slice of the task axis)."""
+        return StepList([(x[s], y[s]) for x, y in self.steps])
+
+    def task_batch_bytes(self) -> int:
+        """Bytes of one task's mini-batch of inputs."""
+        return int(self.steps[0][0][0].nbytes)
+
+    def examples(self):
+        """``None``: the steps' examples are not drawn from a common set."""
+        return None
+
+
+def _as_steps(steps) -> IndexedSteps | StepList:
+    return steps if isinstance(steps, (IndexedSteps, StepList)) else StepList(steps)
 
 
 def adapt(model, params, steps, opt, state, keep: bool = False):
@@ -177,18 +211,20 @@ def _reused_patches(net, steps):
     run ``(t0, t1, b0, b1)`` of tasks and images, gathered from those of every example, built once, when the
     run's product needs them); else ``None``. The patches are copies of the examples' values, so
     the numbers are those of patches built at every step."""
-    if not isinstance(steps, IndexedSteps) or backend_of(steps.x).chunk_bytes is None:
+    drawn = steps.examples()
+    if drawn is None or backend_of(drawn[0]).chunk_bytes is None:
         return None
-    if len(steps) * steps.idx.shape[2] <= steps.x.shape[1]:
+    x, idx = drawn
+    if len(steps) * idx.shape[2] <= x.shape[1]:
         return None
-    every = net.first_patches(steps.x, max_bytes=REUSED_PATCH_BYTES)
+    every = net.first_patches(x, max_bytes=REUSED_PATCH_BYTES)
     if every is None:
         return None
-    rows = array_module(steps.idx).arange(steps.idx.shape[0])[:, None]
+    rows = array_module(idx).arange(idx.shape[0])[:, None]
     depth = every.shape[-1]
 
     def step(i):
-        picked = steps.idx[:, i]
+        picked = idx[:, i]
         return lambda t0, t1, b0, b1: every[t0:t1][rows[: t1 - t0], picked[t0:t1, b0:b1]].reshape(t1 - t0, -1, depth)
 
     return step
@@ -207,10 +243,10 @@ def adapt_flat(model, params, steps, opt, state, keep: bool = False):
     layout = net.layout
     flat = layout.flatten(params)
     fstate = flat_state(state, layout)
+    steps = _as_steps(steps)
 
     def block(s):
-        mine = steps.take(s) if isinstance(steps, IndexedSteps) else [(x[s], y[s]) for x, y in steps]
-        return _adapt_block(net, opt, flat[s], mine, _state_take(fstate, s), keep)
+        return _adapt_block(net, opt, flat[s], steps.take(s), _state_take(fstate, s), keep)
 
     host = backend_of(flat).chunk_bytes is not None  # a GPU takes the whole task axis at once
     parts = parallel.map_blocks(block, flat.shape[0], max_block=_max_block(net, steps) if host else None, host=host)
@@ -245,9 +281,7 @@ ACTIVATION_FACTOR = 200
 
 
 def _max_block(net, steps) -> int | None:
-    if not len(steps):
-        return None
-    return tasks_per_block(steps.task_batch_bytes() if isinstance(steps, IndexedSteps) else steps[0][0][0].nbytes)
+    return tasks_per_block(steps.task_batch_bytes()) if len(steps) else None
 
 
 def tasks_per_block(input_bytes: int) -> int:

@@ -57,6 +57,18 @@ def test_a_step_is_gathered_as_the_list_holds_it():
     assert steps.task_batch_bytes() == listed[0][0][0].nbytes
     with pytest.raises(IndexError):
         steps[7]
+    assert steps.examples()[0] is x and steps.examples()[1] is idx
+
+
+def test_a_list_of_steps_offers_the_indexed_steps_methods():
+    x, y, idx = _support(np.random.default_rng(0))
+    listed = inner.StepList(_gathered(x, y, idx))
+    indexed = support_steps(x, y, idx)
+    assert len(listed) == 7 and isinstance(listed[1:3], inner.StepList) and len(listed[1:3]) == 2
+    assert listed.task_batch_bytes() == indexed.task_batch_bytes()
+    assert listed.examples() is None  # nothing to reuse: the inner loop builds each step's patches
+    for (a, b), (c, d) in zip(listed.take(slice(1, 3)), indexed.take(slice(1, 3)), strict=True):
+        assert np.array_equal(a, c) and np.array_equal(b, d)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
